@@ -1,0 +1,64 @@
+"""Input checks shared by the public functions: clear errors before anything is modified."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+
+def get_modality(mdata: MuData, key: str, *, role: str) -> AnnData:
+    """Return ``mdata.mod[key]`` after checking that it exists, is not empty and holds numbers.
+
+    Parameters
+    ----------
+    mdata
+        The multimodal container.
+    key
+        Modality name.
+    role
+        What the modality is used for, for error messages (``"RNA reference"``, ``"ATAC query"``).
+    """
+    if not isinstance(mdata, MuData):
+        raise TypeError(f"Expected a MuData object, got {type(mdata).__name__}. Wrap modalities: md.MuData({{...}}).")
+    if mdata.is_view:
+        raise ValueError(
+            "The MuData is a view (a subset of another object); results cannot be written into it. "
+            "Call `.copy()` on the subset first."
+        )
+    if key not in mdata.mod:
+        raise KeyError(
+            f"Modality {key!r} ({role}) is not in the MuData; it has {list(mdata.mod)}. "
+            f"Pass the right name (e.g. rna_key=/atac_key=)."
+        )
+    adata = mdata.mod[key]
+    if adata.is_view:
+        raise ValueError(f"Modality {key!r} is a view; call `.copy()` on it before passing it in.")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ValueError(f"Modality {key!r} ({role}) is empty: {adata.n_obs} cells x {adata.n_vars} features.")
+    check_numeric(adata.X, what=f"modality {key!r} .X")
+    return adata
+
+
+def check_numeric(x, *, what: str) -> None:
+    """Raise a clear error when ``x`` is not a numeric matrix or holds NaN/inf."""
+    if x is None:
+        raise ValueError(f"{what} is empty (None).")
+    dtype = x.dtype
+    if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+        raise TypeError(f"{what} holds non-numeric values (dtype {dtype}); it must hold counts or numbers.")
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        raise ValueError(f"{what} holds NaN or infinite values; replace or drop them first.")
+
+
+def check_unpaired(rna: AnnData, atac: AnnData, *, rna_key: str, atac_key: str) -> None:
+    """Unpaired modalities must not share cell names (MuData takes equal names as the same cell)."""
+    shared = rna.obs_names.intersection(atac.obs_names)
+    if len(shared):
+        raise ValueError(
+            f"Modalities {rna_key!r} and {atac_key!r} share {len(shared)} obs names (e.g. {shared[0]!r}), but label "
+            "transfer expects different cells. MuData treats equal names as the same cell; give each modality "
+            f"distinct names, e.g. `{atac_key}.obs_names = '{atac_key}:' + {atac_key}.obs_names`."
+        )
