@@ -1,0 +1,282 @@
+import logging
+from pathlib import Path
+
+import mudata
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+import sctransfer
+from sctransfer import cli
+
+mudata.set_options(pull_on_update=False)
+
+PREDICTED = ["T", "T", "T", "B", "B", "NK"]
+
+
+def _tiny_mdata(atac_truth: bool = False) -> mudata.MuData:
+    rng = np.random.default_rng(0)
+    rna = AnnData(
+        rng.poisson(1.0, size=(8, 5)).astype(np.float32),
+        obs=pd.DataFrame({"cell_type": ["T", "B"] * 4}, index=[f"rna_{i}" for i in range(8)]),
+        var=pd.DataFrame(index=[f"g{i}" for i in range(5)]),
+    )
+    atac_obs = pd.DataFrame(index=[f"atac_{i}" for i in range(6)])
+    if atac_truth:
+        atac_obs["cell_type"] = ["T", "T", "B", "B", "B", "NK"]
+    atac = AnnData(
+        rng.poisson(1.0, size=(6, 4)).astype(np.float32),
+        obs=atac_obs,
+        var=pd.DataFrame(index=[f"chr1:{100 * i}-{100 * i + 50}" for i in range(4)]),
+    )
+    return mudata.MuData({"rna": rna, "atac": atac})
+
+
+class FakeLabelTransfer:
+    """Stands in for sctransfer.tl.label_transfer: records the call and writes the three columns."""
+
+    def __init__(self, error: Exception | None = None):
+        self.calls: list[dict] = []
+        self.seen_atac_columns: list[str] = []
+        self.error = error
+
+    def __call__(self, mdata, **kwargs):
+        self.calls.append(kwargs)
+        self.seen_atac_columns = list(mdata[kwargs["atac_key"]].obs.columns) + list(mdata.obs.columns)
+        if self.error is not None:
+            raise self.error
+        obs = mdata[kwargs["atac_key"]].obs
+        obs["sctransfer_label"] = pd.Categorical(PREDICTED[: len(obs)])
+        obs["sctransfer_confidence"] = np.linspace(0.5, 1.0, len(obs))
+        obs["sctransfer_novel"] = np.arange(len(obs)) < 2
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeLabelTransfer:
+    fake = FakeLabelTransfer()
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", fake, raising=False)
+    return fake
+
+
+@pytest.fixture
+def input_file(tmp_path) -> Path:
+    path = tmp_path / "in.h5mu"
+    _tiny_mdata().write_h5mu(path)
+    return path
+
+
+def _run(argv, capsys) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _transfer_args(input_file: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "label-transfer",
+        "--input",
+        str(input_file),
+        "--annotation",
+        "genes.gtf.gz",
+        "--output",
+        str(output),
+        *extra,
+    ]
+
+
+def test_help(capsys):
+    code, out, _ = _run(["--help"], capsys)
+    assert code == 0
+    assert "label-transfer" in out
+    code, out, _ = _run(["label-transfer", "--help"], capsys)
+    assert code == 0
+    for option in ("--input", "--labels-key", "--annotation", "--output", "--max-steps", "--simulate", "--overwrite"):
+        assert option in out
+
+
+def test_version(capsys):
+    code, out, _ = _run(["--version"], capsys)
+    assert code == 0
+    assert out.startswith("sctransfer ")
+
+
+def test_parse_defaults_and_values():
+    parser = cli._build_parser()
+    args = parser.parse_args(["label-transfer"])
+    assert args.input is None
+    assert args.output is None
+    assert args.labels_key == "cell_type"
+    assert args.annotation is None
+    assert (args.rna_key, args.atac_key) == ("rna", "atac")
+    assert args.max_steps is None
+    assert args.seed == 0
+    assert not args.simulate
+    assert not args.overwrite
+
+    args = parser.parse_args(
+        ["label-transfer", "--input", "x.h5mu", "--output", "y.h5mu", "--labels-key", "celltype"]
+        + ["--annotation", "a.gtf", "--rna-key", "r", "--atac-key", "a", "--max-steps", "50", "--seed", "3"]
+        + ["--overwrite"]
+    )
+    assert args.input == Path("x.h5mu")
+    assert args.output == Path("y.h5mu")
+    assert (args.labels_key, args.annotation, args.rna_key, args.atac_key) == ("celltype", "a.gtf", "r", "a")
+    assert (args.max_steps, args.seed, args.overwrite) == (50, 3, True)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "required: COMMAND"),
+        (["label-transfer", "--max-steps", "0"], "expected a positive integer, got 0"),
+        (["label-transfer", "--max-steps", "many"], "expected a positive integer, got 'many'"),
+        (["label-transfer", "--input", "x.h5mu", "--simulate"], "not allowed with argument"),
+        (["label-transfer", "--input", "x.h5mu", "--annotation", "a.gtf"], "--output is required with --input"),
+        (["label-transfer", "--input", "x.h5mu", "--output", "y.h5mu"], "--annotation is required with --input"),
+    ],
+)
+def test_usage_errors(argv, message, capsys):
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert message in err
+
+
+def test_missing_input_file(tmp_path, fake, capsys):
+    code, out, err = _run(_transfer_args(tmp_path / "absent.h5mu", tmp_path / "out.h5mu"), capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == f"error: input file '{tmp_path / 'absent.h5mu'}' does not exist"
+    assert "Traceback" not in err
+    assert fake.calls == []
+    assert not (tmp_path / "out.h5mu").exists()
+
+
+def test_existing_output_needs_overwrite(input_file, tmp_path, fake, capsys):
+    output = tmp_path / "out.h5mu"
+    output.write_text("keep me")
+    code, _, err = _run(_transfer_args(input_file, output), capsys)
+    assert code == 2
+    assert "error: output file" in err
+    assert "exists; pass --overwrite to replace it" in err
+    assert fake.calls == []  # refused before any work
+    assert output.read_text() == "keep me"
+
+
+def test_missing_output_folder(input_file, tmp_path, fake, capsys):
+    code, _, err = _run(_transfer_args(input_file, tmp_path / "nowhere" / "out.h5mu"), capsys)
+    assert code == 2
+    assert "error: output folder" in err
+    assert fake.calls == []
+
+
+def test_read_transfer_write_summary(input_file, tmp_path, fake, capsys):
+    output = tmp_path / "out.h5mu"
+    handlers_before = list(logging.getLogger("sctransfer").handlers)
+    code, out, err = _run(_transfer_args(input_file, output, "--seed", "7"), capsys)
+    assert code == 0, err
+
+    assert fake.calls == [
+        {
+            "labels_key": "cell_type",
+            "annotation": "genes.gtf.gz",
+            "rna_key": "rna",
+            "atac_key": "atac",
+            "random_state": 7,
+            "overwrite": False,
+        }
+    ]  # max_steps only passed when given
+    written = mudata.read_h5mu(output)
+    obs = written["atac"].obs
+    assert obs["sctransfer_label"].astype(str).tolist() == PREDICTED
+    np.testing.assert_allclose(obs["sctransfer_confidence"], np.linspace(0.5, 1.0, 6))
+    assert obs["sctransfer_novel"].tolist() == [True, True, False, False, False, False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5mu", "out.h5mu"]  # no temporary file left
+
+    assert "labelled 6 atac cells from 8 rna cells" in out
+    assert "  T                               3 ( 50.0%)" in out.splitlines()
+    assert "  NK                              1 ( 16.7%)" in out.splitlines()
+    assert "called novel: 33.3%" in out
+    assert "mean confidence: 0.750" in out
+    assert "wall time:" in out
+    assert f"written to: {output}" in out
+    assert f"Reading {input_file}." in err
+    assert f"Writing {output}." in err
+    assert logging.getLogger("sctransfer").handlers == handlers_before
+
+
+def test_max_steps_and_overwrite(input_file, tmp_path, fake, capsys):
+    output = tmp_path / "out.h5mu"
+    output.write_text("old")
+    code, _, err = _run(_transfer_args(input_file, output, "--max-steps", "25", "--overwrite"), capsys)
+    assert code == 0, err
+    assert fake.calls[0]["max_steps"] == 25
+    assert fake.calls[0]["overwrite"] is True
+    assert "sctransfer_label" in mudata.read_h5mu(output)["atac"].obs
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (ValueError("labels_key 'cell_type' has 1 category"), "error: labels_key 'cell_type' has 1 category"),
+        (KeyError("Column 'cell_type' not found"), "error: Column 'cell_type' not found"),
+        (FileNotFoundError("annotation genes.gtf.gz not found"), "error: annotation genes.gtf.gz not found"),
+    ],
+)
+def test_library_errors_exit_2(input_file, tmp_path, monkeypatch, capsys, error, message):
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", FakeLabelTransfer(error), raising=False)
+    code, out, err = _run(_transfer_args(input_file, tmp_path / "out.h5mu"), capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == message
+    assert "Traceback" not in err
+    assert out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5mu"]
+
+
+def test_failed_write_leaves_existing_output_intact(input_file, tmp_path, fake, monkeypatch, capsys):
+    output = tmp_path / "out.h5mu"
+    output.write_text("previous result")
+
+    def broken_write(self, filename, **kwargs):
+        Path(filename).write_text("half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(mudata.MuData, "write_h5mu", broken_write)
+    code, _, err = _run(_transfer_args(input_file, output, "--overwrite"), capsys)
+    assert code == 2
+    assert "error: No space left on device" in err
+    assert output.read_text() == "previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5mu", "out.h5mu"]
+
+
+def test_simulate_demo_hides_truth_and_evaluates(tmp_path, fake, monkeypatch, capsys):
+    monkeypatch.setattr(
+        sctransfer.datasets, "simulate_multiome", lambda random_state: _tiny_mdata(atac_truth=True), raising=False
+    )
+    output = tmp_path / "demo.h5mu"
+    code, out, err = _run(["label-transfer", "--simulate", "--seed", "1", "--output", str(output)], capsys)
+    assert code == 0, err
+    assert "cell_type" not in fake.seen_atac_columns  # the method never saw the truth
+    assert isinstance(fake.calls[0]["annotation"], pd.DataFrame)  # the simulated genes
+    assert fake.calls[0]["random_state"] == 1
+    # truth  T T B B B NK, predicted T T T B B NK; reference types T, B -> NK cell not counted
+    # closed-set accuracy 4 / 5; F1: T 4/5, B 4/5 -> 0.8
+    assert "closed-set accuracy: 0.800 (5 cells of reference types)" in out
+    assert "macro-F1: 0.800" in out
+    assert "cells of types absent from the reference: 1" in out
+    assert mudata.read_h5mu(output)["atac"].obs["cell_type"].tolist() == ["T", "T", "B", "B", "B", "NK"]
+
+
+def test_mop_demo_defaults_to_mm10(fake, monkeypatch, capsys):
+    monkeypatch.setattr(sctransfer.datasets, "mop_label_transfer", lambda: _tiny_mdata(atac_truth=True), raising=False)
+    code, out, err = _run(["label-transfer"], capsys)
+    assert code == 0, err
+    assert fake.calls[0]["annotation"] == "mm10"
+    assert "closed-set accuracy: 0.800" in out
+    assert "written to" not in out
+
+
+def test_demo_without_truth_column(fake, monkeypatch, capsys):
+    monkeypatch.setattr(sctransfer.datasets, "mop_label_transfer", lambda: _tiny_mdata(), raising=False)
+    code, _, err = _run(["label-transfer"], capsys)
+    assert code == 2
+    assert "error: demo data has no true labels in mdata['atac'].obs['cell_type']" in err
