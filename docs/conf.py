@@ -1,0 +1,269 @@
+"""Sphinx configuration for the sctransfer documentation.
+
+Build with ``make docs`` (``sphinx-build -W --keep-going``): every warning fails the build,
+and ``nitpicky`` turns each unresolved cross-reference into a warning.
+
+Intersphinx needs the network. When the inventories cannot be reached (an offline machine),
+intersphinx is switched off and qualified names outside ``sctransfer`` (``numpy.ndarray``) are
+exempt from ``nitpicky``; references to sctransfer's own objects and bare names are still checked. On Read the Docs the
+build is always online and fully strict. Force a mode with ``SCTRANSFER_DOCS_OFFLINE=1`` / ``=0``.
+"""
+
+import importlib
+import os
+import re
+import shutil
+import sys
+import threading
+import urllib.request
+from datetime import datetime
+from importlib.metadata import metadata
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+# -- Project information -----------------------------------------------------
+
+info = metadata("sctransfer")
+project = info["Name"]
+author = info["Author"] or "sctransfer developers"
+copyright = f"{datetime.now():%Y}, {author}"
+version = info["Version"]
+release = info["Version"]
+urls = dict(entry.split(", ", 1) for entry in info.get_all("Project-URL") or [])
+repository_url = urls.get("Source", "https://github.com/sctransfer/sctransfer")
+
+templates_path = ["_templates"]
+nitpicky = True  # every broken reference is a warning, and -W makes it an error
+needs_sphinx = "7.0"
+
+# -- Tutorials ----------------------------------------------------------------
+# Notebooks live in <repo>/tutorials/ (outside the Sphinx source tree). They are copied into
+# docs/tutorials/ (git-ignored) at every build so that myst-nb renders them with their stored
+# outputs; tutorials.md lists them with a glob. Copies whose source is gone are removed.
+
+TUTORIALS_SRC = ROOT / "tutorials"
+TUTORIALS_DST = HERE / "tutorials"
+
+
+def _sync_tutorials() -> list[str]:
+    notebooks = sorted(TUTORIALS_SRC.glob("*.ipynb"))
+    if notebooks:
+        TUTORIALS_DST.mkdir(exist_ok=True)
+    names = {nb.name for nb in notebooks}
+    if TUTORIALS_DST.is_dir():
+        for stale in TUTORIALS_DST.glob("*.ipynb"):
+            if stale.name not in names:
+                stale.unlink()
+    for nb in notebooks:
+        target = TUTORIALS_DST / nb.name
+        if not target.exists() or target.read_bytes() != nb.read_bytes():
+            shutil.copy2(nb, target)
+    return [nb.stem for nb in notebooks]
+
+
+TUTORIALS = _sync_tutorials()
+
+# -- General configuration ---------------------------------------------------
+
+extensions = [
+    "myst_nb",
+    "sphinx_copybutton",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx_autodoc_typehints",  # after napoleon
+    "sphinx.ext.mathjax",
+    "IPython.sphinxext.ipython_console_highlighting",
+]
+
+autosummary_generate = True
+autodoc_member_order = "groupwise"
+default_role = "literal"
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_include_init_with_doc = False
+napoleon_use_rtype = True
+napoleon_use_param = True
+typehints_defaults = "braces"
+
+myst_heading_anchors = 6
+myst_enable_extensions = [
+    "amsmath",
+    "colon_fence",
+    "deflist",
+    "dollarmath",
+    "html_image",
+    "html_admonition",
+]
+myst_url_schemes = ("http", "https", "mailto")
+
+# Notebooks are rendered with the outputs stored in them; they are never executed here.
+nb_execution_mode = "off"
+nb_output_stderr = "remove"
+nb_merge_streams = True
+
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+
+# -- Intersphinx ---------------------------------------------------------------
+
+_INTERSPHINX = {
+    "python": ("https://docs.python.org/3", None),
+    "numpy": ("https://numpy.org/doc/stable/", None),
+    "pandas": ("https://pandas.pydata.org/docs/", None),
+    "scipy": ("https://docs.scipy.org/doc/scipy/", None),
+    "anndata": ("https://anndata.readthedocs.io/en/stable/", None),
+    "mudata": ("https://mudata.readthedocs.io/en/latest/", None),
+    "scanpy": ("https://scanpy.readthedocs.io/en/stable/", None),
+    "scvi": ("https://docs.scvi-tools.org/en/stable/", None),
+    "torch": ("https://docs.pytorch.org/docs/stable/", None),
+    "matplotlib": ("https://matplotlib.org/stable/", None),
+    "sklearn": ("https://scikit-learn.org/stable/", None),
+}
+intersphinx_timeout = 30
+
+
+def _offline() -> bool:
+    """Whether the intersphinx inventories are out of reach (forced by SCTRANSFER_DOCS_OFFLINE)."""
+    forced = os.environ.get("SCTRANSFER_DOCS_OFFLINE", "").strip().lower()
+    if forced in {"1", "true", "yes"}:
+        return True
+    if forced in {"0", "false", "no"} or os.environ.get("READTHEDOCS"):
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        request = urllib.request.Request(_INTERSPHINX["python"][0] + "/objects.inv", method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                result.append(True)
+        except Exception:  # noqa: BLE001 - any failure means "offline"
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout=10)  # DNS look-ups can ignore the socket timeout
+    return not (result and result[0])
+
+
+OFFLINE = _offline()
+if OFFLINE:
+    print(
+        "sctransfer docs: intersphinx inventories unreachable, building OFFLINE: intersphinx off, "
+        "references outside sctransfer not checked (Read the Docs checks them).",
+        file=sys.stderr,
+    )
+    intersphinx_mapping = {}
+    # Exempt only qualified names outside sctransfer (``numpy.ndarray``, ``anndata.AnnData``): they need
+    # intersphinx. sctransfer's own objects and bare names (unresolvable online too) stay nitpicky.
+    nitpick_ignore_regex = [(r"py:.*", r"(?!sctransfer\.)[A-Za-z_]\w*\..+")]
+else:
+    intersphinx_mapping = _INTERSPHINX
+    nitpick_ignore_regex = []
+
+nitpick_ignore = [
+    # A reference outside our control that cannot be resolved goes here, e.g. ("py:class", "igraph.Graph").
+]
+
+# -- HTML output -------------------------------------------------------------
+
+html_theme = "sphinx_book_theme"
+html_static_path = ["_static"]
+html_title = project
+html_theme_options = {
+    "repository_url": repository_url,
+    "repository_branch": "main",
+    "use_repository_button": True,
+    "path_to_docs": "docs/",
+    "navigation_with_keys": False,
+}
+pygments_style = "default"
+
+
+def _tutorials_without_notebooks(app, docname, source) -> None:
+    """With no notebook in tutorials/, replace the (empty) glob toctree by a sentence."""
+    if docname == "tutorials" and not TUTORIALS:
+        source[0] = re.sub(
+            r"```\{toctree\}.*?```",
+            "No tutorial notebook has been published yet.",
+            source[0],
+            flags=re.DOTALL,
+        )
+
+
+def _public_name(target: str) -> str | None:
+    """Shortest public path of a class given under a private module path.
+
+    ``anndata._core.anndata.AnnData`` -> ``anndata.AnnData``, ``pandas.core.frame.DataFrame`` ->
+    ``pandas.DataFrame``, ``sctransfer.model._scncl.SCNCL`` -> ``sctransfer.model.SCNCL``. Type hints
+    and base classes are written with ``__module__``, which is often a private module that neither
+    the API pages nor other projects' intersphinx inventories list.
+    """
+    module_path, _, name = target.rpartition(".")
+    if not module_path:
+        return None
+    try:
+        obj = getattr(importlib.import_module(module_path), name)
+    except Exception:  # noqa: BLE001 - not an importable object: leave the reference alone
+        return None
+    parts = module_path.split(".")
+    for i in range(1, len(parts)):
+        if parts[i - 1].startswith("_"):
+            break
+        candidate = ".".join(parts[:i])
+        try:
+            if getattr(importlib.import_module(candidate), name, None) is obj:
+                return f"{candidate}.{name}"
+        except Exception:  # noqa: BLE001
+            continue
+    return None
+
+
+def _resolve_private_path(app, env, node, contnode):
+    """Retry an unresolved class reference by its public path: in these docs, then through intersphinx."""
+    if node.get("refdomain") != "py" or node.get("reftype") not in {"class", "exc", "obj"}:
+        return None
+    public = _public_name(node.get("reftarget", ""))
+    if public is None:
+        return None
+    retry = node.deepcopy()
+    retry["reftarget"] = public
+    resolved = env.domains["py"].resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], public, retry, contnode
+    )
+    if resolved is None and intersphinx_mapping:
+        from sphinx.ext.intersphinx import missing_reference
+
+        resolved = missing_reference(app, env, retry, contnode)
+    return resolved
+
+
+def _parse_returns_section(self, section: str) -> list[str]:
+    """Read a numpy "Returns" section as a description, as scanpy and scverse write them.
+
+    Napoleon would take an untyped first line as the return *type*; here the whole section is the
+    description, and sphinx-autodoc-typehints adds the type from the return annotation. Lines of the
+    form ``name : type`` become list items.
+    """
+    lines = self._dedent(self._consume_to_next_section())
+    if lines and lines[0] == ":":
+        del lines[0]
+    described = []
+    for line in lines:
+        named = re.fullmatch(r"(?P<name>\w+)\s+:\s+(?P<type>[\w.]+)", line)
+        described.append(f"- **{named['name']}** (:class:`~{named['type']}`)" if named else line)
+    block = self._format_block(":returns: ", described)
+    if block and block[-1]:
+        block.append("")
+    return block
+
+
+def setup(app):
+    """Register the build hooks."""
+    from sphinx.ext.napoleon.docstring import NumpyDocstring
+
+    NumpyDocstring._parse_returns_section = _parse_returns_section
+    app.connect("source-read", _tutorials_without_notebooks)
+    app.connect("missing-reference", _resolve_private_path, priority=900)  # after intersphinx (500)
