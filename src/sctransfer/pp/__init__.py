@@ -1,0 +1,8 @@
+"""Preprocessing: gene activity, peak coordinates and the peak-space neighbour graph."""
+
+from sctransfer._intervals import peak_coordinates, read_gene_annotation
+
+from ._gene_activity import gene_activity
+from ._neighbors import peak_neighbors, tfidf_lsi
+
+__all__ = ["gene_activity", "peak_coordinates", "peak_neighbors", "read_gene_annotation", "tfidf_lsi"]

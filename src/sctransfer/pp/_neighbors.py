@@ -1,0 +1,266 @@
+"""TF-IDF + LSI of a peak matrix and the kNN graph of cells in raw peak space."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+from sklearn.utils.extmath import randomized_svd
+
+from sctransfer._validation import check_numeric, get_modality
+
+logger = logging.getLogger(__name__)
+
+
+def tfidf(x: sp.spmatrix | np.ndarray, *, scale_factor: float = 1e4) -> sp.csr_matrix:
+    """TF-IDF of a cells x peaks count matrix, ``log1p(tf * idf * scale_factor)``, sparse float32.
+
+    ``tf`` is each cell's counts divided by its total; ``idf`` is the number of cells divided by
+    each peak's total counts (Signac's default, method 1). Peaks with no counts stay zero.
+    """
+    x = sp.csr_matrix(x, dtype=np.float32)
+    cell_totals = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+    peak_totals = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
+    idf = np.divide(x.shape[0], peak_totals, out=np.zeros_like(peak_totals), where=peak_totals > 0)
+    inv_depth = np.divide(1.0, cell_totals, out=np.zeros_like(cell_totals), where=cell_totals > 0)
+    out = x.copy()
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    values = out.data.astype(np.float64) * inv_depth[rows] * idf[out.indices] * scale_factor
+    out.data = np.log1p(values).astype(np.float32)
+    return out
+
+
+def tfidf_lsi(
+    data: AnnData | sp.spmatrix | np.ndarray,
+    *,
+    n_components: int = 30,
+    drop_first: bool = True,
+    layer: str | None = None,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Latent semantic indexing of a peak matrix: TF-IDF, then a truncated SVD.
+
+    Parameters
+    ----------
+    data
+        Cells x peaks counts: an AnnData (``.X`` or ``layer``) or a matrix.
+    n_components
+        Number of SVD components computed (including the first one).
+    drop_first
+        Drop the first component, which mostly tracks sequencing depth.
+    layer
+        Layer holding counts when ``data`` is an AnnData.
+    random_state
+        Seed of the randomised SVD.
+
+    Returns
+    -------
+    Cells x components float32 array: the left singular vectors times the singular values
+    (components keep their weights; neighbours are then found by cosine distance, which on
+    MOp SNARE-seq gave purer neighbourhoods than standardised components, see ``benchmarks/``).
+    """
+    if isinstance(data, AnnData):
+        x = data.layers[layer] if layer is not None else data.X
+    else:
+        x = data
+    check_numeric(x, what="the peak matrix")
+    n_cells, n_peaks = x.shape
+    if n_components < 2 or n_components >= min(n_cells, n_peaks):
+        raise ValueError(
+            f"n_components must be between 2 and min(cells, peaks) - 1 = {min(n_cells, n_peaks) - 1}; "
+            f"got {n_components}."
+        )
+    matrix = tfidf(x)
+    u, s, _ = randomized_svd(matrix, n_components=n_components, n_iter=4, random_state=random_state)
+    embedding = u * s
+    if drop_first:
+        embedding = embedding[:, 1:]
+    return np.ascontiguousarray(embedding, dtype=np.float32)
+
+
+EXACT_KNN_MAX_CELLS = 50_000
+_EXACT_CHUNK = 2048
+
+
+def _exact_knn(embedding: np.ndarray, n_neighbors: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN (self included) by blocked matrix products, for cosine or euclidean distance."""
+    x = embedding.astype(np.float32)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sq = (x**2).sum(axis=1)
+    n = x.shape[0]
+    indices = np.empty((n, n_neighbors), dtype=np.int64)
+    distances = np.empty((n, n_neighbors), dtype=np.float32)
+    for lo in range(0, n, _EXACT_CHUNK):
+        block = x[lo : lo + _EXACT_CHUNK]
+        d = sq[lo : lo + _EXACT_CHUNK, None] - 2.0 * block @ x.T + sq[None, :]
+        np.maximum(d, 0.0, out=d)
+        part = np.argpartition(d, n_neighbors - 1, axis=1)[:, :n_neighbors]
+        part_d = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(part_d, axis=1, kind="stable")
+        indices[lo : lo + len(block)] = np.take_along_axis(part, order, axis=1)
+        best = np.take_along_axis(part_d, order, axis=1)
+        distances[lo : lo + len(block)] = best / 2.0 if metric == "cosine" else np.sqrt(best)
+    return indices, distances
+
+
+def knn_graph(
+    embedding: np.ndarray,
+    *,
+    n_neighbors: int = 10,
+    metric: str = "cosine",
+    method: str = "auto",
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find the k nearest neighbours of each row, self excluded.
+
+    Parameters
+    ----------
+    embedding
+        Cells x dimensions.
+    n_neighbors
+        Neighbours per cell.
+    metric
+        ``"cosine"`` or ``"euclidean"`` for the exact search; any pynndescent metric otherwise.
+    method
+        ``"exact"`` (blocked matrix products), ``"pynndescent"`` (approximate), or ``"auto"``:
+        exact up to 50,000 cells (faster there, and exact), pynndescent above.
+    random_state
+        Seed of pynndescent.
+
+    Returns
+    -------
+    ``(indices, distances)``, each of shape ``(n, n_neighbors)``; indices int64. Cosine distances
+    are ``1 - cosine similarity``.
+    """
+    n = embedding.shape[0]
+    if n <= n_neighbors:
+        raise ValueError(f"Need more than n_neighbors={n_neighbors} cells to build a kNN graph; got {n}.")
+    if method == "auto":
+        method = "exact" if n <= EXACT_KNN_MAX_CELLS and metric in ("cosine", "euclidean") else "pynndescent"
+    if method == "exact":
+        if metric not in ("cosine", "euclidean"):
+            raise ValueError(f"The exact search supports metric 'cosine' or 'euclidean', got {metric!r}.")
+        indices, distances = _exact_knn(embedding, n_neighbors + 1, metric)
+    elif method == "pynndescent":
+        from pynndescent import NNDescent
+
+        index = NNDescent(
+            embedding, n_neighbors=n_neighbors + 1, metric=metric, random_state=random_state, n_jobs=1, low_memory=True
+        )
+        indices, distances = index.neighbor_graph
+    else:
+        raise ValueError(f"method must be 'auto', 'exact' or 'pynndescent', got {method!r}.")
+    indices, distances = _drop_self(indices, distances, n_neighbors)
+    return indices.astype(np.int64), distances.astype(np.float32)
+
+
+def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own index (wherever it sits) and keep k neighbours."""
+    rows = np.arange(indices.shape[0])[:, None]
+    is_self = indices == rows
+    # put self entries last, keeping the order of the others
+    order = np.argsort(is_self, axis=1, kind="stable")
+    indices = np.take_along_axis(indices, order, axis=1)[:, :k]
+    distances = np.take_along_axis(distances, order, axis=1)[:, :k]
+    return indices, distances
+
+
+def peak_neighbors(
+    data: MuData | AnnData,
+    *,
+    atac_key: str = "atac",
+    n_neighbors: int = 10,
+    n_components: int = 30,
+    drop_first: bool = True,
+    metric: str = "cosine",
+    method: str = "auto",
+    layer: str | None = None,
+    use_rep: str | None = None,
+    key_added: str = "peak_neighbors",
+    random_state: int = 0,
+) -> None:
+    """KNN graph of the ATAC cells in raw peak space (TF-IDF + LSI, then pynndescent).
+
+    Parameters
+    ----------
+    data
+        MuData holding the peak matrix as modality ``atac_key``, or the peak AnnData.
+    atac_key
+        Modality holding peak counts (MuData input).
+    n_neighbors
+        Neighbours per cell, the cell itself excluded.
+    n_components, drop_first, layer
+        Passed to :func:`tfidf_lsi`.
+    metric
+        Distance in the LSI space: ``"cosine"`` (default) or ``"euclidean"``, or any pynndescent metric
+        with ``method="pynndescent"``.
+    method
+        Neighbour search, see :func:`knn_graph`.
+    use_rep
+        Use this existing ``.obsm`` embedding instead of computing the LSI.
+    key_added
+        Prefix of the fields written.
+    random_state
+        Seed of the SVD and of the neighbour search.
+
+    Returns
+    -------
+    None. Writes into the peak AnnData (``mdata[atac_key]``):
+
+    - ``.obsm["X_lsi"]``: the LSI embedding (unless ``use_rep`` is given);
+    - ``.obsp[f"{key_added}_distances"]``: cells x cells CSR, ``n_neighbors`` distances a row;
+    - ``.obsp[f"{key_added}_connectivities"]``: the same graph with weight 1;
+    - ``.uns[key_added]``: the parameters and the names of the two ``obsp`` keys (scanpy's layout).
+    """
+    atac = get_modality(data, atac_key, role="ATAC peaks") if isinstance(data, MuData) else data
+    if use_rep is not None:
+        if use_rep not in atac.obsm:
+            raise KeyError(f"use_rep={use_rep!r} is not in .obsm (has {list(atac.obsm)}).")
+        embedding = np.asarray(atac.obsm[use_rep], dtype=np.float32)
+    else:
+        embedding = tfidf_lsi(
+            atac, n_components=n_components, drop_first=drop_first, layer=layer, random_state=random_state
+        )
+    indices, distances = knn_graph(
+        embedding, n_neighbors=n_neighbors, metric=metric, method=method, random_state=random_state
+    )
+    n = atac.n_obs
+    indptr = np.arange(0, n * n_neighbors + 1, n_neighbors, dtype=np.int64)
+    dist = sp.csr_matrix((distances.ravel(), indices.ravel(), indptr), shape=(n, n), dtype=np.float32)
+    conn = sp.csr_matrix((np.ones(n * n_neighbors, dtype=np.float32), indices.ravel(), indptr), shape=(n, n))
+    if use_rep is None:
+        atac.obsm["X_lsi"] = embedding
+    atac.obsp[f"{key_added}_distances"] = dist
+    atac.obsp[f"{key_added}_connectivities"] = conn
+    atac.uns[key_added] = {
+        "distances_key": f"{key_added}_distances",
+        "connectivities_key": f"{key_added}_connectivities",
+        "params": {
+            "n_neighbors": int(n_neighbors),
+            "n_components": int(n_components),
+            "drop_first": bool(drop_first),
+            "metric": metric,
+            "use_rep": use_rep or "X_lsi",
+            "random_state": int(random_state),
+            "method": method,
+        },
+    }
+    logger.info(
+        "Peak-space kNN graph: %d cells, k = %d, stored in .obsp[%r].", n, n_neighbors, f"{key_added}_distances"
+    )
+
+
+def neighbor_indices(atac: AnnData, key: str = "peak_neighbors") -> np.ndarray:
+    """The ``(n_cells, k)`` neighbour index array of a graph written by :func:`peak_neighbors`."""
+    if key not in atac.uns or f"{key}_distances" not in atac.obsp:
+        raise KeyError(f"No peak-space neighbour graph {key!r}; run sctransfer.pp.peak_neighbors first.")
+    graph = sp.csr_matrix(atac.obsp[f"{key}_distances"])
+    counts = np.diff(graph.indptr)
+    k = int(counts.max())
+    if (counts != k).any():
+        raise ValueError(f"The neighbour graph {key!r} has rows with different numbers of neighbours.")
+    return graph.indices.reshape(-1, k).astype(np.int64)
