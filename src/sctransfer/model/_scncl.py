@@ -1,0 +1,497 @@
+"""SCNCL: the scvi-tools model wrapping :class:`~sctransfer.module.SCNCLModule`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager, fields
+from scvi.data._constants import _FIELD_REGISTRIES_KEY, _STATE_REGISTRY_KEY
+from scvi.data._manager import AnnDataManagerValidationCheck
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainingPlan, TrainRunner
+
+from sctransfer._validation import check_numeric, check_unpaired, get_modality
+from sctransfer.module import SCNCLModule
+from sctransfer.pp._neighbors import neighbor_indices
+
+from ._transform import InputTransform, InputTransformName
+from ._unpaired_data import ModalityData, UnpairedDataModule
+
+logger = logging.getLogger(__name__)
+
+GENE_ACTIVITY_KEY = "gene_activity"
+DEFAULT_MODALITIES = {
+    "rna_layer": "rna",
+    "gene_activity_layer": "gene_activity",
+    "labels_key": "rna",
+    "neighbors_key": "atac",
+}
+
+
+class _StepTrainingPlan(TrainingPlan):
+    """scvi-tools' training plan with step-aware losses and cheap logging.
+
+    The module is told the global step (feature-alignment warm-up). Loss terms are summed on
+    the device during an epoch and logged once at its end (``model.history`` gets one row per
+    epoch of ``steps_per_epoch`` steps), which keeps Lightning's per-call logging cost out of
+    the training step.
+    """
+
+    def __init__(self, module, **kwargs):
+        super().__init__(module, **kwargs)
+        self._sums: dict[str, torch.Tensor] = {}
+        self._n_steps = 0
+
+    def training_step(self, batch, batch_idx):
+        _, _, output = self.forward(batch, loss_kwargs={"step": int(self.global_step)})
+        terms = {"train_loss": output.loss, **output.extra_metrics}
+        for name, value in terms.items():
+            value = value.detach()
+            self._sums[name] = self._sums[name] + value if name in self._sums else value
+        self._n_steps += 1
+        return output.loss
+
+    def on_train_epoch_end(self):
+        for name, total in self._sums.items():
+            key = name if name == "train_loss" else f"{name}_train"
+            self.log(key, total / max(self._n_steps, 1), on_step=False, on_epoch=True, prog_bar=name == "train_loss")
+        self._sums, self._n_steps = {}, 0
+
+
+def _column_names(registry: dict, key: str) -> np.ndarray:
+    return np.asarray(registry[_FIELD_REGISTRIES_KEY][key][_STATE_REGISTRY_KEY]["column_names"]).astype(str)
+
+
+def _shared_genes(registry: dict) -> np.ndarray:
+    """Genes in both the RNA reference and the gene activity, in the RNA reference's order."""
+    rna = _column_names(registry, REGISTRY_KEYS.X_KEY)
+    activity = set(_column_names(registry, GENE_ACTIVITY_KEY))
+    return np.asarray([g for g in rna if g in activity], dtype=str)
+
+
+def _column_positions(var_names: pd.Index, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``genes`` in ``var_names`` (-1 where missing) and the mask of found genes."""
+    positions = pd.Index(var_names).get_indexer(genes)
+    return positions, positions >= 0
+
+
+class SCNCL(BaseModelClass):
+    """scNCL label transfer from labelled scRNA-seq to unlabelled scATAC-seq (different cells).
+
+    The model embeds RNA cells and the gene activity of ATAC cells with one shared encoder,
+    learns the reference cell types on the RNA cells, and shapes the ATAC embedding with the
+    neighbourhood structure of the raw peak space (see :class:`~sctransfer.module.SCNCLModule`).
+    Set up the MuData with :meth:`setup_mudata` first; most users call
+    :func:`sctransfer.tl.label_transfer`, which does every step.
+
+    Parameters
+    ----------
+    mdata
+        MuData registered with :meth:`setup_mudata`.
+    registry
+        Used by :meth:`load` to rebuild a model without data; leave ``None``.
+    n_latent
+        Embedding size.
+    encoder
+        ``"linear"`` (default) or ``"mlp"``.
+    input_transform
+        How counts become input: ``"standardized_log"`` (default), ``"log"`` or ``"binary"``;
+        see :class:`~sctransfer.model._transform.InputTransform`. Statistics are computed per data set.
+    **module_kwargs
+        Passed to :class:`~sctransfer.module.SCNCLModule` (loss weights, temperature, ...).
+
+    Examples
+    --------
+    >>> st.pp.gene_activity(mdata, "mm10", genes=mdata["rna"].var_names)
+    >>> st.pp.peak_neighbors(mdata)
+    >>> st.model.SCNCL.setup_mudata(mdata, labels_key="cell_type")
+    >>> model = st.model.SCNCL(mdata)
+    >>> model.train()
+    >>> labels = model.predict()
+    """
+
+    _module_cls = SCNCLModule
+
+    def __init__(
+        self,
+        mdata: MuData | None = None,
+        registry: dict | None = None,
+        *,
+        n_latent: int = 64,
+        encoder: Literal["linear", "mlp"] = "linear",
+        input_transform: InputTransformName = "standardized_log",
+        **module_kwargs,
+    ):
+        super().__init__(mdata, registry)
+        self.gene_names_ = _shared_genes(self.registry_)
+        self.label_categories_ = np.asarray(
+            self.registry_[_FIELD_REGISTRIES_KEY][REGISTRY_KEYS.LABELS_KEY][_STATE_REGISTRY_KEY]["categorical_mapping"]
+        ).astype(str)
+        self.input_transform = InputTransform(name=input_transform).name
+        self.module = self._module_cls(
+            n_input=len(self.gene_names_),
+            n_labels=len(self.label_categories_),
+            n_latent=n_latent,
+            encoder=encoder,
+            **module_kwargs,
+        )
+        self._model_summary_string = (
+            f"SCNCL: {len(self.gene_names_)} shared genes, {len(self.label_categories_)} cell types, "
+            f"{encoder} encoder to {n_latent} dimensions, input {input_transform}."
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def setup_anndata(cls, *args, **kwargs):
+        """Not available: SCNCL works on a MuData; use :meth:`setup_mudata`."""
+        raise TypeError("SCNCL needs a MuData with RNA and ATAC modalities; call SCNCL.setup_mudata(mdata, ...).")
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        *,
+        labels_key: str,
+        rna_layer: str | None = None,
+        gene_activity_layer: str | None = None,
+        neighbors_key: str = "peak_neighbors",
+        modalities: dict[str, str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register an unpaired RNA / ATAC MuData.
+
+        Parameters
+        ----------
+        mdata
+            MuData with an RNA modality (counts, labelled), a gene-activity modality (counts of the
+            ATAC cells, from :func:`sctransfer.pp.gene_activity`) and the ATAC peak modality holding
+            the peak-space kNN graph (from :func:`sctransfer.pp.peak_neighbors`).
+        labels_key
+            Column of the RNA modality's ``.obs`` with the cell types. Cells with a missing label
+            are not used for training.
+        rna_layer, gene_activity_layer
+            Layers holding counts; ``None`` uses ``.X``.
+        neighbors_key
+            Key of the peak-space graph (``.uns[neighbors_key]`` / ``.obsp[f"{neighbors_key}_distances"]``).
+        modalities
+            Modality of each argument: ``{"rna_layer": "rna", "gene_activity_layer": "gene_activity",
+            "labels_key": "rna", "neighbors_key": "atac"}`` by default; given entries replace these.
+        **kwargs
+            Passed to :meth:`~scvi.data.AnnDataManager.register_fields`.
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        names = {**DEFAULT_MODALITIES, **(modalities or {})}
+        rna = get_modality(mdata, names["rna_layer"], role="RNA reference")
+        activity = get_modality(mdata, names["gene_activity_layer"], role="gene activity of the ATAC cells")
+        atac = get_modality(mdata, names["neighbors_key"], role="ATAC peaks")
+        check_unpaired(rna, activity, rna_key=names["rna_layer"], atac_key=names["gene_activity_layer"])
+        for adata, layer, key in ((rna, rna_layer, names["rna_layer"]), (activity, gene_activity_layer, "")):
+            if layer is not None:
+                if layer not in adata.layers:
+                    raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
+                check_numeric(adata.layers[layer], what=f"layer {layer!r}")
+        _check_labels(rna, labels_key, names["labels_key"])
+        if not activity.obs_names.equals(atac.obs_names):
+            raise ValueError(
+                f"Modalities {names['gene_activity_layer']!r} and {names['neighbors_key']!r} must hold the same "
+                "cells in the same order (the gene activity is computed from the peaks)."
+            )
+        neighbor_indices(atac, neighbors_key)
+        if not len(rna.var_names.intersection(activity.var_names)):
+            raise ValueError(
+                f"No gene is shared between the RNA reference and the gene activity "
+                f"(e.g. {list(rna.var_names[:3])} vs {list(activity.var_names[:3])}). Check that the annotation uses "
+                "the same gene names (symbols vs Ensembl IDs) and species as the RNA data."
+            )
+        modality_map = cls._create_modalities_attr_dict(names, setup_method_args)
+        mudata_fields = [
+            fields.MuDataLayerField(
+                REGISTRY_KEYS.X_KEY, rna_layer, mod_key=modality_map.rna_layer, is_count_data=False, mod_required=True
+            ),
+            fields.MuDataLayerField(
+                GENE_ACTIVITY_KEY,
+                gene_activity_layer,
+                mod_key=modality_map.gene_activity_layer,
+                is_count_data=False,
+                mod_required=True,
+            ),
+            fields.MuDataCategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key, mod_key=modality_map.labels_key),
+        ]
+        manager = AnnDataManager(
+            fields=mudata_fields,
+            setup_method_args=setup_method_args,
+            validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+        )
+        manager.register_fields(mdata, **kwargs)
+        cls.register_manager(manager)
+
+    # ------------------------------------------------------------------------------------
+    # data access
+    # ------------------------------------------------------------------------------------
+    @property
+    def _modalities(self) -> dict[str, str]:
+        return {**DEFAULT_MODALITIES, **(self.registry_["setup_args"].get("modalities") or {})}
+
+    def _modality_data(self, mdata: MuData, modality: Literal["rna", "atac"]) -> tuple[pd.Index, ModalityData]:
+        """Cell names and counts of ``modality`` in model gene order, with the data set's own input statistics."""
+        setup = self.registry_["setup_args"]
+        if modality == "rna":
+            key, layer = self._modalities["rna_layer"], setup["rna_layer"]
+        elif modality == "atac":
+            key, layer = self._modalities["gene_activity_layer"], setup["gene_activity_layer"]
+        else:
+            raise ValueError(f"modality must be 'rna' or 'atac', got {modality!r}.")
+        if key not in mdata.mod:
+            hint = " Compute it with sctransfer.pp.gene_activity(mdata, annotation)." if modality == "atac" else ""
+            raise KeyError(f"The MuData has no modality {key!r} ({modality}); it has {list(mdata.mod)}.{hint}")
+        adata = mdata.mod[key]
+        counts = adata.layers[layer] if layer is not None else adata.X
+        check_numeric(counts, what=f"modality {key!r}")
+        counts = counts if sp.isspmatrix_csr(counts) or isinstance(counts, sp.csr_array) else sp.csr_matrix(counts)
+        positions, found = _column_positions(adata.var_names, self.gene_names_)
+        if not found.any():
+            raise ValueError(
+                f"None of the model's {len(self.gene_names_)} genes is in modality {key!r}; was it computed with the "
+                "same annotation and gene names?"
+            )
+        if not found.all():
+            logger.warning(
+                "%d of the model's %d genes are missing from modality %r; they are treated as zero.",
+                int((~found).sum()),
+                len(found),
+                key,
+            )
+            counts = sp.hstack([counts, sp.csr_matrix((counts.shape[0], 1), dtype=counts.dtype)], format="csr")
+            positions = np.where(found, positions, counts.shape[1] - 1)
+        transform = InputTransform.fit(counts, positions, name=self.input_transform)
+        return adata.obs_names, ModalityData(counts=sp.csr_matrix(counts), columns=positions, transform=transform)
+
+    def _batched(self, data: ModalityData, n_cells: int, batch_size: int, fn) -> np.ndarray:
+        self.module.eval()
+        device = next(self.module.parameters()).device
+        outputs = [
+            fn(data.batch(np.arange(lo, min(lo + batch_size, n_cells))).to(device)).cpu().numpy()
+            for lo in range(0, n_cells, batch_size)
+        ]
+        return np.concatenate(outputs)
+
+    # ------------------------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------------------------
+    def train(
+        self,
+        max_steps: int = 1000,
+        *,
+        batch_size: int = 256,
+        optimizer: Literal["auto", "sgd", "adam"] = "auto",
+        lr: float | None = None,
+        weight_decay: float = 5e-4,
+        class_balance: float = 0.5,
+        steps_per_epoch: int = 50,
+        random_state: int = 0,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        **trainer_kwargs,
+    ) -> None:
+        """Train the model (step-based; cells drawn with replacement).
+
+        Parameters
+        ----------
+        max_steps
+            Training steps.
+        batch_size
+            Cells per modality and step (the ATAC batch also carries one neighbour per cell).
+        optimizer
+            ``"sgd"`` (momentum 0.9, lr 0.01), ``"adam"`` (lr 1e-3), or ``"auto"``: SGD for the linear
+            encoder, Adam for the MLP (as the scNCL authors).
+        lr
+            Learning rate; ``None`` for the optimizer's default above.
+        weight_decay
+            L2 weight decay.
+        class_balance
+            RNA cells are drawn with probability proportional to ``1 / n_type ** class_balance``:
+            0 samples cells uniformly, 1 gives every type the same share, 0.5 (default) is between.
+        steps_per_epoch
+            Steps averaged into one row of ``model.history``.
+        random_state
+            Seed of the weights' initialisation order, the sampler and dropout.
+        accelerator, devices
+            Lightning device settings.
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer`.
+        """
+        setup = self.registry_["setup_args"]
+        mdata = self.adata
+        _, rna = self._modality_data(mdata, "rna")
+        _, atac = self._modality_data(mdata, "atac")
+        labels = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1)
+        labelled = labels >= 0
+        counts = np.bincount(labels[labelled], minlength=len(self.label_categories_)).astype(np.float64)
+        weights = np.zeros(len(labels))
+        weights[labelled] = 1.0 / np.maximum(counts[labels[labelled]], 1.0) ** class_balance
+        neighbors = neighbor_indices(mdata.mod[self._modalities["neighbors_key"]], setup["neighbors_key"])
+        n_epochs = max(1, math.ceil(max_steps / steps_per_epoch))
+        data_module = UnpairedDataModule(
+            rna,
+            labels.astype(np.int64),
+            atac,
+            neighbors,
+            rna_weights=weights,
+            batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+            seed=random_state,
+        )
+        choice = (
+            ("sgd" if isinstance(self.module.encoder, torch.nn.Linear) else "adam")
+            if optimizer == "auto"
+            else optimizer
+        )
+        if choice == "sgd":
+            rate = 0.01 if lr is None else lr
+
+            def creator(params):
+                return torch.optim.SGD(params, lr=rate, momentum=0.9, weight_decay=weight_decay)
+        elif choice == "adam":
+            rate = 1e-3 if lr is None else lr
+
+            def creator(params):
+                return torch.optim.Adam(params, lr=rate, weight_decay=weight_decay)
+        else:
+            raise ValueError(f"optimizer must be 'auto', 'sgd' or 'adam', got {optimizer!r}.")
+        plan = _StepTrainingPlan(self.module, optimizer="Custom", optimizer_creator=creator)
+        trainer_kwargs.setdefault("enable_checkpointing", False)
+        trainer_kwargs.setdefault("num_sanity_val_steps", 0)
+        with torch.random.fork_rng():
+            torch.manual_seed(random_state)
+            runner = TrainRunner(
+                self,
+                training_plan=plan,
+                data_splitter=data_module,
+                max_epochs=n_epochs,
+                max_steps=max_steps,
+                accelerator=accelerator,
+                devices=devices,
+                **trainer_kwargs,
+            )
+            runner()
+        self.train_params_ = {
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "optimizer": choice,
+            "lr": rate,
+            "weight_decay": weight_decay,
+            "class_balance": class_balance,
+            "random_state": random_state,
+        }
+
+    # ------------------------------------------------------------------------------------
+    # results
+    # ------------------------------------------------------------------------------------
+    def get_latent_representation(
+        self, mdata: MuData | None = None, *, modality: Literal["rna", "atac"] = "atac", batch_size: int = 4096
+    ) -> np.ndarray:
+        """Embedding of the cells of one modality.
+
+        Parameters
+        ----------
+        mdata
+            MuData to embed; ``None`` for the training data. A new MuData needs only the modality
+            asked for (for ``"atac"``, the gene-activity modality). Genes are matched by name;
+            input statistics are those of the given data set.
+        modality
+            ``"rna"`` (the RNA modality) or ``"atac"`` (the gene activity of the ATAC cells).
+        batch_size
+            Cells per forward pass.
+
+        Returns
+        -------
+        Cells x ``n_latent`` float32 array, in the order of the modality's ``obs_names``.
+        """
+        self._check_if_trained(warn=False)
+        mdata = self.adata if mdata is None else mdata
+        names, data = self._modality_data(mdata, modality)
+        return self._batched(data, len(names), batch_size, self.module.embed)
+
+    def predict(
+        self,
+        mdata: MuData | None = None,
+        *,
+        soft: bool = False,
+        modality: Literal["rna", "atac"] = "atac",
+        batch_size: int = 4096,
+    ) -> np.ndarray | pd.DataFrame:
+        """Predicted reference cell types.
+
+        Parameters
+        ----------
+        mdata
+            MuData to predict; ``None`` for the training data (see :meth:`get_latent_representation`).
+        soft
+            Return class probabilities instead of labels.
+        modality
+            Cells to predict, ``"atac"`` (default) or ``"rna"``.
+        batch_size
+            Cells per forward pass.
+
+        Returns
+        -------
+        ``soft=False``: array of type names (argmax of the probabilities). ``soft=True``: a
+        :class:`~pandas.DataFrame` of probabilities, cells (``obs_names``) x types.
+        """
+        self._check_if_trained(warn=False)
+        mdata = self.adata if mdata is None else mdata
+        names, data = self._modality_data(mdata, modality)
+        proba = self._batched(data, len(names), batch_size, self.module.predict_proba)
+        if soft:
+            return pd.DataFrame(proba, index=names, columns=self.label_categories_)
+        return self.label_categories_[proba.argmax(axis=1)]
+
+    @classmethod
+    def load(cls, dir_path: str, mdata: MuData | None = None, **kwargs) -> SCNCL:
+        """Load a model saved with :meth:`save`.
+
+        Parameters
+        ----------
+        dir_path
+            Folder given to :meth:`save`.
+        mdata
+            The training MuData (set up again from the saved registry), or ``None`` to load the model
+            alone, ready for :meth:`predict` / :meth:`get_latent_representation` on new data.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix``).
+        """
+        return super().load(dir_path, adata=mdata if mdata is not None else False, **kwargs)
+
+
+def _check_labels(rna, labels_key: str, modality: str) -> None:
+    if labels_key is None or labels_key not in rna.obs:
+        raise KeyError(
+            f"Label column {labels_key!r} is not in modality {modality!r} .obs (columns: {list(rna.obs.columns)[:10]})."
+        )
+    labels = rna.obs[labels_key]
+    known = labels.dropna()
+    if known.empty:
+        raise ValueError(f"Label column {labels_key!r} of modality {modality!r} has no labelled cell (all NaN).")
+    if known.nunique() < 2:
+        raise ValueError(
+            f"Label column {labels_key!r} holds a single cell type ({known.iloc[0]!r}); label transfer needs at least "
+            "two reference types."
+        )
+    if len(known) < len(labels):
+        logger.warning(
+            "%d of %d RNA cells have no label in %r and are not used for training.",
+            len(labels) - len(known),
+            len(labels),
+            labels_key,
+        )

@@ -1,0 +1,94 @@
+"""Step-based batches of unpaired RNA and ATAC cells, one sampler per modality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, IterableDataset
+
+from sctransfer.module._scncl import ATAC, LABELS_KEY, POSITIVE_KEY, RNA, X_KEY
+
+from ._transform import InputTransform
+
+
+@dataclass
+class ModalityData:
+    """One modality's cells x genes counts (CSR), the column order and its input transformation."""
+
+    counts: sp.csr_matrix
+    columns: np.ndarray
+    transform: InputTransform
+
+    def batch(self, rows: np.ndarray) -> torch.Tensor:
+        """Dense, transformed network input of the given cells (model gene order)."""
+        block = self.counts[rows][:, self.columns]
+        return torch.from_numpy(self.transform(sp.csr_matrix(block)))
+
+
+class _UnpairedStream(IterableDataset):
+    """Endless-in-principle stream of ``{"rna": ..., "atac": ...}`` batches, ``n_steps`` long.
+
+    Cells are drawn with replacement, independently per modality; RNA cells are drawn with
+    probability proportional to ``rna_weights`` (class balancing); each ATAC cell comes with one
+    of its peak-space neighbours, redrawn at every step.
+    """
+
+    def __init__(
+        self,
+        rna: ModalityData,
+        labels: np.ndarray,
+        atac: ModalityData,
+        neighbors: np.ndarray,
+        rna_weights: np.ndarray,
+        batch_size: int,
+        n_steps: int,
+        seed: int,
+    ):
+        super().__init__()
+        self.rna, self.labels, self.atac, self.neighbors = rna, labels, atac, neighbors
+        self.rna_cdf = np.cumsum(rna_weights / rna_weights.sum())
+        self.batch_size, self.n_steps = batch_size, n_steps
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n_steps
+
+    def __iter__(self):
+        rng, b = self.rng, self.batch_size
+        for _ in range(self.n_steps):
+            rna_rows = np.minimum(np.searchsorted(self.rna_cdf, rng.random(b), side="right"), len(self.rna_cdf) - 1)
+            atac_rows = rng.integers(0, self.neighbors.shape[0], b)
+            positive_rows = self.neighbors[atac_rows, rng.integers(0, self.neighbors.shape[1], b)]
+            yield {
+                RNA: {X_KEY: self.rna.batch(rna_rows), LABELS_KEY: torch.from_numpy(self.labels[rna_rows])},
+                ATAC: {X_KEY: self.atac.batch(atac_rows), POSITIVE_KEY: self.atac.batch(positive_rows)},
+            }
+
+
+class UnpairedDataModule(LightningDataModule):
+    """Lightning data module feeding :class:`~sctransfer.module.SCNCLModule`.
+
+    One "epoch" is ``steps_per_epoch`` steps; losses are averaged per epoch in ``model.history``.
+    """
+
+    def __init__(
+        self,
+        rna: ModalityData,
+        labels: np.ndarray,
+        atac: ModalityData,
+        neighbors: np.ndarray,
+        *,
+        rna_weights: np.ndarray,
+        batch_size: int,
+        steps_per_epoch: int,
+        seed: int,
+    ):
+        super().__init__()
+        self.stream = _UnpairedStream(rna, labels, atac, neighbors, rna_weights, batch_size, steps_per_epoch, seed)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.stream, batch_size=None, num_workers=0)

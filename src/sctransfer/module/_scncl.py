@@ -1,0 +1,154 @@
+"""The scNCL torch module: a shared encoder, a cell-type classifier and the four scNCL losses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch import nn
+
+from ._losses import feature_alignment, neighbourhood_contrastive, projection_regularisation
+
+RNA = "rna"
+ATAC = "atac"
+X_KEY = "X"
+POSITIVE_KEY = "X_positive"
+LABELS_KEY = "labels"
+
+
+class SCNCLModule(BaseModuleClass):
+    """Encoder, classifier and losses of scNCL (RNA -> ATAC label transfer).
+
+    One encoder ``f`` embeds both the RNA cells and the gene activity of the ATAC cells (the
+    same genes, in the same order); a linear classifier ``g`` on the embedding predicts the
+    cell type. Per training step, with an RNA batch ``R`` (labelled), an ATAC batch ``A`` and
+    one random peak-space neighbour ``A+`` of each ATAC cell::
+
+        loss = CE(g(f(R)), y) + w_pr * (PR(f(R)) + PR_var(f(A)))
+               + w_ncl * NCL(f(A), f(A+)) + w_fa * FA(f(R), f(A))
+
+    (METHODS.md; see :mod:`sctransfer.module._losses` for each term.) Inputs are dense batches
+    already transformed by the model (the module holds no data statistics).
+
+    Parameters
+    ----------
+    n_input
+        Number of genes.
+    n_labels
+        Number of reference cell types.
+    n_latent
+        Embedding size.
+    encoder
+        ``"linear"``: one linear layer; ``"mlp"``: two layers with ReLU and dropout.
+    n_hidden
+        Hidden width of the MLP encoder.
+    dropout
+        Dropout of the MLP encoder.
+    temperature
+        Temperature of the neighbourhood contrastive loss.
+    weight_ncl, weight_fa, weight_pr
+        Weights of the NCL, feature-alignment and projection-regularisation terms.
+    fa_top_fraction
+        Share of ATAC cells (by similarity to their partner) used by feature alignment.
+    fa_start_step
+        Feature alignment is switched on from this training step (the embedding must first
+        carry some type structure).
+    label_smoothing
+        Label smoothing of the cross-entropy on RNA cells.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_labels: int,
+        *,
+        n_latent: int = 64,
+        encoder: Literal["linear", "mlp"] = "linear",
+        n_hidden: int = 256,
+        dropout: float = 0.2,
+        temperature: float = 0.2,
+        weight_ncl: float = 1.0,
+        weight_fa: float = 0.05,
+        weight_pr: float = 0.1,
+        fa_top_fraction: float = 0.8,
+        fa_start_step: int = 100,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        if encoder == "linear":
+            self.encoder = nn.Linear(n_input, n_latent)
+        elif encoder == "mlp":
+            self.encoder = nn.Sequential(
+                nn.Linear(n_input, n_hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(n_hidden, n_latent)
+            )
+        else:
+            raise ValueError(f"encoder must be 'linear' or 'mlp', got {encoder!r}.")
+        self.classifier = nn.Linear(n_latent, n_labels)
+        self.temperature = temperature
+        self.weight_ncl = weight_ncl
+        self.weight_fa = weight_fa
+        self.weight_pr = weight_pr
+        self.fa_top_fraction = fa_top_fraction
+        self.fa_start_step = fa_start_step
+        self.label_smoothing = label_smoothing
+
+    def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor]:
+        return {
+            "rna_x": tensors[RNA][X_KEY],
+            "atac_x": tensors[ATAC][X_KEY],
+            "atac_positive_x": tensors[ATAC][POSITIVE_KEY],
+        }
+
+    @auto_move_data
+    def inference(
+        self, rna_x: torch.Tensor, atac_x: torch.Tensor, atac_positive_x: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Embed the three batches with the shared encoder (one pass over their concatenation)."""
+        n_rna, n_atac = rna_x.shape[0], atac_x.shape[0]
+        z = self.encoder(torch.cat([rna_x, atac_x, atac_positive_x]))
+        return {"z_rna": z[:n_rna], "z_atac": z[n_rna : n_rna + n_atac], "z_positive": z[n_rna + n_atac :]}
+
+    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict[str, torch.Tensor]:
+        return {"z_rna": inference_outputs["z_rna"]}
+
+    @auto_move_data
+    def generative(self, z_rna: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cell-type logits of the RNA cells."""
+        return {"logits_rna": self.classifier(z_rna)}
+
+    def loss(
+        self, tensors: dict, inference_outputs: dict, generative_outputs: dict, step: int | None = None
+    ) -> LossOutput:
+        """The scNCL objective; each term is reported in ``extra_metrics`` (so in ``model.history``)."""
+        z_rna, z_atac, z_pos = (inference_outputs[k] for k in ("z_rna", "z_atac", "z_positive"))
+        labels = tensors[RNA][LABELS_KEY].reshape(-1).long().to(z_rna.device)
+        ce = F.cross_entropy(generative_outputs["logits_rna"], labels, label_smoothing=self.label_smoothing)
+        pr = projection_regularisation(z_rna, with_variance=False) + projection_regularisation(
+            z_atac, with_variance=True
+        )
+        ncl = neighbourhood_contrastive(z_atac, z_pos, temperature=self.temperature)
+        fa_on = step is None or step >= self.fa_start_step
+        fa = feature_alignment(z_rna, z_atac, top_fraction=self.fa_top_fraction) if fa_on else ce.new_zeros(())
+        total = ce + self.weight_pr * pr + self.weight_ncl * ncl + self.weight_fa * fa
+        return LossOutput(
+            loss=total,
+            n_obs_minibatch=z_rna.shape[0] + z_atac.shape[0],
+            extra_metrics={
+                "loss_ce": ce.detach(),
+                "loss_pr": pr.detach(),
+                "loss_ncl": ncl.detach(),
+                "loss_fa": fa.detach(),
+            },
+        )
+
+    @torch.inference_mode()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedding of a dense, transformed batch."""
+        return self.encoder(x)
+
+    @torch.inference_mode()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a dense, transformed batch."""
+        return F.softmax(self.classifier(self.encoder(x)), dim=-1)
