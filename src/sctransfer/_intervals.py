@@ -81,7 +81,7 @@ def peak_coordinates(adata: AnnData, *, modality: str = "atac") -> pd.DataFrame:
     Parameters
     ----------
     adata
-        A peaks-by-cells :class:`~anndata.AnnData` (cells in rows).
+        A cells x peaks :class:`~anndata.AnnData` (one feature per peak).
     modality
         Name used in error messages.
 
@@ -91,8 +91,9 @@ def peak_coordinates(adata: AnnData, *, modality: str = "atac") -> pd.DataFrame:
 
     Raises
     ------
-    IntervalError
-        When any feature has no readable coordinate; the message shows examples and the fix.
+    sctransfer.pp.IntervalError
+        When any feature has no readable coordinate, or ends before it starts; the message shows
+        examples and the fix.
     """
     var = adata.var
     chrom_col = _find_column(var.columns, _CHROM_ALIASES["chrom"])
@@ -101,7 +102,7 @@ def peak_coordinates(adata: AnnData, *, modality: str = "atac") -> pd.DataFrame:
     if chrom_col is not None and start_col is not None and end_col is not None:
         coords = pd.DataFrame(
             {
-                "chrom": var[chrom_col].astype(str).to_numpy(),
+                "chrom": var[chrom_col].where(var[chrom_col].notna()).astype(object).to_numpy(),
                 "start": pd.to_numeric(var[start_col], errors="coerce").to_numpy(),
                 "end": pd.to_numeric(var[end_col], errors="coerce").to_numpy(),
             },
@@ -119,6 +120,7 @@ def peak_coordinates(adata: AnnData, *, modality: str = "atac") -> pd.DataFrame:
             f"(read from {source}; e.g. {examples}). Name peaks like 'chr1:100-200', 'chr1-100-200' or "
             "'chr1_100_200', or add var columns 'chrom', 'start' and 'end'."
         )
+    coords["chrom"] = coords["chrom"].astype(str)
     coords["start"] = coords["start"].astype(np.int64)
     coords["end"] = coords["end"].astype(np.int64)
     if (coords["end"] < coords["start"]).any():
@@ -150,17 +152,19 @@ def _read_gtf(path: Path) -> pd.DataFrame:
             feature = fields[2]
             if feature not in records and feature != "mRNA":
                 continue
-            attrs = fields[8]
-            name = _gtf_attribute(attrs, ("gene_name", "Name", "gene", "gene_id", "ID"))
+            key = "gene" if feature == "gene" else "transcript"
+            name = _gtf_attribute(fields[8], _GENE_NAME_KEYS if key == "gene" else _TRANSCRIPT_GENE_KEYS)
             if name is None:
                 continue
-            key = "gene" if feature == "gene" else "transcript"
             records[key].append((fields[0], int(fields[3]) - 1, int(fields[4]), fields[6], name))
     rows = records["gene"] or records["transcript"]
     if not rows:
         raise IntervalError(f"No gene or transcript records with a name were found in {str(path)!r}.")
     table = pd.DataFrame(rows, columns=GENE_COLUMNS)
-    if not records["gene"]:
+    if records["gene"]:
+        # one row per gene name: the first record (e.g. GENCODE's PAR genes appear on chrX and chrY)
+        table = table.drop_duplicates("gene_name", keep="first").reset_index(drop=True)
+    else:
         table = (
             table.groupby(["gene_name", "chrom", "strand"], as_index=False, sort=False)
             .agg(start=("start", "min"), end=("end", "max"))
@@ -169,6 +173,9 @@ def _read_gtf(path: Path) -> pd.DataFrame:
     return table
 
 
+# gene records name themselves; transcript records name their gene (their own Name is the transcript's)
+_GENE_NAME_KEYS = ("gene_name", "Name", "gene", "gene_id", "ID")
+_TRANSCRIPT_GENE_KEYS = ("gene_name", "gene", "gene_id", "Parent")
 _GTF_ATTR = re.compile(r'(?:^|;)\s*([A-Za-z_]+)[ =]"?([^";]+)"?')
 
 
@@ -177,7 +184,7 @@ def _gtf_attribute(attrs: str, keys: Sequence[str]) -> str | None:
     for key in keys:
         if key in found:
             value = found[key]
-            return value.split(":", 1)[1] if key == "ID" and ":" in value else value
+            return value.split(":", 1)[1] if key in ("ID", "Parent") and ":" in value else value
     return None
 
 
@@ -268,6 +275,12 @@ def read_gene_annotation(
     -------
     Data frame with ``chrom``, ``start``, ``end`` (0-based, half-open), ``strand``, ``gene_name``,
     one row per gene name.
+
+    Raises
+    ------
+    sctransfer.pp.IntervalError
+        When ``annotation`` is neither an existing file nor a known genome name, or when the file
+        or data frame lacks the needed columns or gene records.
     """
     if isinstance(annotation, pd.DataFrame):
         return annotation_from_dataframe(annotation, one_based=True if one_based is None else one_based)

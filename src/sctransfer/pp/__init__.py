@@ -1,8 +1,16 @@
 """Preprocessing: gene activity, peak coordinates and the peak-space neighbour graph."""
 
-from sctransfer._intervals import peak_coordinates, read_gene_annotation
+from sctransfer._intervals import IntervalError, peak_coordinates, read_gene_annotation
 
 from ._gene_activity import gene_activity
-from ._neighbors import peak_neighbors, tfidf_lsi
+from ._neighbors import knn_graph, peak_neighbors, tfidf_lsi
 
-__all__ = ["gene_activity", "peak_coordinates", "peak_neighbors", "read_gene_annotation", "tfidf_lsi"]
+__all__ = [
+    "IntervalError",
+    "gene_activity",
+    "knn_graph",
+    "peak_coordinates",
+    "peak_neighbors",
+    "read_gene_annotation",
+    "tfidf_lsi",
+]

@@ -19,7 +19,7 @@ from sctransfer._intervals import (
     peak_coordinates,
     read_gene_annotation,
 )
-from sctransfer._validation import check_numeric, get_modality
+from sctransfer._validation import check_numeric, get_modality, update_mudata
 
 logger = logging.getLogger(__name__)
 
@@ -248,5 +248,5 @@ def gene_activity(
     )
     activity.uns["gene_activity"]["params"]["source_modality"] = atac_key
     data.mod[key_added] = activity
-    data.update()
+    update_mudata(data)
     return None

@@ -107,6 +107,13 @@ def _exact_knn(embedding: np.ndarray, n_neighbors: int, metric: str) -> tuple[np
     return indices, distances
 
 
+def resolve_knn_method(n_cells: int, metric: str, method: str) -> str:
+    """The search :func:`knn_graph` runs: ``method``, or for ``"auto"`` exact up to 50,000 cells."""
+    if method != "auto":
+        return method
+    return "exact" if n_cells <= EXACT_KNN_MAX_CELLS and metric in ("cosine", "euclidean") else "pynndescent"
+
+
 def knn_graph(
     embedding: np.ndarray,
     *,
@@ -127,7 +134,8 @@ def knn_graph(
         ``"cosine"`` or ``"euclidean"`` for the exact search; any pynndescent metric otherwise.
     method
         ``"exact"`` (blocked matrix products), ``"pynndescent"`` (approximate), or ``"auto"``:
-        exact up to 50,000 cells (faster there, and exact), pynndescent above.
+        exact up to 50,000 cells with the cosine or euclidean metric (faster there, and exact),
+        pynndescent otherwise.
     random_state
         Seed of pynndescent.
 
@@ -139,8 +147,7 @@ def knn_graph(
     n = embedding.shape[0]
     if n <= n_neighbors:
         raise ValueError(f"Need more than n_neighbors={n_neighbors} cells to build a kNN graph; got {n}.")
-    if method == "auto":
-        method = "exact" if n <= EXACT_KNN_MAX_CELLS and metric in ("cosine", "euclidean") else "pynndescent"
+    method = resolve_knn_method(n, metric, method)
     if method == "exact":
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"The exact search supports metric 'cosine' or 'euclidean', got {metric!r}.")
@@ -183,7 +190,7 @@ def peak_neighbors(
     key_added: str = "peak_neighbors",
     random_state: int = 0,
 ) -> None:
-    """KNN graph of the ATAC cells in raw peak space (TF-IDF + LSI, then pynndescent).
+    """KNN graph of the ATAC cells in raw peak space (TF-IDF + LSI, then a neighbour search).
 
     Parameters
     ----------
@@ -194,12 +201,12 @@ def peak_neighbors(
     n_neighbors
         Neighbours per cell, the cell itself excluded.
     n_components, drop_first, layer
-        Passed to :func:`tfidf_lsi`.
+        Passed to :func:`~sctransfer.pp.tfidf_lsi`.
     metric
         Distance in the LSI space: ``"cosine"`` (default) or ``"euclidean"``, or any pynndescent metric
         with ``method="pynndescent"``.
     method
-        Neighbour search, see :func:`knn_graph`.
+        Neighbour search, see :func:`~sctransfer.pp.knn_graph`.
     use_rep
         Use this existing ``.obsm`` embedding instead of computing the LSI.
     key_added
@@ -246,7 +253,7 @@ def peak_neighbors(
             "metric": metric,
             "use_rep": use_rep or "X_lsi",
             "random_state": int(random_state),
-            "method": method,
+            "method": resolve_knn_method(n, metric, method),
         },
     }
     logger.info(
