@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pooch
+import requests
 import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
@@ -123,6 +124,17 @@ def test_downloaded_file_is_hash_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("SCTRANSFER_DATA_DIR", str(tmp_path))
     with pytest.raises(st.datasets.HashMismatchError, match="genes.txt"):
         st.datasets.fetch_file("scmomat_mop/genes.txt")
+
+
+def test_offline_download_failure_names_the_fix(monkeypatch, tmp_path):
+    def refuse(*args, **kwargs):
+        raise requests.exceptions.ConnectionError("no network")
+
+    monkeypatch.setattr(pooch, "retrieve", refuse)
+    monkeypatch.setenv("SCTRANSFER_DATA_DIR", str(tmp_path))
+    with pytest.raises(st.datasets.DownloadError, match="SCTRANSFER_DATA_DIR"):
+        st.datasets.fetch_file("scmomat_mop/genes.txt")
+    assert not (tmp_path / "scmomat_mop" / "genes.txt").exists()
 
 
 def test_derived_table_is_converted_from_its_source(monkeypatch, tmp_path):

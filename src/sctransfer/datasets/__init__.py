@@ -3,7 +3,7 @@
 from ._annotation import KNOWN_GENOMES, gene_annotation
 from ._bmmc import bmmc_multiome_match, bmmc_multiome_starter
 from ._mop import MOP_LIBRARIES, GenePeakLinks, mop_gene_peak_links, mop_label_transfer, mop_snareseq
-from ._registry import REGISTRY, HashMismatchError, data_dir, fetch_file
+from ._registry import REGISTRY, DownloadError, HashMismatchError, data_dir, fetch_file
 from ._simulate import simulate_multiome
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "MOP_LIBRARIES",
     "REGISTRY",
     "GenePeakLinks",
+    "DownloadError",
     "HashMismatchError",
     "bmmc_multiome_match",
     "bmmc_multiome_starter",

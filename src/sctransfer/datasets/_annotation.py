@@ -8,7 +8,7 @@ from sctransfer._intervals import annotation_from_dataframe
 
 from ._registry import fetch_file
 
-#: Genome names accepted by :func:`gene_annotation`.
+#: Genome names accepted by :func:`~sctransfer.datasets.gene_annotation`: ``"mm10"`` and ``"hg38"``.
 KNOWN_GENOMES = ("mm10", "hg38")
 
 _TABLES = {
@@ -28,14 +28,14 @@ def gene_annotation(genome: str) -> pd.DataFrame:
     Parameters
     ----------
     genome
-        One of :data:`KNOWN_GENOMES` (``"mm10"``, ``"hg38"``).
+        One of :data:`~sctransfer.datasets.KNOWN_GENOMES` (``"mm10"``, ``"hg38"``).
 
     Returns
     -------
     A new data frame with columns ``chrom``, ``start``, ``end`` (int64, 0-based half-open: the
     1-based inclusive source starts minus one), ``strand`` (``+``/``-``) and ``gene_name``; one row
-    per gene name (the first record of a repeated name), as made by
-    :func:`sctransfer._intervals.annotation_from_dataframe`.
+    per gene name (the first record of a repeated name). This is the gene table
+    :func:`~sctransfer.pp.read_gene_annotation` returns for these genome names.
 
     Raises
     ------

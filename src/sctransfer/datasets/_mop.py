@@ -16,27 +16,20 @@ from sctransfer._intervals import peak_coordinates
 
 from ._registry import fetch_file
 
-#: The twelve SNARE-seq libraries of the data set.
+#: The twelve SNARE-seq libraries of the MOp data set, ``"09A"`` to ``"09L"``.
 MOP_LIBRARIES = tuple(f"09{letter}" for letter in "ABCDEFGHIJKL")
 
 _FOLDER = "scmomat_mop"
 
 
 class GenePeakLinks(NamedTuple):
-    """Binary gene-peak links of the MOp data set.
+    """Binary gene-peak links of the MOp data set, from :func:`~sctransfer.datasets.mop_gene_peak_links`."""
 
-    Attributes
-    ----------
-    matrix
-        Genes x peaks :class:`scipy.sparse.csr_matrix`, float32, 1.0 where the peak is linked to the gene.
-    genes
-        Gene names, the rows of ``matrix`` (the RNA var_names of :func:`mop_snareseq`).
-    peaks
-        Peak names, the columns of ``matrix`` (the ATAC var_names of :func:`mop_snareseq`).
-    """
-
+    #: Genes x peaks :class:`scipy.sparse.csr_matrix`, float32, 1.0 where the peak is linked to the gene.
     matrix: sp.csr_matrix
+    #: Gene names, the rows of ``matrix`` (the RNA var_names of :func:`mop_snareseq`).
     genes: pd.Index
+    #: Peak names, the columns of ``matrix`` (the ATAC var_names of :func:`mop_snareseq`).
     peaks: pd.Index
 
 
@@ -96,7 +89,7 @@ def mop_snareseq() -> MuData:
     ``"atac"``
         10,309 cells x 25,734 peaks named as in the source (``chr1_4914570_4914685``). ``.X``: raw
         counts, float32 CSR (also in ``.layers["counts"]``). ``.var``: ``chrom``, ``start``,
-        ``end`` (0-based, half-open, from :func:`sctransfer._intervals.peak_coordinates`).
+        ``end`` (0-based, half-open, from :func:`sctransfer.pp.peak_coordinates`).
 
     Each modality's ``.obs`` has ``library`` (categorical, ``09A`` .. ``09L``), ``barcode`` (str),
     ``cell_type`` (categorical coarse label, 15 types including ``Mis``, a bucket of unassigned
@@ -115,7 +108,7 @@ def mop_gene_peak_links() -> GenePeakLinks:
 
     Returns
     -------
-    A :class:`GenePeakLinks` with ``matrix`` (1,677 genes x 25,734 peaks, float32 CSR, 1.0 where
+    A :class:`~sctransfer.datasets.GenePeakLinks` with ``matrix`` (1,677 genes x 25,734 peaks, float32 CSR, 1.0 where
     linked), ``genes`` and ``peaks`` (the name indexes of its rows and columns, equal to the RNA and
     ATAC var_names of :func:`mop_snareseq`).
     """

@@ -177,7 +177,9 @@ _BMMC_FILES = {
     ("match_modality", "test_sol"): "4e18a2d4b17d677e6027e708313e751a16e083f1d54070053534f163bdb4f95c",
 }
 
-#: Every data file, by path relative to :func:`data_dir`.
+#: Every data file sctransfer can fetch, by path relative to :func:`~sctransfer.datasets.data_dir`:
+#: the keys are the valid arguments of :func:`~sctransfer.datasets.fetch_file`; each value holds
+#: the public URL and the sha256 of the file.
 REGISTRY: dict[str, RemoteFile] = {
     **{f"scmomat_mop/{name}": RemoteFile(_MOP_URL + name, sha) for name, sha in _MOP_FILES.items()},
     **{
@@ -283,6 +285,17 @@ def _entry(relative_path: str) -> RemoteFile:
         ) from None
 
 
+class DownloadError(OSError):
+    """A data file is missing locally and could not be downloaded from its public source."""
+
+    def __init__(self, relative_path: str, url: str, path: Path, cause: Exception):
+        super().__init__(
+            f"{relative_path} is not in the data directory ({path.parent}) and downloading it from {url} failed "
+            f"({type(cause).__name__}). Without network access, set the environment variable {DATA_DIR_ENV} to a "
+            "folder holding the data in the layout of its public source (see sctransfer.datasets.data_dir)."
+        )
+
+
 def fetch_file(relative_path: str) -> Path:
     """Local path of a registered data file, downloading it first when it is missing.
 
@@ -300,6 +313,8 @@ def fetch_file(relative_path: str) -> Path:
     ------
     HashMismatchError
         When the file (present or just downloaded) does not have the registered hash.
+    DownloadError
+        When the file is missing and cannot be downloaded.
     """
     entry = _entry(relative_path)
     path = data_dir() / relative_path
@@ -309,7 +324,10 @@ def fetch_file(relative_path: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if entry.source is None:
         logger.info("Downloading %s from %s to %s", relative_path, entry.url, path)
-        pooch.retrieve(entry.url, known_hash=f"sha256:{entry.sha256}", path=path.parent, fname=path.name)
+        try:
+            pooch.retrieve(entry.url, known_hash=f"sha256:{entry.sha256}", path=path.parent, fname=path.name)
+        except OSError as err:  # requests' ConnectionError and HTTPError are OSErrors
+            raise DownloadError(relative_path, entry.url, path, err) from err
         verify_file(relative_path, path)
         return path
     _build_derived(relative_path, entry.source, path)
@@ -327,13 +345,16 @@ def fetch_file(relative_path: str) -> Path:
 def _build_derived(relative_path: str, source: Source, path: Path) -> None:
     logger.info("Downloading the source of %s from %s and converting it", relative_path, source.url)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
-        result = pooch.retrieve(
-            source.url,
-            known_hash=None if source.sha256 is None else f"sha256:{source.sha256}",
-            path=tmp,
-            fname=source.fname,
-            processor=None if source.member is None else pooch.Untar(members=[source.member]),
-        )
+        try:
+            result = pooch.retrieve(
+                source.url,
+                known_hash=None if source.sha256 is None else f"sha256:{source.sha256}",
+                path=tmp,
+                fname=source.fname,
+                processor=None if source.member is None else pooch.Untar(members=[source.member]),
+            )
+        except OSError as err:
+            raise DownloadError(relative_path, source.url, path, err) from err
         if source.sha256 is None:
             logger.info(
                 "sha256 of the downloaded %s (not pinned): %s",
