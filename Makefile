@@ -44,7 +44,7 @@ test: $(STAMP)
 	exit $$rc
 
 docs: $(STAMP)
-	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -E -b html docs docs/_build/html
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks docs

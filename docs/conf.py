@@ -1,6 +1,6 @@
 """Sphinx configuration for the sctransfer documentation.
 
-Build with ``make docs`` (``sphinx-build -W --keep-going``): every warning fails the build,
+Build with ``make docs`` (``sphinx-build -W --keep-going -E``): every warning fails the build,
 and ``nitpicky`` turns each unresolved cross-reference into a warning.
 
 Intersphinx needs the network. When the inventories cannot be reached (an offline machine),
@@ -11,6 +11,7 @@ build is always online and fully strict. Force a mode with ``SCTRANSFER_DOCS_OFF
 
 import importlib
 import os
+import pkgutil
 import re
 import shutil
 import sys
@@ -19,6 +20,8 @@ import urllib.request
 from datetime import datetime
 from importlib.metadata import metadata
 from pathlib import Path
+
+from sphinx.pycode import ModuleAnalyzer
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -240,6 +243,28 @@ def _resolve_private_path(app, env, node, contnode):
     return resolved
 
 
+def _reexported_data_doc(app, what, name, obj, options, lines) -> None:
+    """Document a constant re-exported by a package with its ``#:`` comment.
+
+    autodoc reads the ``#:`` comment of a module-level constant only in the module the constant is
+    documented under. For ``sctransfer.datasets.KNOWN_GENOMES``, imported into the package from
+    ``sctransfer.datasets._annotation``, it finds none and falls back to the docstring of the value's
+    type (``tuple``). Here the comment is read in the submodule that defines the constant.
+    """
+    if what != "data" or not name.startswith("sctransfer."):
+        return
+    package_name, _, attr = name.rpartition(".")
+    package = importlib.import_module(package_name)
+    for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
+        module_name = f"{package_name}.{info.name}"
+        if getattr(importlib.import_module(module_name), attr, None) is not obj:
+            continue
+        comment = ModuleAnalyzer.for_module(module_name).find_attr_docs().get(("", attr))
+        if comment:
+            lines[:] = list(comment)
+            return
+
+
 def _parse_returns_section(self, section: str) -> list[str]:
     """Read a numpy "Returns" section as a description, as scanpy and scverse write them.
 
@@ -266,4 +291,5 @@ def setup(app):
 
     NumpyDocstring._parse_returns_section = _parse_returns_section
     app.connect("source-read", _tutorials_without_notebooks)
+    app.connect("autodoc-process-docstring", _reexported_data_doc)
     app.connect("missing-reference", _resolve_private_path, priority=900)  # after intersphinx (500)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pooch
-import requests
 import pytest
+import requests
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 

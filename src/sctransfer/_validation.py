@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mudata
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
@@ -62,3 +63,9 @@ def check_unpaired(rna: AnnData, atac: AnnData, *, rna_key: str, atac_key: str) 
             "transfer expects different cells. MuData treats equal names as the same cell; give each modality "
             f"distinct names, e.g. `{atac_key}.obs_names = '{atac_key}:' + {atac_key}.obs_names`."
         )
+
+
+def update_mudata(mdata: MuData) -> None:
+    """``mdata.update()`` without mudata's legacy pull of modality columns into the global tables."""
+    with mudata.set_options(pull_on_update=False):
+        mdata.update()

@@ -80,8 +80,8 @@ def _build_parser() -> argparse.ArgumentParser:
     transfer.add_argument(
         "--annotation",
         help=(
-            "gene annotation for the gene activity matrix: a GTF file (.gtf or .gtf.gz) or a genome name such as "
-            "mm10; required with --input (demo defaults: mm10 for MOp, the simulated genes for --simulate)"
+            "gene annotation for the gene activity matrix: a GTF/GFF3, BED or TSV file (gzip too) or a genome name "
+            "(mm10, hg38); required with --input (demo defaults: mm10 for MOp, the simulated genes for --simulate)"
         ),
     )
     transfer.add_argument("--rna-key", default="rna", help="RNA modality (default: %(default)s)")

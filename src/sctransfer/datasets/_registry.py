@@ -177,9 +177,9 @@ _BMMC_FILES = {
     ("match_modality", "test_sol"): "4e18a2d4b17d677e6027e708313e751a16e083f1d54070053534f163bdb4f95c",
 }
 
-#: Every data file sctransfer can fetch, by path relative to :func:`~sctransfer.datasets.data_dir`:
-#: the keys are the valid arguments of :func:`~sctransfer.datasets.fetch_file`; each value holds
-#: the public URL and the sha256 of the file.
+#: Every data file sctransfer can fetch, by path relative to :func:`~sctransfer.datasets.data_dir`.
+#: The keys are the valid arguments of :func:`~sctransfer.datasets.fetch_file`; each value holds the
+#: public URL and the sha256 of the file.
 REGISTRY: dict[str, RemoteFile] = {
     **{f"scmomat_mop/{name}": RemoteFile(_MOP_URL + name, sha) for name, sha in _MOP_FILES.items()},
     **{

@@ -103,8 +103,11 @@ class SCNCL(BaseModelClass):
     encoder
         ``"linear"`` (default) or ``"mlp"``.
     input_transform
-        How counts become input: ``"standardized_log"`` (default), ``"log"`` or ``"binary"``;
-        see :class:`~sctransfer.model._transform.InputTransform`. Statistics are computed per data set.
+        How counts become network input: ``"standardized_log"`` (default), ``log1p`` of counts
+        normalised to 10,000 per cell, then each gene centred and scaled to unit variance and
+        clipped to [-10, 10]; ``"log"``, the log-normalised values only; ``"binary"``, ``x > 0``
+        (the official scNCL default). The statistics are computed on each data set separately
+        (RNA reference, ATAC gene activity, new data at prediction).
     **module_kwargs
         Passed to :class:`~sctransfer.module.SCNCLModule` (loss weights, temperature, ...).
 
@@ -154,7 +157,7 @@ class SCNCL(BaseModelClass):
     # ------------------------------------------------------------------------------------
     @classmethod
     def setup_anndata(cls, *args, **kwargs):
-        """Not available: SCNCL works on a MuData; use :meth:`setup_mudata`."""
+        """Not available: SCNCL works on a MuData; use :meth:`~sctransfer.model.SCNCL.setup_mudata`."""
         raise TypeError("SCNCL needs a MuData with RNA and ATAC modalities; call SCNCL.setup_mudata(mdata, ...).")
 
     @classmethod
@@ -459,12 +462,12 @@ class SCNCL(BaseModelClass):
 
     @classmethod
     def load(cls, dir_path: str, mdata: MuData | None = None, **kwargs) -> SCNCL:
-        """Load a model saved with :meth:`save`.
+        """Load a model saved with :meth:`~scvi.model.base.BaseModelClass.save`.
 
         Parameters
         ----------
         dir_path
-            Folder given to :meth:`save`.
+            Folder given to :meth:`~scvi.model.base.BaseModelClass.save`.
         mdata
             The training MuData (set up again from the saved registry), or ``None`` to load the model
             alone, ready for :meth:`predict` / :meth:`get_latent_representation` on new data.

@@ -29,8 +29,12 @@ class SCNCLModule(BaseModuleClass):
         loss = CE(g(f(R)), y) + w_pr * (PR(f(R)) + PR_var(f(A)))
                + w_ncl * NCL(f(A), f(A+)) + w_fa * FA(f(R), f(A))
 
-    (METHODS.md; see :mod:`sctransfer.module._losses` for each term.) Inputs are dense batches
-    already transformed by the model (the module holds no data statistics).
+    ``CE`` is the cross-entropy on the RNA labels; ``PR`` the projection regularisation (mean
+    absolute value plus mean absolute off-diagonal covariance of the embedding; ``PR_var`` adds
+    the inverse of its spread); ``NCL`` a symmetric InfoNCE between each ATAC cell and its
+    neighbour; ``FA`` feature alignment, which pulls ATAC cells towards their most similar RNA
+    cell (Yan et al. 2023). Inputs are dense batches already transformed by the model (the module
+    holds no data statistics).
 
     Parameters
     ----------
