@@ -74,3 +74,52 @@ class InputTransform:
         dense /= self.std
         np.clip(dense, -self.clip, self.clip, out=dense)
         return dense
+
+
+def joint_pca(
+    datasets: list,
+    n_pcs: int,
+    *,
+    max_cells: int = 20_000,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of several data sets' transformed inputs together (same genes, same order).
+
+    Each data set contributes at most ``max_cells`` randomly chosen cells (so a large query does
+    not drown a small reference, and memory stays bounded); their dense transformed rows are
+    stacked, centred and decomposed with a randomised SVD.
+
+    Parameters
+    ----------
+    datasets
+        :class:`~sctransfer.model._unpaired_data.ModalityData` objects (anything with ``n_cells``
+        and ``batch(rows)``).
+    n_pcs
+        Number of components.
+    max_cells
+        Cells sampled per data set.
+    random_state
+        Seed of the sampling and the SVD.
+
+    Returns
+    -------
+    ``(mean, components)``: the genes' mean (float32) and a genes x ``n_pcs`` projection, scaled
+    so that the first component's scores have unit standard deviation.
+    """
+    from sklearn.utils.extmath import randomized_svd
+
+    rng = np.random.default_rng(random_state)
+    blocks = []
+    for data in datasets:
+        n = data.n_cells
+        rows = np.sort(rng.choice(n, size=min(n, max_cells), replace=False))
+        blocks.append(np.concatenate([data.batch(rows[lo : lo + 4096]).numpy() for lo in range(0, len(rows), 4096)]))
+    stacked = np.concatenate(blocks)
+    mean = stacked.mean(axis=0)
+    stacked -= mean
+    n_pcs = min(n_pcs, min(stacked.shape) - 1)
+    _, _, vt = randomized_svd(stacked, n_pcs, random_state=random_state)
+    components = vt.T
+    scale = float((stacked @ components[:, 0]).std())
+    components = components / (scale if scale > 0 else 1.0)
+    return mean.astype(np.float32), components.astype(np.float32)

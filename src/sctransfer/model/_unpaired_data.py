@@ -23,6 +23,10 @@ class ModalityData:
     columns: np.ndarray
     transform: InputTransform
 
+    @property
+    def n_cells(self) -> int:
+        return self.counts.shape[0]
+
     def batch(self, rows: np.ndarray) -> torch.Tensor:
         """Dense, transformed network input of the given cells (model gene order)."""
         block = self.counts[rows][:, self.columns]

@@ -42,6 +42,11 @@ class SCNCLModule(BaseModuleClass):
         Number of genes.
     n_labels
         Number of reference cell types.
+    n_pcs
+        Size of the fixed joint-PCA input layer: inputs are centred with ``pca_mean`` and projected
+        on ``pca_components`` (buffers the model fills from a PCA of the RNA and gene-activity
+        cells together, saved with the weights) before the encoder. ``None``: the encoder reads
+        the genes directly, as in the original scNCL.
     n_latent
         Embedding size.
     encoder
@@ -68,6 +73,7 @@ class SCNCLModule(BaseModuleClass):
         n_input: int,
         n_labels: int,
         *,
+        n_pcs: int | None = 30,
         n_latent: int = 64,
         encoder: Literal["linear", "mlp"] = "linear",
         n_hidden: int = 256,
@@ -81,11 +87,16 @@ class SCNCLModule(BaseModuleClass):
         label_smoothing: float = 0.0,
     ):
         super().__init__()
+        self.n_pcs = n_pcs
+        if n_pcs is not None:
+            self.register_buffer("pca_mean", torch.zeros(n_input))
+            self.register_buffer("pca_components", torch.zeros(n_input, n_pcs))
+        n_encoder_input = n_input if n_pcs is None else n_pcs
         if encoder == "linear":
-            self.encoder = nn.Linear(n_input, n_latent)
+            self.encoder = nn.Linear(n_encoder_input, n_latent)
         elif encoder == "mlp":
             self.encoder = nn.Sequential(
-                nn.Linear(n_input, n_hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(n_hidden, n_latent)
+                nn.Linear(n_encoder_input, n_hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(n_hidden, n_latent)
             )
         else:
             raise ValueError(f"encoder must be 'linear' or 'mlp', got {encoder!r}.")
@@ -97,6 +108,17 @@ class SCNCLModule(BaseModuleClass):
         self.fa_top_fraction = fa_top_fraction
         self.fa_start_step = fa_start_step
         self.label_smoothing = label_smoothing
+
+    def set_input_pca(self, mean: torch.Tensor, components: torch.Tensor) -> None:
+        """Fill the fixed joint-PCA input layer (``components``: genes x ``n_pcs``)."""
+        self.pca_mean.copy_(mean)
+        self.pca_components.copy_(components)
+
+    def embed_genes(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder output for a dense, transformed gene batch (through the PCA layer when there is one)."""
+        if self.n_pcs is not None:
+            x = (x - self.pca_mean) @ self.pca_components
+        return self.encoder(x)
 
     def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor]:
         return {
@@ -111,7 +133,7 @@ class SCNCLModule(BaseModuleClass):
     ) -> dict[str, torch.Tensor]:
         """Embed the three batches with the shared encoder (one pass over their concatenation)."""
         n_rna, n_atac = rna_x.shape[0], atac_x.shape[0]
-        z = self.encoder(torch.cat([rna_x, atac_x, atac_positive_x]))
+        z = self.embed_genes(torch.cat([rna_x, atac_x, atac_positive_x]))
         return {"z_rna": z[:n_rna], "z_atac": z[n_rna : n_rna + n_atac], "z_positive": z[n_rna + n_atac :]}
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict[str, torch.Tensor]:
@@ -150,9 +172,9 @@ class SCNCLModule(BaseModuleClass):
     @torch.inference_mode()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Embedding of a dense, transformed batch."""
-        return self.encoder(x)
+        return self.embed_genes(x)
 
     @torch.inference_mode()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities of a dense, transformed batch."""
-        return F.softmax(self.classifier(self.encoder(x)), dim=-1)
+        return F.softmax(self.classifier(self.embed_genes(x)), dim=-1)

@@ -6,12 +6,13 @@ import logging
 import os
 from typing import Any
 
+import mudata
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from sctransfer._validation import check_unpaired, get_modality
+from sctransfer._validation import check_unpaired, get_modality, update_mudata
 from sctransfer.model import SCNCL
 from sctransfer.model._scncl import DEFAULT_MODALITIES
 from sctransfer.pp._gene_activity import compute_gene_activity
@@ -25,10 +26,12 @@ NEIGHBORS_KEY = "peak_neighbors"
 
 
 def _output_names(key_added: str) -> dict[str, str]:
+    """Fields written: ``{key_added}_label|confidence|novel`` and ``X_scncl`` (``X_scncl_{key_added}`` if renamed)."""
     return {
         "label": f"{key_added}_label",
         "confidence": f"{key_added}_confidence",
         "novel": f"{key_added}_novel",
+        "embedding": EMBEDDING_KEY if key_added == "sctransfer" else f"{EMBEDDING_KEY}_{key_added}",
     }
 
 
@@ -36,10 +39,10 @@ def _check_free(mdata: MuData, rna_key: str | None, atac_key: str, key_added: st
     """Refuse to replace fields the user already has, before any work is done."""
     if overwrite:
         return
-    taken = [f"mdata[{atac_key!r}].obs[{c!r}]" for c in _output_names(key_added).values() if c in mdata[atac_key].obs]
-    taken += [
-        f"mdata[{m!r}].obsm[{EMBEDDING_KEY!r}]" for m in (rna_key, atac_key) if m and EMBEDDING_KEY in mdata[m].obsm
-    ]
+    names = _output_names(key_added)
+    embedding = names.pop("embedding")
+    taken = [f"mdata[{atac_key!r}].obs[{c!r}]" for c in names.values() if c in mdata[atac_key].obs]
+    taken += [f"mdata[{m!r}].obsm[{embedding!r}]" for m in (rna_key, atac_key) if m and embedding in mdata[m].obsm]
     if key_added in mdata.uns:
         taken.append(f"mdata.uns[{key_added!r}]")
     if taken:
@@ -126,7 +129,7 @@ def label_transfer(
     rna_layer, atac_layer
         Layers with raw counts; ``None`` uses ``.X``.
     key_added
-        Prefix of the ``.obs`` columns written and key of ``mdata.uns``.
+        Prefix of the ``.obs`` columns written, suffix of the embedding key and key of ``mdata.uns``.
     novelty_threshold
         Cells whose confidence is below this value are called novel (``{key_added}_novel``).
     overwrite
@@ -149,7 +152,8 @@ def label_transfer(
     - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference categories);
     - ``mdata[atac_key].obs[f"{key_added}_confidence"]``: highest class probability, in [0, 1];
     - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``confidence < novelty_threshold`` (bool);
-    - ``mdata[atac_key].obsm["X_scncl"]`` and (training) ``mdata[rna_key].obsm["X_scncl"]``: the shared embedding;
+    - ``mdata[atac_key].obsm["X_scncl"]`` and (training) ``mdata[rna_key].obsm["X_scncl"]``: the shared embedding
+      (``"X_scncl_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
     - ``mdata.mod["gene_activity"]`` when it was computed here (see :func:`~sctransfer.pp.gene_activity`);
     - ``mdata[atac_key].obsm["X_lsi"]``, ``.obsp["peak_neighbors_*"]``, ``.uns["peak_neighbors"]``
       when the graph was computed here (training; see :func:`~sctransfer.pp.peak_neighbors`);
@@ -205,15 +209,16 @@ def label_transfer(
     # ---- model ---------------------------------------------------------------------------
     work_activity = AnnData(X=activity.X, obs=pd.DataFrame(index=activity.obs_names.copy()), var=activity.var.copy())
     if training:
-        work = MuData(
-            {
-                "rna": _working_modality(mdata[rna_key], [labels_key]),
-                GENE_ACTIVITY_MODALITY: work_activity,
-                "atac": work_atac,
-            }
-        )
+        with mudata.set_options(pull_on_update=False):
+            work = MuData(
+                {
+                    "rna": _working_modality(mdata[rna_key], [labels_key]),
+                    GENE_ACTIVITY_MODALITY: work_activity,
+                    "atac": work_atac,
+                }
+            )
         SCNCL.setup_mudata(work, labels_key=labels_key, rna_layer=rna_layer, modalities=DEFAULT_MODALITIES)
-        model = SCNCL(work, **(model_kwargs or {}))
+        model = SCNCL(work, **{"random_state": random_state, **(model_kwargs or {})})
         has_coordinates = {"chrom", "start", "end", "strand"} <= set(activity.var.columns)
         model.gene_coordinates_ = _gene_coordinates(activity[:, model.gene_names_]) if has_coordinates else None
         train_args = {"random_state": random_state, **(train_kwargs or {})}
@@ -222,7 +227,8 @@ def label_transfer(
         model.train(**train_args)
         rna_embedding = model.get_latent_representation(modality="rna")
     else:
-        work = MuData({GENE_ACTIVITY_MODALITY: work_activity})
+        with mudata.set_options(pull_on_update=False):
+            work = MuData({GENE_ACTIVITY_MODALITY: work_activity})
         rna_embedding = None
     proba = model.predict(work, soft=True)
     atac_embedding = model.get_latent_representation(work, modality="atac")
@@ -243,10 +249,10 @@ def label_transfer(
     atac.obs[names["label"]] = labels
     atac.obs[names["confidence"]] = confidence.astype(np.float32)
     atac.obs[names["novel"]] = confidence < novelty_threshold
-    atac.obsm[EMBEDDING_KEY] = atac_embedding
+    atac.obsm[names["embedding"]] = atac_embedding
     if rna_embedding is not None:
-        mdata[rna_key].obsm[EMBEDDING_KEY] = rna_embedding
-    mdata.update()
+        mdata[rna_key].obsm[names["embedding"]] = rna_embedding
+    update_mudata(mdata)
     mdata.uns[key_added] = {
         "params": _without_none(
             {

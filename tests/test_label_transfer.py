@@ -1,0 +1,250 @@
+"""End-to-end label transfer on MOp SNARE-seq, model round trips and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+import sctransfer as st
+from sctransfer._intervals import IntervalError
+
+FIELDS = ("sctransfer_label", "sctransfer_confidence", "sctransfer_novel")
+
+
+def _without_truth(mdata: MuData) -> pd.Series:
+    truth = mdata["atac"].obs.pop("cell_type").astype(str)
+    mdata.update()
+    return truth
+
+
+@pytest.fixture(scope="module")
+def transferred():
+    """The benchmark split (RNA 09A-09F -> ATAC 09G-09L), default settings, trained once."""
+    mdata = st.datasets.mop_label_transfer()
+    truth = _without_truth(mdata)
+    model = st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", return_model=True)
+    return mdata, truth, model
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    """A small MOp split (2 libraries each way) for fast reproducibility checks."""
+    mdata = st.datasets.mop_label_transfer(rna_libraries=("09A", "09B"), atac_libraries=("09G", "09H"))
+    _without_truth(mdata)
+    return mdata
+
+
+def test_fields_written(transferred):
+    mdata, truth, model = transferred
+    atac, rna = mdata["atac"], mdata["rna"]
+    labels = atac.obs["sctransfer_label"]
+    assert isinstance(labels.dtype, pd.CategoricalDtype)
+    assert list(labels.cat.categories) == sorted(rna.obs["cell_type"].cat.categories)
+    conf = atac.obs["sctransfer_confidence"].to_numpy()
+    assert conf.min() >= 0 and conf.max() <= 1
+    novel = atac.obs["sctransfer_novel"]
+    assert novel.dtype == bool
+    assert (novel.to_numpy() == (conf < mdata.uns["sctransfer"]["params"]["novelty_threshold"])).all()
+    assert atac.obsm["X_scncl"].shape == (atac.n_obs, 64)
+    assert rna.obsm["X_scncl"].shape == (rna.n_obs, 64)
+    assert "gene_activity" in mdata.mod and mdata["gene_activity"].obs_names.equals(atac.obs_names)
+    assert sp.issparse(mdata["gene_activity"].X)
+    assert "peak_neighbors_distances" in atac.obsp and "X_lsi" in atac.obsm
+    params = mdata.uns["sctransfer"]["params"]
+    assert params["labels_key"] == "cell_type" and params["random_state"] == 0
+    assert sum(mdata.uns["sctransfer"]["label_counts"].values()) == atac.n_obs
+    # each loss term is tracked
+    for term in ("loss_ce_train", "loss_pr_train", "loss_ncl_train", "loss_fa_train", "train_loss"):
+        assert term in model.history
+    assert model.history["train_loss"].iloc[-1, 0] < model.history["train_loss"].iloc[0, 0]
+
+
+def test_accuracy_floor(transferred):
+    mdata, truth, _ = transferred
+    pred = mdata["atac"].obs["sctransfer_label"].astype(str)
+    acc = st.metrics.accuracy(truth, pred)
+    f1 = st.metrics.macro_f1(truth, pred)
+    print(f"MOp 09A-F -> 09G-L: accuracy {acc:.3f}, macro-F1 {f1:.3f}")
+    # always predicting the largest type (L2/3) scores 0.42; the simple baselines 0.51-0.65
+    assert acc >= 0.60
+    assert f1 >= 0.35
+
+
+def test_embedding_mixes_modalities(transferred):
+    mdata, truth, _ = transferred
+    rna_types = mdata["rna"].obs["cell_type"].astype(str).to_numpy()
+    z_rna, z_atac = mdata["rna"].obsm["X_scncl"], mdata["atac"].obsm["X_scncl"]
+    # nearest RNA neighbour of each ATAC cell shares its true type far above chance (L2/3 share 0.42)
+    a = z_atac / np.linalg.norm(z_atac, axis=1, keepdims=True)
+    b = z_rna / np.linalg.norm(z_rna, axis=1, keepdims=True)
+    nearest = (a @ b.T).argmax(axis=1)
+    assert (rna_types[nearest] == truth.to_numpy()).mean() > 0.5
+
+
+def test_save_load_identical(transferred, tmp_path):
+    mdata, _, model = transferred
+    model.save(tmp_path / "scncl", overwrite=True)
+    loaded = st.model.SCNCL.load(tmp_path / "scncl")
+    query = MuData({"gene_activity": mdata["gene_activity"].copy()})
+    np.testing.assert_array_equal(loaded.predict(query), model.predict(query))
+    np.testing.assert_allclose(
+        loaded.predict(query, soft=True).to_numpy(), model.predict(query, soft=True).to_numpy(), rtol=0, atol=1e-6
+    )
+    assert list(loaded.gene_names_) == list(model.gene_names_)
+
+
+def test_reuse_model_on_new_atac(transferred):
+    mdata, truth, model = transferred
+    held_out = st.datasets.mop_label_transfer(rna_libraries=("09G",), atac_libraries=("09A", "09B", "09C"))
+    held_truth = _without_truth(held_out)
+    new = MuData({"atac": held_out["atac"].copy()})
+    out = st.tl.label_transfer(new, model=model)
+    assert out is None
+    assert set(FIELDS) <= set(new["atac"].obs.columns)
+    assert "X_scncl" in new["atac"].obsm and "gene_activity" in new.mod
+    acc = st.metrics.accuracy(held_truth, new["atac"].obs["sctransfer_label"].astype(str))
+    assert acc >= 0.55
+    assert new.uns["sctransfer"]["params"]["trained_here"] is False
+
+
+def test_same_random_state_same_result(small_split):
+    a = small_split.copy()
+    b = small_split.copy()
+    st.tl.label_transfer(a, labels_key="cell_type", annotation="mm10", max_steps=100, random_state=3)
+    st.tl.label_transfer(b, labels_key="cell_type", annotation="mm10", max_steps=100, random_state=3)
+    np.testing.assert_array_equal(a["atac"].obsm["X_scncl"], b["atac"].obsm["X_scncl"])
+    assert a["atac"].obs["sctransfer_label"].equals(b["atac"].obs["sctransfer_label"])
+    c = small_split.copy()
+    st.tl.label_transfer(c, labels_key="cell_type", annotation="mm10", max_steps=100, random_state=4)
+    assert not np.allclose(a["atac"].obsm["X_scncl"], c["atac"].obsm["X_scncl"])
+
+
+def test_copy_and_overwrite(small_split):
+    mdata = small_split.copy()
+    out = st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=50, copy=True)
+    assert isinstance(out, MuData) and "sctransfer_label" in out["atac"].obs
+    assert "sctransfer_label" not in mdata["atac"].obs
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=50)
+    with pytest.raises(ValueError, match="overwrite=True"):
+        st.tl.label_transfer(mdata, labels_key="cell_type", max_steps=50)
+    # a different prefix writes beside the first result; overwrite replaces it
+    st.tl.label_transfer(mdata, labels_key="cell_type", max_steps=50, key_added="run2")
+    assert {"run2_label", "sctransfer_label"} <= set(mdata["atac"].obs.columns)
+    assert {"X_scncl", "X_scncl_run2"} <= set(mdata["atac"].obsm.keys())
+    st.tl.label_transfer(mdata, labels_key="cell_type", max_steps=50, overwrite=True)
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: a clear error, and the MuData untouched
+# --------------------------------------------------------------------------------------------
+def _snapshot(mdata: MuData) -> dict:
+    return {
+        "mods": list(mdata.mod),
+        "uns": sorted(mdata.uns.keys()),
+        **{
+            name: (
+                list(ad.obs.columns),
+                sorted(ad.obsm.keys()),
+                sorted(ad.obsp.keys()),
+                sorted(ad.uns.keys()),
+                ad.shape,
+                ad.obs_names.tolist()[:5],
+            )
+            for name, ad in mdata.mod.items()
+        },
+    }
+
+
+def _labels_all_nan(m):
+    m["rna"].obs["cell_type"] = pd.Categorical([np.nan] * m["rna"].n_obs, categories=["a"])
+
+
+def _single_type(m):
+    m["rna"].obs["cell_type"] = pd.Categorical(["L2/3"] * m["rna"].n_obs)
+
+
+def _rename_genes(m):
+    m.mod["rna"].var_names = ["gene_" + g for g in m["rna"].var_names]
+
+
+def _bad_peaks(m):
+    m.mod["atac"].var = pd.DataFrame(index=[f"peak{i}" for i in range(m["atac"].n_vars)])
+
+
+def _shared_names(m):
+    n = min(m["rna"].n_obs, m["atac"].n_obs)
+    rna, atac = m["rna"][:n].copy(), m["atac"][:n].copy()
+    rna.obs_names = atac.obs_names = [f"cell{i}" for i in range(n)]
+    return MuData({"rna": rna, "atac": atac})
+
+
+def _non_numeric(m):
+    atac = AnnData(
+        X=np.full((5, 3), "x", dtype=object),
+        obs=pd.DataFrame(index=[f"a{i}" for i in range(5)]),
+        var=pd.DataFrame(index=["chr1:1-100", "chr1:200-300", "chr2:1-50"]),
+    )
+    return MuData({"rna": m["rna"], "atac": atac})
+
+
+def _empty_atac(m):
+    return MuData({"rna": m["rna"], "atac": m["atac"][:0].copy()})
+
+
+@pytest.mark.parametrize(
+    ("mutate", "kwargs", "error", "match"),
+    [
+        (None, {"rna_key": "RNA"}, KeyError, "Modality 'RNA'"),
+        (None, {"atac_key": "peaks"}, KeyError, "Modality 'peaks'"),
+        (None, {"labels_key": "celltype"}, KeyError, "celltype"),
+        (_labels_all_nan, {}, ValueError, "all NaN"),
+        (_single_type, {}, ValueError, "single cell type"),
+        (_rename_genes, {}, IntervalError, "None of the requested genes"),
+        (_bad_peaks, {}, IntervalError, "chr1:100-200"),
+        (_shared_names, {}, ValueError, "share"),
+        (_non_numeric, {}, TypeError, "non-numeric"),
+        (_empty_atac, {}, ValueError, "empty"),
+    ],
+    ids=[
+        "unknown-rna",
+        "unknown-atac",
+        "missing-labels",
+        "all-nan-labels",
+        "single-type",
+        "no-shared-gene",
+        "unparseable-peaks",
+        "shared-obs-names",
+        "non-numeric",
+        "empty-modality",
+    ],
+)
+def test_bad_input_clear_error_and_untouched(small_split, mutate, kwargs, error, match):
+    mdata = small_split.copy()
+    if mutate is not None:
+        mdata = mutate(mdata) or mdata
+    before = _snapshot(mdata)
+    args = {"labels_key": "cell_type", "annotation": "mm10", "max_steps": 10, **kwargs}
+    with pytest.raises(error, match=match):
+        st.tl.label_transfer(mdata, **args)
+    assert _snapshot(mdata) == before
+
+
+def test_view_is_refused(small_split):
+    view = small_split[small_split.obs_names[:200]]
+    assert view.is_view
+    with pytest.raises(ValueError, match="view"):
+        st.tl.label_transfer(view, labels_key="cell_type", annotation="mm10", max_steps=10)
+
+
+def test_model_needs_mudata_setup():
+    with pytest.raises(TypeError, match="setup_mudata"):
+        st.model.SCNCL.setup_anndata(AnnData(np.ones((3, 3))))
+
+
+def test_labels_required_for_training(small_split):
+    with pytest.raises(ValueError, match="labels_key is required"):
+        st.tl.label_transfer(small_split.copy(), annotation="mm10")
