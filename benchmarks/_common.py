@@ -1,0 +1,146 @@
+"""Shared pieces of the label-transfer benchmarks: splits, baselines, isolated timed runs."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import time
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+
+import sctransfer as st
+from sctransfer.model._transform import InputTransform
+from sctransfer.pp._gene_activity import compute_gene_activity
+
+LIBRARIES = tuple(f"09{c}" for c in "ABCDEFGHIJKL")
+SPLITS = {
+    "A-F->G-L": (LIBRARIES[:6], LIBRARIES[6:]),
+    "G-L->A-F": (LIBRARIES[6:], LIBRARIES[:6]),
+    "even->odd": (LIBRARIES[0::2], LIBRARIES[1::2]),
+}
+
+
+def load_split(name: str):
+    """The unpaired MOp split and the ATAC truth, removed from the MuData."""
+    rna_libraries, atac_libraries = SPLITS[name]
+    mdata = st.datasets.mop_label_transfer(rna_libraries=rna_libraries, atac_libraries=atac_libraries)
+    truth = mdata["atac"].obs.pop("cell_type").astype(str).to_numpy()
+    return mdata, truth
+
+
+def scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {"accuracy": st.metrics.accuracy(truth, pred), "macro_f1": st.metrics.macro_f1(truth, pred)}
+
+
+# --------------------------------------------------------------------------------------------
+# baselines (gene space: RNA vs gene activity of the ATAC cells)
+# --------------------------------------------------------------------------------------------
+def _standardised_inputs(mdata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rna = mdata["rna"]
+    activity = compute_gene_activity(mdata["atac"], "mm10", genes=rna.var_names)
+    genes = np.asarray([g for g in rna.var_names if g in set(activity.var_names)])
+    x_rna = sp.csr_matrix(rna[:, genes].X)
+    x_atac = sp.csr_matrix(activity[:, genes].X)
+    cols = np.arange(len(genes))
+    z_rna = InputTransform.fit(x_rna, cols)(x_rna)
+    z_atac = InputTransform.fit(x_atac, cols)(x_atac)
+    return z_rna, z_atac, rna.obs["cell_type"].astype(str).to_numpy()
+
+
+def _knn_vote(z_ref: np.ndarray, y_ref: np.ndarray, z_query: np.ndarray, k: int = 15) -> np.ndarray:
+    """Majority type among each query cell's k most cosine-similar reference cells."""
+    a = z_query / np.linalg.norm(z_query, axis=1, keepdims=True)
+    b = z_ref / np.linalg.norm(z_ref, axis=1, keepdims=True)
+    nearest = np.argpartition(-(a @ b.T), k, axis=1)[:, :k]
+    types, codes = np.unique(y_ref, return_inverse=True)
+    votes = np.stack([np.bincount(row, minlength=len(types)) for row in codes[nearest]])
+    return types[votes.argmax(axis=1)]
+
+
+def baseline_rna_classifier(mdata, random_state: int = 0) -> np.ndarray:
+    """Logistic regression trained on the RNA reference, applied to the gene activity."""
+    z_rna, z_atac, y = _standardised_inputs(mdata)
+    clf = LogisticRegression(C=0.1, max_iter=500, random_state=random_state).fit(z_rna, y)
+    return clf.predict(z_atac)
+
+
+def baseline_joint_pca_knn(mdata, random_state: int = 0) -> np.ndarray:
+    """PCA of RNA and gene activity together (30 PCs), then 15-NN vote among RNA cells."""
+    z_rna, z_atac, y = _standardised_inputs(mdata)
+    pcs = PCA(30, random_state=random_state).fit_transform(np.vstack([z_rna, z_atac]))
+    return _knn_vote(pcs[: len(z_rna)], y, pcs[len(z_rna) :])
+
+
+def baseline_harmony_knn(mdata, random_state: int = 0) -> np.ndarray:
+    """Joint PCA, Harmony over the modality, then 15-NN vote among RNA cells."""
+    import harmonypy
+
+    z_rna, z_atac, y = _standardised_inputs(mdata)
+    pcs = PCA(30, random_state=random_state).fit_transform(np.vstack([z_rna, z_atac]))
+    meta = pd.DataFrame({"modality": ["rna"] * len(z_rna) + ["atac"] * len(z_atac)})
+    corrected = harmonypy.run_harmony(pcs, meta, ["modality"], random_state=random_state, verbose=False).Z_corr
+    corrected = np.asarray(corrected)
+    if corrected.shape[0] != pcs.shape[0]:
+        corrected = corrected.T
+    return _knn_vote(corrected[: len(z_rna)], y, corrected[len(z_rna) :])
+
+
+def sctransfer_default(mdata, random_state: int = 0, **kwargs) -> np.ndarray:
+    """``st.tl.label_transfer`` with its defaults (all stages: gene activity, LSI, kNN, training)."""
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", random_state=random_state, **kwargs)
+    return mdata["atac"].obs["sctransfer_label"].astype(str).to_numpy()
+
+
+METHODS: dict[str, Callable] = {
+    "sctransfer (default)": sctransfer_default,
+    "RNA classifier on gene activity": baseline_rna_classifier,
+    "joint PCA + kNN": baseline_joint_pca_knn,
+    "PCA + Harmony + kNN": baseline_harmony_knn,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# one method, one fresh process: wall time and peak resident memory of that method alone
+# --------------------------------------------------------------------------------------------
+def _child(queue, method_name: str, split: str, random_state: int, kwargs: dict) -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+        mdata, truth = load_split(split)
+        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        fn = METHODS.get(method_name, sctransfer_default)
+        pred = fn(mdata, random_state=random_state, **kwargs)
+        wall = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        queue.put(
+            {
+                "ok": True,
+                **scores(truth, pred),
+                "wall_s": wall,
+                "peak_rss_gb": peak / 1e6,
+                "data_rss_gb": base_rss / 1e6,
+            }
+        )
+    except Exception:  # noqa: BLE001 - reported to the parent
+        queue.put({"ok": False, "error": traceback.format_exc()})
+
+
+def run_isolated(method_name: str, split: str, random_state: int = 0, **kwargs) -> dict:
+    """Run one method on one split in a fresh process; returns scores, wall time and peak RSS."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, method_name, split, random_state, kwargs))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if not result.pop("ok"):
+        raise RuntimeError(f"{method_name} on {split} failed:\n{result['error']}")
+    return result
