@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mudata
 import numpy as np
 import scipy.sparse as sp
@@ -66,6 +68,18 @@ def check_unpaired(rna: AnnData, atac: AnnData, *, rna_key: str, atac_key: str) 
 
 
 def update_mudata(mdata: MuData) -> None:
-    """``mdata.update()`` without mudata's legacy pull of modality columns into the global tables."""
-    with mudata.set_options(pull_on_update=False):
+    """``mdata.update()`` without mudata's legacy pull of modality columns into the global tables.
+
+    RNA and gene activity share gene names by design; mudata's warning about non-unique global
+    ``var_names`` is silenced (making them unique would rename the genes).
+    """
+    with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="var_names are not unique")
         mdata.update()
+
+
+def working_mudata(modalities: dict) -> MuData:
+    """A MuData over the given modalities, built with the same settings as :func:`update_mudata`."""
+    with mudata.set_options(pull_on_update=False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="var_names are not unique")
+        return MuData(modalities)

@@ -412,6 +412,7 @@ class SCNCL(BaseModelClass):
                 **trainer_kwargs,
             )
             runner()
+        self._store_reference()
         self.train_params_ = {
             "max_steps": max_steps,
             "batch_size": batch_size,
@@ -421,6 +422,29 @@ class SCNCL(BaseModelClass):
             "class_balance": class_balance,
             "random_state": random_state,
         }
+
+    def _store_reference(self) -> None:
+        """Keep the labelled RNA cells' embedding, for the reference-neighbour vote of :meth:`predict`."""
+        labels = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1)
+        _, rna = self._modality_data(self.adata, "rna")
+        embedding = self._batched(rna, rna.n_cells, 4096, self.module.embed)
+        labelled = labels >= 0
+        self.reference_embedding_ = _unit_rows(embedding[labelled])
+        self.reference_labels_ = labels[labelled].astype(np.int64)
+
+    def _reference_vote(self, embedding: np.ndarray, k: int) -> np.ndarray:
+        """Share of each type among the ``k`` most cosine-similar reference RNA cells of each cell."""
+        reference, labels = self.reference_embedding_, self.reference_labels_
+        k = min(k, len(labels))
+        query = _unit_rows(embedding)
+        n_types = len(self.label_categories_)
+        votes = np.zeros((len(query), n_types), dtype=np.float32)
+        for lo in range(0, len(query), 2048):
+            similarity = query[lo : lo + 2048] @ reference.T
+            nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            rows = np.repeat(np.arange(len(nearest)), k)
+            np.add.at(votes[lo : lo + 2048], (rows, labels[nearest].ravel()), 1.0 / k)
+        return votes
 
     # ------------------------------------------------------------------------------------
     # results
@@ -456,9 +480,15 @@ class SCNCL(BaseModelClass):
         *,
         soft: bool = False,
         modality: Literal["rna", "atac"] = "atac",
+        reference_neighbors: int = 15,
         batch_size: int = 4096,
     ) -> np.ndarray | pd.DataFrame:
         """Predicted reference cell types.
+
+        The probability of each type is the mean of the classifier's softmax and the share of
+        that type among the cell's ``reference_neighbors`` most similar labelled RNA cells in the
+        shared embedding. On three MOp SNARE-seq library splits the vote raised accuracy from
+        0.634-0.639 (classifier alone) to 0.663-0.664 with macro-F1 0.388-0.397 (``benchmarks/``).
 
         Parameters
         ----------
@@ -468,6 +498,8 @@ class SCNCL(BaseModelClass):
             Return class probabilities instead of labels.
         modality
             Cells to predict, ``"atac"`` (default) or ``"rna"``.
+        reference_neighbors
+            Reference RNA cells in the vote; 0 uses the classifier alone.
         batch_size
             Cells per forward pass.
 
@@ -480,6 +512,9 @@ class SCNCL(BaseModelClass):
         mdata = self.adata if mdata is None else mdata
         names, data = self._modality_data(mdata, modality)
         proba = self._batched(data, len(names), batch_size, self.module.predict_proba)
+        if reference_neighbors > 0:
+            embedding = self._batched(data, len(names), batch_size, self.module.embed)
+            proba = 0.5 * proba + 0.5 * self._reference_vote(embedding, reference_neighbors)
         if soft:
             return pd.DataFrame(proba, index=names, columns=self.label_categories_)
         return self.label_categories_[proba.argmax(axis=1)]
@@ -499,6 +534,11 @@ class SCNCL(BaseModelClass):
             Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix``).
         """
         return super().load(dir_path, adata=mdata if mdata is not None else False, **kwargs)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), for cosine similarity by dot product."""
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _check_labels(rna, labels_key: str, modality: str) -> None:

@@ -6,13 +6,12 @@ import logging
 import os
 from typing import Any
 
-import mudata
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from sctransfer._validation import check_unpaired, get_modality, update_mudata
+from sctransfer._validation import check_unpaired, get_modality, update_mudata, working_mudata
 from sctransfer.model import SCNCL
 from sctransfer.model._scncl import DEFAULT_MODALITIES
 from sctransfer.pp._gene_activity import compute_gene_activity
@@ -209,14 +208,13 @@ def label_transfer(
     # ---- model ---------------------------------------------------------------------------
     work_activity = AnnData(X=activity.X, obs=pd.DataFrame(index=activity.obs_names.copy()), var=activity.var.copy())
     if training:
-        with mudata.set_options(pull_on_update=False):
-            work = MuData(
-                {
-                    "rna": _working_modality(mdata[rna_key], [labels_key]),
-                    GENE_ACTIVITY_MODALITY: work_activity,
-                    "atac": work_atac,
-                }
-            )
+        work = working_mudata(
+            {
+                "rna": _working_modality(mdata[rna_key], [labels_key]),
+                GENE_ACTIVITY_MODALITY: work_activity,
+                "atac": work_atac,
+            }
+        )
         SCNCL.setup_mudata(work, labels_key=labels_key, rna_layer=rna_layer, modalities=DEFAULT_MODALITIES)
         model = SCNCL(work, **{"random_state": random_state, **(model_kwargs or {})})
         has_coordinates = {"chrom", "start", "end", "strand"} <= set(activity.var.columns)
@@ -227,8 +225,7 @@ def label_transfer(
         model.train(**train_args)
         rna_embedding = model.get_latent_representation(modality="rna")
     else:
-        with mudata.set_options(pull_on_update=False):
-            work = MuData({GENE_ACTIVITY_MODALITY: work_activity})
+        work = working_mudata({GENE_ACTIVITY_MODALITY: work_activity})
         rna_embedding = None
     proba = model.predict(work, soft=True)
     atac_embedding = model.get_latent_representation(work, modality="atac")
