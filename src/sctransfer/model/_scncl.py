@@ -480,15 +480,19 @@ class SCNCL(BaseModelClass):
         *,
         soft: bool = False,
         modality: Literal["rna", "atac"] = "atac",
-        reference_neighbors: int = 15,
+        reference_neighbors: int = 30,
+        prior_correction: float = 0.5,
         batch_size: int = 4096,
     ) -> np.ndarray | pd.DataFrame:
         """Predicted reference cell types.
 
-        The probability of each type is the mean of the classifier's softmax and the share of
-        that type among the cell's ``reference_neighbors`` most similar labelled RNA cells in the
-        shared embedding. On three MOp SNARE-seq library splits the vote raised accuracy from
-        0.634-0.639 (classifier alone) to 0.663-0.664 with macro-F1 0.388-0.397 (``benchmarks/``).
+        Two estimates of each cell's type probabilities are averaged: the classifier's softmax,
+        and the share of each type among the cell's ``reference_neighbors`` most similar
+        labelled RNA cells in the shared embedding. Before averaging, each estimate is divided
+        by the reference frequency of the type to the power ``prior_correction`` and
+        renormalised, so that abundant reference types do not absorb the rare ones. On three
+        MOp SNARE-seq library splits this raised accuracy / macro-F1 from 0.634-0.643 /
+        0.378-0.382 (classifier alone) to 0.672-0.677 / 0.432-0.448 (``benchmarks/``).
 
         Parameters
         ----------
@@ -500,6 +504,9 @@ class SCNCL(BaseModelClass):
             Cells to predict, ``"atac"`` (default) or ``"rna"``.
         reference_neighbors
             Reference RNA cells in the vote; 0 uses the classifier alone.
+        prior_correction
+            Exponent of the reference-frequency correction: 0 keeps the reference's type
+            proportions as a prior, 1 removes them entirely.
         batch_size
             Cells per forward pass.
 
@@ -511,10 +518,13 @@ class SCNCL(BaseModelClass):
         self._check_if_trained(warn=False)
         mdata = self.adata if mdata is None else mdata
         names, data = self._modality_data(mdata, modality)
-        proba = self._batched(data, len(names), batch_size, self.module.predict_proba)
+        counts = np.bincount(self.reference_labels_, minlength=len(self.label_categories_))
+        weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
+        proba = _reweighted(self._batched(data, len(names), batch_size, self.module.predict_proba), weights)
         if reference_neighbors > 0:
             embedding = self._batched(data, len(names), batch_size, self.module.embed)
-            proba = 0.5 * proba + 0.5 * self._reference_vote(embedding, reference_neighbors)
+            vote = _reweighted(self._reference_vote(embedding, reference_neighbors), weights)
+            proba = 0.5 * proba + 0.5 * vote
         if soft:
             return pd.DataFrame(proba, index=names, columns=self.label_categories_)
         return self.label_categories_[proba.argmax(axis=1)]
@@ -534,6 +544,12 @@ class SCNCL(BaseModelClass):
             Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix``).
         """
         return super().load(dir_path, adata=mdata if mdata is not None else False, **kwargs)
+
+
+def _reweighted(proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Rows of ``proba * weights``, renormalised to sum to one (float32)."""
+    scaled = proba * weights
+    return (scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
