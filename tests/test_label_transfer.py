@@ -89,7 +89,8 @@ def test_save_load_identical(transferred, tmp_path):
     mdata, _, model = transferred
     model.save(tmp_path / "scncl", overwrite=True)
     loaded = st.model.SCNCL.load(tmp_path / "scncl")
-    query = MuData({"gene_activity": mdata["gene_activity"].copy()})
+    query = MuData({"gene_activity": mdata["gene_activity"].copy(), "atac": mdata["atac"].copy()})
+    assert model._peak_inputs(query, query["gene_activity"].obs_names) is not None  # the peak view is used
     np.testing.assert_array_equal(loaded.predict(query), model.predict(query))
     np.testing.assert_allclose(
         loaded.predict(query, soft=True).to_numpy(), model.predict(query, soft=True).to_numpy(), rtol=0, atol=1e-6

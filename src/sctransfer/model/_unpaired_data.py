@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from sctransfer.module._scncl import ATAC, LABELS_KEY, POSITIVE_KEY, RNA, X_KEY
+from sctransfer.module._scncl import ATAC, LABELS_KEY, PEAK_KEY, POSITIVE_KEY, RNA, X_KEY
 
 from ._transform import InputTransform
 
@@ -38,7 +38,7 @@ class _UnpairedStream(IterableDataset):
 
     Cells are drawn with replacement, independently per modality; RNA cells are drawn with
     probability proportional to ``rna_weights`` (class balancing); each ATAC cell comes with one
-    of its peak-space neighbours, redrawn at every step.
+    of its peak-space neighbours, redrawn at every step, and its peak view when there is one.
     """
 
     def __init__(
@@ -47,6 +47,7 @@ class _UnpairedStream(IterableDataset):
         labels: np.ndarray,
         atac: ModalityData,
         neighbors: np.ndarray,
+        peak_view: np.ndarray | None,
         rna_weights: np.ndarray,
         batch_size: int,
         n_steps: int,
@@ -54,6 +55,7 @@ class _UnpairedStream(IterableDataset):
     ):
         super().__init__()
         self.rna, self.labels, self.atac, self.neighbors = rna, labels, atac, neighbors
+        self.peak_view = None if peak_view is None else torch.from_numpy(np.ascontiguousarray(peak_view))
         self.rna_cdf = np.cumsum(rna_weights / rna_weights.sum())
         self.batch_size, self.n_steps = batch_size, n_steps
         self.rng = np.random.default_rng(seed)
@@ -67,9 +69,12 @@ class _UnpairedStream(IterableDataset):
             rna_rows = np.minimum(np.searchsorted(self.rna_cdf, rng.random(b), side="right"), len(self.rna_cdf) - 1)
             atac_rows = rng.integers(0, self.neighbors.shape[0], b)
             positive_rows = self.neighbors[atac_rows, rng.integers(0, self.neighbors.shape[1], b)]
+            atac = {X_KEY: self.atac.batch(atac_rows), POSITIVE_KEY: self.atac.batch(positive_rows)}
+            if self.peak_view is not None:
+                atac[PEAK_KEY] = self.peak_view[torch.from_numpy(atac_rows)]
             yield {
                 RNA: {X_KEY: self.rna.batch(rna_rows), LABELS_KEY: torch.from_numpy(self.labels[rna_rows])},
-                ATAC: {X_KEY: self.atac.batch(atac_rows), POSITIVE_KEY: self.atac.batch(positive_rows)},
+                ATAC: atac,
             }
 
 
@@ -86,13 +91,16 @@ class UnpairedDataModule(LightningDataModule):
         atac: ModalityData,
         neighbors: np.ndarray,
         *,
+        peak_view: np.ndarray | None,
         rna_weights: np.ndarray,
         batch_size: int,
         steps_per_epoch: int,
         seed: int,
     ):
         super().__init__()
-        self.stream = _UnpairedStream(rna, labels, atac, neighbors, rna_weights, batch_size, steps_per_epoch, seed)
+        self.stream = _UnpairedStream(
+            rna, labels, atac, neighbors, peak_view, rna_weights, batch_size, steps_per_epoch, seed
+        )
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.stream, batch_size=None, num_workers=0)

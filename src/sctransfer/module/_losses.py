@@ -50,3 +50,14 @@ def neighbourhood_contrastive(anchors: torch.Tensor, positives: torch.Tensor, *,
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(logits, targets)
+
+
+def cross_view_contrastive(first: torch.Tensor, second: torch.Tensor, *, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE between two views of the same cells (CLIP's loss with a fixed temperature).
+
+    Row ``i`` of ``first`` and row ``i`` of ``second`` are the same cell (the positive pair); the
+    other rows of the batch are negatives, in both directions.
+    """
+    logits = F.normalize(first, dim=1) @ F.normalize(second, dim=1).T / temperature
+    targets = torch.arange(first.shape[0], device=first.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))

@@ -9,12 +9,13 @@ import torch.nn.functional as F
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from ._losses import feature_alignment, neighbourhood_contrastive, projection_regularisation
+from ._losses import cross_view_contrastive, feature_alignment, neighbourhood_contrastive, projection_regularisation
 
 RNA = "rna"
 ATAC = "atac"
 X_KEY = "X"
 POSITIVE_KEY = "X_positive"
+PEAK_KEY = "X_peaks"
 LABELS_KEY = "labels"
 
 
@@ -64,6 +65,13 @@ class SCNCLModule(BaseModuleClass):
     fa_start_step
         Feature alignment is switched on from this training step (the embedding must first
         carry some type structure).
+    n_peak_input
+        Size of the ATAC cells' peak view (standardised LSI scores); 0 for none. With a peak view,
+        a second linear encoder maps it to the embedding, trained to agree with the gene-activity
+        embedding of the same cell (a cross-view contrastive loss against the detached gene
+        embedding, weight ``weight_peak``), and the classifier is applied to both.
+    weight_peak
+        Weight of the cross-view loss.
     label_smoothing
         Label smoothing of the cross-entropy on RNA cells.
     """
@@ -84,6 +92,8 @@ class SCNCLModule(BaseModuleClass):
         weight_pr: float = 0.1,
         fa_top_fraction: float = 0.8,
         fa_start_step: int = 100,
+        n_peak_input: int = 0,
+        weight_peak: float = 1.0,
         label_smoothing: float = 0.0,
     ):
         super().__init__()
@@ -101,6 +111,8 @@ class SCNCLModule(BaseModuleClass):
         else:
             raise ValueError(f"encoder must be 'linear' or 'mlp', got {encoder!r}.")
         self.classifier = nn.Linear(n_latent, n_labels)
+        self.peak_encoder = nn.Linear(n_peak_input, n_latent) if n_peak_input > 0 else None
+        self.weight_peak = weight_peak
         self.temperature = temperature
         self.weight_ncl = weight_ncl
         self.weight_fa = weight_fa
@@ -120,21 +132,32 @@ class SCNCLModule(BaseModuleClass):
             x = (x - self.pca_mean) @ self.pca_components
         return self.encoder(x)
 
-    def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor]:
+    def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor | None]:
         return {
             "rna_x": tensors[RNA][X_KEY],
             "atac_x": tensors[ATAC][X_KEY],
             "atac_positive_x": tensors[ATAC][POSITIVE_KEY],
+            "atac_peaks": tensors[ATAC].get(PEAK_KEY),
         }
 
     @auto_move_data
     def inference(
-        self, rna_x: torch.Tensor, atac_x: torch.Tensor, atac_positive_x: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """Embed the three batches with the shared encoder (one pass over their concatenation)."""
+        self,
+        rna_x: torch.Tensor,
+        atac_x: torch.Tensor,
+        atac_positive_x: torch.Tensor,
+        atac_peaks: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor | None]:
+        """Embed the three gene batches with the shared encoder (one pass), and the peak view if given."""
         n_rna, n_atac = rna_x.shape[0], atac_x.shape[0]
         z = self.embed_genes(torch.cat([rna_x, atac_x, atac_positive_x]))
-        return {"z_rna": z[:n_rna], "z_atac": z[n_rna : n_rna + n_atac], "z_positive": z[n_rna + n_atac :]}
+        z_peaks = self.peak_encoder(atac_peaks) if self.peak_encoder is not None and atac_peaks is not None else None
+        return {
+            "z_rna": z[:n_rna],
+            "z_atac": z[n_rna : n_rna + n_atac],
+            "z_positive": z[n_rna + n_atac :],
+            "z_peaks": z_peaks,
+        }
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict[str, torch.Tensor]:
         return {"z_rna": inference_outputs["z_rna"]}
@@ -158,16 +181,13 @@ class SCNCLModule(BaseModuleClass):
         fa_on = step is None or step >= self.fa_start_step
         fa = feature_alignment(z_rna, z_atac, top_fraction=self.fa_top_fraction) if fa_on else ce.new_zeros(())
         total = ce + self.weight_pr * pr + self.weight_ncl * ncl + self.weight_fa * fa
-        return LossOutput(
-            loss=total,
-            n_obs_minibatch=z_rna.shape[0] + z_atac.shape[0],
-            extra_metrics={
-                "loss_ce": ce.detach(),
-                "loss_pr": pr.detach(),
-                "loss_ncl": ncl.detach(),
-                "loss_fa": fa.detach(),
-            },
-        )
+        metrics = {"loss_ce": ce.detach(), "loss_pr": pr.detach(), "loss_ncl": ncl.detach(), "loss_fa": fa.detach()}
+        z_peaks = inference_outputs.get("z_peaks")
+        if z_peaks is not None:
+            cross_view = cross_view_contrastive(z_peaks, z_atac.detach(), temperature=self.temperature)
+            total = total + self.weight_peak * cross_view
+            metrics["loss_peak_view"] = cross_view.detach()
+        return LossOutput(loss=total, n_obs_minibatch=z_rna.shape[0] + z_atac.shape[0], extra_metrics=metrics)
 
     @torch.inference_mode()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,6 +195,11 @@ class SCNCLModule(BaseModuleClass):
         return self.embed_genes(x)
 
     @torch.inference_mode()
+    def predict_proba_peaks(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from the peak view (standardised LSI scores) of ATAC cells."""
+        return F.softmax(self.classifier(self.peak_encoder(x)), dim=-1)
+
+    @torch.inference_mode()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of a dense, transformed batch."""
+        """Class probabilities of a dense, transformed gene batch."""
         return F.softmax(self.classifier(self.embed_genes(x)), dim=-1)

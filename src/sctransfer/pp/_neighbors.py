@@ -15,16 +15,22 @@ from sctransfer._validation import check_numeric, get_modality
 logger = logging.getLogger(__name__)
 
 
-def tfidf(x: sp.spmatrix | np.ndarray, *, scale_factor: float = 1e4) -> sp.csr_matrix:
+def inverse_document_frequency(x: sp.spmatrix | np.ndarray) -> np.ndarray:
+    """Number of cells divided by each peak's total counts (0 for peaks without counts)."""
+    peak_totals = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
+    return np.divide(x.shape[0], peak_totals, out=np.zeros_like(peak_totals), where=peak_totals > 0)
+
+
+def tfidf(x: sp.spmatrix | np.ndarray, *, scale_factor: float = 1e4, idf: np.ndarray | None = None) -> sp.csr_matrix:
     """TF-IDF of a cells x peaks count matrix, ``log1p(tf * idf * scale_factor)``, sparse float32.
 
     ``tf`` is each cell's counts divided by its total; ``idf`` is the number of cells divided by
-    each peak's total counts (Signac's default, method 1). Peaks with no counts stay zero.
+    each peak's total counts (Signac's default, method 1), or the given ``idf`` (to place new
+    cells in the space of a fitted LSI). Peaks with no counts stay zero.
     """
     x = sp.csr_matrix(x, dtype=np.float32)
     cell_totals = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
-    peak_totals = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
-    idf = np.divide(x.shape[0], peak_totals, out=np.zeros_like(peak_totals), where=peak_totals > 0)
+    idf = inverse_document_frequency(x) if idf is None else np.asarray(idf, dtype=np.float64)
     inv_depth = np.divide(1.0, cell_totals, out=np.zeros_like(cell_totals), where=cell_totals > 0)
     out = x.copy()
     rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))

@@ -51,10 +51,10 @@ def _check_free(mdata: MuData, rna_key: str | None, atac_key: str, key_added: st
         )
 
 
-def _working_modality(adata: AnnData, obs_columns: list[str]) -> AnnData:
-    """A light AnnData sharing the user's matrix (no copy) with only the columns the model needs."""
+def _working_modality(adata: AnnData, obs_columns: list[str], layer: str | None = None) -> AnnData:
+    """A light AnnData sharing the user's matrix (``layer`` or ``.X``; no copy) with only the columns needed."""
     return AnnData(
-        X=adata.X,
+        X=adata.X if layer is None else adata.layers[layer],
         obs=adata.obs[obs_columns].copy() if obs_columns else pd.DataFrame(index=adata.obs_names.copy()),
         var=pd.DataFrame(index=adata.var_names.copy()),
         layers=dict(adata.layers),
@@ -97,6 +97,7 @@ def label_transfer(
     random_state: int = 0,
     model_kwargs: dict[str, Any] | None = None,
     train_kwargs: dict[str, Any] | None = None,
+    predict_kwargs: dict[str, Any] | None = None,
     return_model: bool = False,
     copy: bool = False,
 ) -> SCNCL | MuData | None:
@@ -137,8 +138,9 @@ def label_transfer(
         Training steps (``None``: :meth:`~sctransfer.model.SCNCL.train`'s default).
     random_state
         Seed for the LSI, the neighbour search, the weight initialisation and the sampler.
-    model_kwargs, train_kwargs
-        Passed to :class:`~sctransfer.model.SCNCL` and :meth:`~sctransfer.model.SCNCL.train`.
+    model_kwargs, train_kwargs, predict_kwargs
+        Passed to :class:`~sctransfer.model.SCNCL`, :meth:`~sctransfer.model.SCNCL.train` and
+        :meth:`~sctransfer.model.SCNCL.predict` (e.g. ``reference_neighbors``, ``prior_correction``).
     return_model
         Return the model (trained or given).
     copy
@@ -194,7 +196,7 @@ def label_transfer(
         computed_activity = True
 
     # ---- peak-space neighbours (training only) ---------------------------------------------
-    work_atac = _working_modality(atac, [])
+    work_atac = _working_modality(atac, [], layer=atac_layer)
     computed_neighbors = False
     if training:
         if NEIGHBORS_KEY in atac.uns and f"{NEIGHBORS_KEY}_distances" in atac.obsp:
@@ -202,7 +204,7 @@ def label_transfer(
             work_atac.obsp[f"{NEIGHBORS_KEY}_distances"] = atac.obsp[f"{NEIGHBORS_KEY}_distances"]
             work_atac.uns[NEIGHBORS_KEY] = atac.uns[NEIGHBORS_KEY]
         else:
-            peak_neighbors(work_atac, layer=atac_layer, key_added=NEIGHBORS_KEY, random_state=random_state)
+            peak_neighbors(work_atac, key_added=NEIGHBORS_KEY, random_state=random_state)
             computed_neighbors = True
 
     # ---- model ---------------------------------------------------------------------------
@@ -225,9 +227,9 @@ def label_transfer(
         model.train(**train_args)
         rna_embedding = model.get_latent_representation(modality="rna")
     else:
-        work = working_mudata({GENE_ACTIVITY_MODALITY: work_activity})
+        work = working_mudata({GENE_ACTIVITY_MODALITY: work_activity, "atac": work_atac})
         rna_embedding = None
-    proba = model.predict(work, soft=True)
+    proba = model.predict(work, soft=True, **(predict_kwargs or {}))
     atac_embedding = model.get_latent_representation(work, modality="atac")
 
     # ---- write (only now is the user's MuData changed) ------------------------------------
@@ -264,6 +266,7 @@ def label_transfer(
                     **{k: v for group in model.init_params_["kwargs"].values() for k, v in group.items()},
                 },
                 "train": dict(getattr(model, "train_params_", {})),
+                "predict": dict(predict_kwargs or {}),
             }
         ),
         "n_cells": int(atac.n_obs),
