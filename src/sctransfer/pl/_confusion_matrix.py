@@ -105,6 +105,7 @@ def confusion_matrix(
 
     vmax = 1.0 if normalize is not None else max(int(values.max()), 1)
     image = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.grid(False)  # a style grid (e.g. scanpy's figure params) would cross the cells
     fig.colorbar(image, ax=ax, label=_COLORBAR_LABELS[normalize])
 
     ax.set_xticks(np.arange(n_cols), labels=list(table.columns), rotation=45, ha="right", rotation_mode="anchor")
