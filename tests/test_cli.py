@@ -280,3 +280,18 @@ def test_demo_without_truth_column(fake, monkeypatch, capsys):
     code, _, err = _run(["label-transfer"], capsys)
     assert code == 2
     assert "error: demo data has no true labels in mdata['atac'].obs['cell_type']" in err
+
+
+def test_simulate_demo_end_to_end(tmp_path, capsys):
+    """The real pipeline (no fakes): simulated data, training, an .h5mu written atomically."""
+    out = tmp_path / "simulated.h5mu"
+    assert cli.main(["label-transfer", "--simulate", "--max-steps", "100", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    accuracy = float(printed.split("closed-set accuracy:")[1].split()[0])
+    assert accuracy > 0.9  # cell types drive both simulated modalities strongly
+    written = mudata.read_h5mu(out)
+    obs = written["atac"].obs
+    assert {"sctransfer_label", "sctransfer_confidence", "sctransfer_novel"} <= set(obs.columns)
+    assert written["atac"].obsm["X_scncl"].shape[0] == written["atac"].n_obs
+    assert "sctransfer" in written.uns
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
