@@ -260,9 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     package_logger = logging.getLogger("sctransfer")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    previous_level = package_logger.level
+    previous_level, previous_propagate = package_logger.level, package_logger.propagate
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO)
+    package_logger.propagate = False  # libraries may configure the root logger; print each line once
     try:
         args.func(args)
     except (ValueError, KeyError, OSError) as error:
@@ -271,4 +272,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(previous_level)
+        package_logger.propagate = previous_propagate
     return 0
