@@ -81,23 +81,28 @@ def joint_pca(
     n_pcs: int,
     *,
     max_cells: int = 20_000,
+    n_oversamples: int = 10,
+    n_power_iterations: int = 4,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """PCA of several data sets' transformed inputs together (same genes, same order).
 
     Each data set contributes at most ``max_cells`` randomly chosen cells (so a large query does
-    not drown a small reference, and memory stays bounded); their dense transformed rows are
-    stacked, centred and decomposed with a randomised SVD.
+    not drown a small reference). The decomposition is a randomised SVD (Halko et al. 2011) that
+    streams the cells in dense blocks of 4,096, so memory stays at a few blocks plus
+    cells x ``n_pcs`` and genes x ``n_pcs`` arrays, whatever the number of genes.
 
     Parameters
     ----------
     datasets
-        :class:`~sctransfer.model._unpaired_data.ModalityData` objects (anything with ``n_cells``
-        and ``batch(rows)``).
+        Objects with ``n_cells`` and ``batch(rows)`` (dense transformed rows as a tensor), such as
+        the model's per-modality data.
     n_pcs
         Number of components.
     max_cells
         Cells sampled per data set.
+    n_oversamples, n_power_iterations
+        Accuracy settings of the randomised SVD.
     random_state
         Seed of the sampling and the SVD.
 
@@ -106,20 +111,46 @@ def joint_pca(
     ``(mean, components)``: the genes' mean (float32) and a genes x ``n_pcs`` projection, scaled
     so that the first component's scores have unit standard deviation.
     """
-    from sklearn.utils.extmath import randomized_svd
-
     rng = np.random.default_rng(random_state)
-    blocks = []
+    chunks = []
     for data in datasets:
-        n = data.n_cells
-        rows = np.sort(rng.choice(n, size=min(n, max_cells), replace=False))
-        blocks.append(np.concatenate([data.batch(rows[lo : lo + 4096]).numpy() for lo in range(0, len(rows), 4096)]))
-    stacked = np.concatenate(blocks)
-    mean = stacked.mean(axis=0)
-    stacked -= mean
-    n_pcs = min(n_pcs, min(stacked.shape) - 1)
-    _, _, vt = randomized_svd(stacked, n_pcs, random_state=random_state)
-    components = vt.T
-    scale = float((stacked @ components[:, 0]).std())
+        rows = np.sort(rng.choice(data.n_cells, size=min(data.n_cells, max_cells), replace=False))
+        chunks += [(data, rows[lo : lo + 4096]) for lo in range(0, len(rows), 4096)]
+    n_rows = sum(len(rows) for _, rows in chunks)
+
+    def blocks():
+        for data, rows in chunks:
+            yield data.batch(rows).numpy().astype(np.float64)
+
+    mean = sum(block.sum(axis=0) for block in blocks()) / n_rows
+    n_genes = mean.shape[0]
+    size = min(n_pcs + n_oversamples, n_genes, n_rows)
+
+    def times(right: np.ndarray) -> np.ndarray:  # (Z - mean) @ right, cells x size
+        return np.concatenate([(block - mean) @ right for block in blocks()])
+
+    def transposed_times(left: np.ndarray) -> np.ndarray:  # (Z - mean).T @ left, genes x size
+        out, start = np.zeros((n_genes, left.shape[1])), 0
+        for block in blocks():
+            out += (block - mean).T @ left[start : start + len(block)]
+            start += len(block)
+        return out
+
+    basis = times(rng.standard_normal((n_genes, size)))
+    for _ in range(n_power_iterations):
+        basis, _ = np.linalg.qr(basis)
+        gene_basis, _ = np.linalg.qr(transposed_times(basis))
+        basis = times(gene_basis)
+    basis, _ = np.linalg.qr(basis)
+    small = transposed_times(basis).T  # size x genes
+    left, singular, vt = np.linalg.svd(small, full_matrices=False)
+    n_pcs = min(n_pcs, size)
+    scores = (basis @ left[:, :n_pcs]) * singular[:n_pcs]
+    # deterministic signs: each component's largest-magnitude cell score is positive (as sklearn's svd_flip)
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(n_pcs)])
+    signs[signs == 0] = 1.0
+    components = vt[:n_pcs].T * signs
+    first_scores = scores[:, 0] * signs[0]
+    scale = float(first_scores.std())
     components = components / (scale if scale > 0 else 1.0)
     return mean.astype(np.float32), components.astype(np.float32)

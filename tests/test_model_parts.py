@@ -1,0 +1,86 @@
+"""Building blocks of the SCNCL model: input transformation, streamed joint PCA, peak view, losses."""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from sctransfer.model._peak_view import PeakView
+from sctransfer.model._transform import InputTransform, joint_pca
+from sctransfer.module._losses import cross_view_contrastive, neighbourhood_contrastive, projection_regularisation
+
+
+class _Rows:
+    def __init__(self, x):
+        self.x, self.n_cells = x, len(x)
+
+    def batch(self, rows):
+        return torch.from_numpy(self.x[rows])
+
+
+def test_streamed_joint_pca_matches_exact_svd():
+    rng = np.random.default_rng(0)
+    low_rank = (rng.standard_normal((3000, 40)) * np.exp(-np.arange(40) / 5)) @ rng.standard_normal((40, 300))
+    a = (low_rank + 0.05 * rng.standard_normal((3000, 300))).astype(np.float32)
+    b = a[:1500] + 1.0
+    mean, components = joint_pca([_Rows(a), _Rows(b)], 10, max_cells=5000)
+    stacked = np.vstack([a, b]).astype(np.float64)
+    np.testing.assert_allclose(mean, stacked.mean(axis=0), rtol=1e-5, atol=1e-5)
+    _, _, vt = np.linalg.svd(stacked - stacked.mean(axis=0), full_matrices=False)
+    unit = components / np.linalg.norm(components, axis=0)
+    np.testing.assert_allclose(np.abs((unit * vt[:10].T).sum(axis=0)), 1.0, atol=1e-6)
+    assert abs(((stacked - mean) @ components[:, 0]).std() - 1.0) < 1e-6
+
+
+def test_joint_pca_caps_cells_per_data_set():
+    rng = np.random.default_rng(1)
+    big, small = rng.standard_normal((5000, 20)).astype(np.float32), rng.standard_normal((100, 20)).astype(np.float32)
+    calls = []
+
+    class Counting(_Rows):
+        def batch(self, rows):
+            calls.append(len(rows))
+            return super().batch(rows)
+
+    joint_pca([Counting(big), Counting(small)], 3, max_cells=500, n_power_iterations=0)
+    per_pass = 500 + 100
+    assert sum(calls) % per_pass == 0 and max(calls) <= 500
+
+
+def test_input_transform_standardises_per_gene():
+    counts = sp.csr_matrix(np.array([[1, 0, 3], [2, 2, 0], [0, 1, 1], [4, 0, 0]], dtype=np.float32))
+    transform = InputTransform.fit(counts, np.arange(3))
+    dense = transform(counts)
+    np.testing.assert_allclose(dense.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(dense.std(axis=0), 1.0, atol=1e-4)
+    binary = InputTransform.fit(counts, np.arange(3), name="binary")(counts)
+    np.testing.assert_array_equal(binary, counts.toarray() > 0)
+
+
+def test_peak_view_folds_in_the_training_cells():
+    rng = np.random.default_rng(2)
+    counts = sp.random(300, 400, density=0.05, random_state=3, format="csr", dtype=np.float32)
+    counts.data[:] = rng.integers(1, 3, counts.nnz)
+    names = np.array([f"chr1:{i * 1000}-{i * 1000 + 500}" for i in range(400)])
+    view = PeakView.fit(counts, names, n_components=11)
+    scores = view.transform(counts, names)
+    assert scores.shape == (300, 10)
+    np.testing.assert_allclose(scores.mean(axis=0), 0.0, atol=1e-4)
+    # the same cells with their peaks in another order project identically
+    order = rng.permutation(400)
+    np.testing.assert_allclose(view.transform(counts[:, order], names[order]), scores, atol=1e-4)
+    # too few shared peaks: the view is not used
+    assert view.transform(counts[:, :100], names[:100]) is None
+
+
+def test_losses_hand_checked():
+    h = torch.tensor([[1.0, -1.0], [3.0, 1.0]])
+    # center = mean|H| = 1.5; cov off-diagonal = 2.0 (centred rows +-[1, 1]); var term = 1 / mean|H - mean| = 1
+    assert torch.isclose(projection_regularisation(h, with_variance=False), torch.tensor(3.5))
+    assert torch.isclose(projection_regularisation(h, with_variance=True), torch.tensor(4.5))
+    z = torch.eye(4)
+    aligned = cross_view_contrastive(z, z, temperature=0.1)
+    shuffled = cross_view_contrastive(z, z[[1, 0, 3, 2]], temperature=0.1)
+    assert aligned < 0.01 < shuffled
+    assert neighbourhood_contrastive(z[:2], z[:2], temperature=0.1) < neighbourhood_contrastive(
+        z[:2], z[2:], temperature=0.1
+    )
