@@ -91,7 +91,7 @@ def label_transfer(
     rna_layer: str | None = None,
     atac_layer: str | None = None,
     key_added: str = "sctransfer",
-    novelty_threshold: float = 0.5,
+    novelty_threshold: float = 0.3,
     overwrite: bool = False,
     max_steps: int | None = None,
     random_state: int = 0,
@@ -131,7 +131,9 @@ def label_transfer(
     key_added
         Prefix of the ``.obs`` columns written, suffix of the embedding key and key of ``mdata.uns``.
     novelty_threshold
-        Cells whose confidence is below this value are called novel (``{key_added}_novel``).
+        Cells whose confidence is below this value are called novel (``{key_added}_novel``). The
+        default, 0.3, flagged 5% of the cells of reference types and 15% of the cells of two types
+        held out of the reference (Astro, Oligo) on MOp SNARE-seq; 0.5 flagged 39% and 61%.
     overwrite
         Replace fields written by an earlier call; otherwise existing fields are an error.
     max_steps
