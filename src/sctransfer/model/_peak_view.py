@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
 from sctransfer.pp._neighbors import inverse_document_frequency, tfidf
+
+from ._transform import align_columns
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +70,11 @@ class PeakView:
         Returns None (and logs why) when fewer than half of the view's peaks are present: the
         peak view is then not used for these cells.
         """
-        positions = pd.Index(np.asarray(peak_names, dtype=str)).get_indexer(self.peak_names)
-        found = positions >= 0
+        counts, positions, found = align_columns(counts, peak_names, self.peak_names)
         coverage = float(found.mean())
         if coverage < MIN_PEAK_COVERAGE:
             logger.info(
                 "Only %.0f%% of the model's peaks are in this data set; its peak view is not used.", 100 * coverage
             )
             return None
-        counts = sp.csr_matrix(counts)
-        if not found.all():
-            counts = sp.hstack([counts, sp.csr_matrix((counts.shape[0], 1), dtype=counts.dtype)], format="csr")
-            positions = np.where(found, positions, counts.shape[1] - 1)
-        aligned = counts[:, positions]
-        return (self._project(aligned) - self.mean) / self.std
+        return (self._project(counts[:, positions]) - self.mean) / self.std

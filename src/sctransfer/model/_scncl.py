@@ -8,7 +8,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from mudata import MuData
 from scvi import REGISTRY_KEYS
@@ -23,7 +22,7 @@ from sctransfer.module import SCNCLModule
 from sctransfer.pp._neighbors import neighbor_indices
 
 from ._peak_view import PeakView
-from ._transform import InputTransform, InputTransformName, joint_pca
+from ._transform import InputTransform, InputTransformName, align_columns, joint_pca
 from ._unpaired_data import ModalityData, UnpairedDataModule
 
 logger = logging.getLogger(__name__)
@@ -76,12 +75,6 @@ def _shared_genes(registry: dict) -> np.ndarray:
     rna = _column_names(registry, REGISTRY_KEYS.X_KEY)
     activity = set(_column_names(registry, GENE_ACTIVITY_KEY))
     return np.asarray([g for g in rna if g in activity], dtype=str)
-
-
-def _column_positions(var_names: pd.Index, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``genes`` in ``var_names`` (-1 where missing) and the mask of found genes."""
-    positions = pd.Index(var_names).get_indexer(genes)
-    return positions, positions >= 0
 
 
 class SCNCL(BaseModelClass):
@@ -316,8 +309,7 @@ class SCNCL(BaseModelClass):
         adata = mdata.mod[key]
         counts = adata.layers[layer] if layer is not None else adata.X
         check_numeric(counts, what=f"modality {key!r}")
-        counts = counts if sp.isspmatrix_csr(counts) or isinstance(counts, sp.csr_array) else sp.csr_matrix(counts)
-        positions, found = _column_positions(adata.var_names, self.gene_names_)
+        counts, positions, found = align_columns(counts, adata.var_names, self.gene_names_)
         if not found.any():
             raise ValueError(
                 f"None of the model's {len(self.gene_names_)} genes is in modality {key!r}; was it computed with the "
@@ -330,29 +322,18 @@ class SCNCL(BaseModelClass):
                 len(found),
                 key,
             )
-            counts = sp.hstack([counts, sp.csr_matrix((counts.shape[0], 1), dtype=counts.dtype)], format="csr")
-            positions = np.where(found, positions, counts.shape[1] - 1)
         transform = InputTransform.fit(counts, positions, name=self.input_transform)
-        return adata.obs_names, ModalityData(counts=sp.csr_matrix(counts), columns=positions, transform=transform)
+        return adata.obs_names, ModalityData(counts=counts, columns=positions, transform=transform)
 
-    def _batched(self, data: ModalityData, n_cells: int, batch_size: int, fn) -> np.ndarray:
+    def _batched(self, rows_to_input, n_cells: int, batch_size: int, fn) -> np.ndarray:
+        """``fn`` (a module method) over all cells, ``batch_size`` at a time; ``rows_to_input(rows)`` gives a batch."""
         self.module.eval()
         device = next(self.module.parameters()).device
         outputs = [
-            fn(data.batch(np.arange(lo, min(lo + batch_size, n_cells))).to(device)).cpu().numpy()
+            fn(rows_to_input(np.arange(lo, min(lo + batch_size, n_cells))).to(device)).cpu().numpy()
             for lo in range(0, n_cells, batch_size)
         ]
         return np.concatenate(outputs)
-
-    def _batched_dense(self, x: np.ndarray, batch_size: int, fn) -> np.ndarray:
-        self.module.eval()
-        device = next(self.module.parameters()).device
-        return np.concatenate(
-            [
-                fn(torch.from_numpy(x[lo : lo + batch_size]).to(device)).cpu().numpy()
-                for lo in range(0, len(x), batch_size)
-            ]
-        )
 
     # ------------------------------------------------------------------------------------
     # training
@@ -470,7 +451,7 @@ class SCNCL(BaseModelClass):
         """Keep the labelled RNA cells' embedding, for the reference-neighbour vote of :meth:`predict`."""
         labels = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1)
         _, rna = self._modality_data(self.adata, "rna")
-        embedding = self._batched(rna, rna.n_cells, 4096, self.module.embed)
+        embedding = self._batched(rna.batch, rna.n_cells, 4096, self.module.embed)
         labelled = labels >= 0
         self.reference_embedding_ = _unit_rows(embedding[labelled])
         self.reference_labels_ = labels[labelled].astype(np.int64)
@@ -515,7 +496,7 @@ class SCNCL(BaseModelClass):
         self._check_if_trained(warn=False)
         mdata = self.adata if mdata is None else mdata
         names, data = self._modality_data(mdata, modality)
-        return self._batched(data, len(names), batch_size, self.module.embed)
+        return self._batched(data.batch, len(names), batch_size, self.module.embed)
 
     def predict(
         self,
@@ -563,14 +544,19 @@ class SCNCL(BaseModelClass):
         names, data = self._modality_data(mdata, modality)
         counts = np.bincount(self.reference_labels_, minlength=len(self.label_categories_))
         weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
-        proba = self._batched(data, len(names), batch_size, self.module.predict_proba)
+        proba = self._batched(data.batch, len(names), batch_size, self.module.predict_proba)
         peak_inputs = self._peak_inputs(mdata, names) if modality == "atac" else None
         if peak_inputs is not None:
-            peak_proba = self._batched_dense(peak_inputs, batch_size, self.module.predict_proba_peaks)
+            peak_proba = self._batched(
+                lambda rows: torch.from_numpy(peak_inputs[rows]),
+                len(names),
+                batch_size,
+                self.module.predict_proba_peaks,
+            )
             proba = 0.5 * proba + 0.5 * peak_proba
         proba = _reweighted(proba, weights)
         if reference_neighbors > 0:
-            embedding = self._batched(data, len(names), batch_size, self.module.embed)
+            embedding = self._batched(data.batch, len(names), batch_size, self.module.embed)
             vote = _reweighted(self._reference_vote(embedding, reference_neighbors), weights)
             proba = 0.5 * proba + 0.5 * vote
         if soft:

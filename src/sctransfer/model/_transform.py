@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 InputTransformName = Literal["standardized_log", "log", "binary"]
@@ -20,6 +21,23 @@ def _log_normalised(block: sp.csr_matrix, scale: float) -> sp.csr_matrix:
     out = block.astype(np.float32, copy=True)
     out.data = np.log1p(out.data * np.repeat(factor, np.diff(out.indptr)).astype(np.float32))
     return out
+
+
+def align_columns(counts: sp.spmatrix, names, wanted: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Match a matrix's columns to ``wanted`` names; absent names point to an appended zero column.
+
+    Returns
+    -------
+    ``(counts, positions, found)``: the CSR matrix (one zero column appended when some names are
+    absent), the column of each wanted name in it, and which wanted names were present.
+    """
+    positions = pd.Index(np.asarray(names, dtype=str)).get_indexer(np.asarray(wanted, dtype=str))
+    found = positions >= 0
+    counts = sp.csr_matrix(counts)
+    if not found.all():
+        counts = sp.hstack([counts, sp.csr_matrix((counts.shape[0], 1), dtype=counts.dtype)], format="csr")
+        positions = np.where(found, positions, counts.shape[1] - 1)
+    return counts, positions, found
 
 
 @dataclass
