@@ -29,13 +29,16 @@ class SCNCLModule(BaseModuleClass):
 
         loss = CE(g(f(R)), y) + w_pr * (PR(f(R)) + PR_var(f(A)))
                + w_ncl * NCL(f(A), f(A+)) + w_fa * FA(f(R), f(A))
+               [+ w_peak * XV(f_peak(P_A), stopgrad(f(A)))]
 
     ``CE`` is the cross-entropy on the RNA labels; ``PR`` the projection regularisation (mean
     absolute value plus mean absolute off-diagonal covariance of the embedding; ``PR_var`` adds
     the inverse of its spread); ``NCL`` a symmetric InfoNCE between each ATAC cell and its
     neighbour; ``FA`` feature alignment, which pulls ATAC cells towards their most similar RNA
-    cell (Yan et al. 2023). Inputs are dense batches already transformed by the model (the module
-    holds no data statistics).
+    cell (Yan et al. 2023). ``XV``, used when the ATAC cells' peak view ``P_A`` is given, is a
+    symmetric InfoNCE between the peak-view embedding and the (detached) gene-activity embedding
+    of the same cells. Inputs are dense batches already transformed by the model; the only
+    data-derived state of the module is the fixed joint-PCA input layer.
 
     Parameters
     ----------
