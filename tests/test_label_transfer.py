@@ -234,6 +234,39 @@ def test_bad_input_clear_error_and_untouched(small_split, mutate, kwargs, error,
     assert _snapshot(mdata) == before
 
 
+def _foreign_gene_activity(m):
+    other = AnnData(sp.csr_matrix((3, 2), dtype=np.float32), obs=pd.DataFrame(index=["x", "y", "z"]))
+    return MuData({"rna": m["rna"], "atac": m["atac"], "gene_activity": other})
+
+
+def _user_lsi(m):
+    m["atac"].obsm["X_lsi"] = np.zeros((m["atac"].n_obs, 5), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [(_foreign_gene_activity, "other cells"), (_user_lsi, "use_rep='X_lsi'")],
+    ids=["foreign-gene-activity", "user-lsi"],
+)
+def test_user_fields_are_not_replaced_silently(small_split, mutate, match):
+    mdata = small_split.copy()
+    mdata = mutate(mdata) or mdata
+    before = _snapshot(mdata)
+    with pytest.raises(ValueError, match=match):
+        st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=10)
+    assert _snapshot(mdata) == before
+
+
+def test_existing_graph_on_user_lsi_is_used(small_split):
+    mdata = small_split.copy()
+    mdata["atac"].obsm["X_lsi"] = st.pp.tfidf_lsi(mdata["atac"], n_components=20)
+    st.pp.peak_neighbors(mdata, use_rep="X_lsi", n_neighbors=5)
+    lsi = mdata["atac"].obsm["X_lsi"].copy()
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=20)
+    np.testing.assert_array_equal(mdata["atac"].obsm["X_lsi"], lsi)
+    assert mdata["atac"].uns["peak_neighbors"]["params"]["n_neighbors"] == 5
+
+
 def test_view_is_refused(small_split):
     view = small_split[small_split.obs_names[:200]]
     assert view.is_view

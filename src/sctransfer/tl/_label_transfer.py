@@ -178,9 +178,21 @@ def label_transfer(
                 f"Label column {labels_key!r} is not in mdata[{rna_key!r}].obs (columns: {list(rna.obs.columns)[:10]})."
             )
     _check_free(mdata, rna_key if training else None, atac_key, key_added, overwrite)
+    existing = mdata.mod.get(GENE_ACTIVITY_MODALITY)
+    if existing is not None and not existing.obs_names.equals(atac.obs_names) and not overwrite:
+        raise ValueError(
+            f"The MuData has a {GENE_ACTIVITY_MODALITY!r} modality for other cells than mdata[{atac_key!r}]; "
+            "label_transfer would replace it. Pass overwrite=True, or remove or rename that modality."
+        )
+    has_graph = NEIGHBORS_KEY in atac.uns and f"{NEIGHBORS_KEY}_distances" in atac.obsp
+    if training and not has_graph and "X_lsi" in atac.obsm and not overwrite:
+        raise ValueError(
+            f"mdata[{atac_key!r}].obsm['X_lsi'] exists but there is no peak-space graph; computing one would "
+            "replace that LSI. Build the graph on it first with sctransfer.pp.peak_neighbors(mdata, "
+            "use_rep='X_lsi'), or pass overwrite=True."
+        )
 
     # ---- gene activity --------------------------------------------------------------------
-    existing = mdata.mod.get(GENE_ACTIVITY_MODALITY)
     if existing is not None and existing.obs_names.equals(atac.obs_names):
         activity, computed_activity = existing, False
         logger.info("Using the existing %r modality.", GENE_ACTIVITY_MODALITY)
@@ -201,7 +213,7 @@ def label_transfer(
     work_atac = _working_modality(atac, [], layer=atac_layer)
     computed_neighbors = False
     if training:
-        if NEIGHBORS_KEY in atac.uns and f"{NEIGHBORS_KEY}_distances" in atac.obsp:
+        if has_graph:
             neighbor_indices(atac, NEIGHBORS_KEY)
             work_atac.obsp[f"{NEIGHBORS_KEY}_distances"] = atac.obsp[f"{NEIGHBORS_KEY}_distances"]
             work_atac.uns[NEIGHBORS_KEY] = atac.uns[NEIGHBORS_KEY]
