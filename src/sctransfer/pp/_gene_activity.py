@@ -158,6 +158,7 @@ def compute_gene_activity(
         "layer": layer,
         "n_genes_without_coordinates": len(missing),
         "n_genes_without_peaks": int((n_linked_peaks == 0).sum()),
+        "source_modality": modality,
     }
     logger.info(
         "Gene activity: %d cells x %d genes from %d peaks (%d genes without an overlapping peak).",
@@ -246,7 +247,6 @@ def gene_activity(
         gene_body=gene_body,
         modality=atac_key,
     )
-    activity.uns["gene_activity"]["params"]["source_modality"] = atac_key
     data.mod[key_added] = activity
     update_mudata(data)
     return None

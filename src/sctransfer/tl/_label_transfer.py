@@ -206,7 +206,6 @@ def label_transfer(
             )
         genes = mdata[rna_key].var_names if training else model.gene_names_
         activity = compute_gene_activity(atac, annotation, genes=genes, layer=atac_layer, modality=atac_key)
-        activity.uns["gene_activity"]["params"]["source_modality"] = atac_key
         computed_activity = True
 
     # ---- peak-space neighbours (training only) ---------------------------------------------
