@@ -544,7 +544,10 @@ class SCNCL(BaseModelClass):
         names, data = self._modality_data(mdata, modality)
         counts = np.bincount(self.reference_labels_, minlength=len(self.label_categories_))
         weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
-        proba = self._batched(data.batch, len(names), batch_size, self.module.predict_proba)
+        embedding = self._batched(data.batch, len(names), batch_size, self.module.embed)
+        proba = self._batched(
+            lambda rows: torch.from_numpy(embedding[rows]), len(names), batch_size, self.module.classify
+        )
         peak_inputs = self._peak_inputs(mdata, names) if modality == "atac" else None
         if peak_inputs is not None:
             peak_proba = self._batched(
@@ -556,7 +559,6 @@ class SCNCL(BaseModelClass):
             proba = 0.5 * proba + 0.5 * peak_proba
         proba = _reweighted(proba, weights)
         if reference_neighbors > 0:
-            embedding = self._batched(data.batch, len(names), batch_size, self.module.embed)
             vote = _reweighted(self._reference_vote(embedding, reference_neighbors), weights)
             proba = 0.5 * proba + 0.5 * vote
         if soft:

@@ -198,11 +198,11 @@ class SCNCLModule(BaseModuleClass):
         return self.embed_genes(x)
 
     @torch.inference_mode()
-    def predict_proba_peaks(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities from the peak view (standardised LSI scores) of ATAC cells."""
-        return F.softmax(self.classifier(self.peak_encoder(x)), dim=-1)
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of an embedding batch."""
+        return F.softmax(self.classifier(z), dim=-1)
 
     @torch.inference_mode()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of a dense, transformed gene batch."""
-        return F.softmax(self.classifier(self.embed_genes(x)), dim=-1)
+    def predict_proba_peaks(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from the peak view (standardised LSI scores) of ATAC cells."""
+        return self.classify(self.peak_encoder(x))
