@@ -221,7 +221,7 @@ def label_transfer(
             computed_neighbors = True
 
     # ---- model ---------------------------------------------------------------------------
-    work_activity = AnnData(X=activity.X, obs=pd.DataFrame(index=activity.obs_names.copy()), var=activity.var.copy())
+    work_activity = _working_modality(activity, [])
     if training:
         work = working_mudata(
             {
