@@ -14,6 +14,7 @@ from sctransfer._intervals import (
     IntervalError,
     annotation_from_dataframe,
     chromosome_rank,
+    gene_coordinates,
     genomic_order,
     harmonise_chromosomes,
     overlap_pairs,
@@ -428,3 +429,29 @@ def test_overlap_pairs_empty_results():
     b = pd.DataFrame({"chrom": ["chr2", "chr1"], "start": [0, 10], "end": [10, 20]})
     for q_idx, s_idx in (overlap_pairs(a, b), overlap_pairs(a, b.iloc[:0])):
         assert q_idx.dtype == np.int64 and len(q_idx) == 0 and len(s_idx) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# coordinates of named genes
+# --------------------------------------------------------------------------------------------
+def test_gene_coordinates_by_name_then_ignoring_case(caplog):
+    annotation = pd.DataFrame(
+        {
+            "chrom": ["chr2", "chr1", "chr1"],
+            "start": [101, 11, 51],
+            "end": [200, 40, 90],
+            "strand": ["+", "-", "+"],
+            "gene_name": ["Sox2", "Foo", "FOO"],
+        }
+    )
+    with caplog.at_level(logging.INFO, logger="sctransfer"):
+        coords = gene_coordinates(["SOX2", "Foo", "foo", "Missing", "Foo"], annotation)
+    assert coords.index.tolist() == ["SOX2", "Foo", "foo", "Missing", "Foo"]
+    assert coords.columns.tolist() == ["chrom", "start", "end"]
+    assert coords["chrom"].tolist() == ["chr2", "chr1", "chr1", None, "chr1"]
+    # exact match first ("Foo"), then the first case-insensitive match ("foo" -> "Foo"); 1-based table
+    np.testing.assert_array_equal(coords["start"].to_numpy(), [100.0, 10.0, 10.0, np.nan, 10.0])
+    np.testing.assert_array_equal(coords["end"].to_numpy(), [200.0, 40.0, 40.0, np.nan, 40.0])
+    assert "2 genes were matched to the annotation ignoring case" in caplog.text
+    with pytest.raises(IntervalError, match="holds no gene"):
+        gene_coordinates(["Foo"], annotation.iloc[:0])

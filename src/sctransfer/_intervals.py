@@ -301,6 +301,54 @@ def read_gene_annotation(
     return _read_table(path, one_based)
 
 
+def gene_coordinates(
+    gene_names: Sequence[str], annotation: str | os.PathLike | pd.DataFrame, *, one_based: bool | None = None
+) -> pd.DataFrame:
+    """Coordinates of named genes (e.g. an RNA matrix's ``var_names``) in a gene annotation.
+
+    Genes are matched by exact name; names without an exact match are then matched
+    case-insensitively (``SOX2`` finds ``Sox2``; the annotation's first such gene is taken).
+
+    Parameters
+    ----------
+    gene_names
+        Gene names, in the order wanted.
+    annotation
+        Anything :func:`read_gene_annotation` accepts: a GTF/GFF3/BED/TSV path, a
+        :class:`~pandas.DataFrame` or a genome name (``"mm10"``, ``"hg38"``).
+    one_based
+        Passed to :func:`read_gene_annotation`.
+
+    Returns
+    -------
+    Data frame indexed by ``gene_names`` (same order, duplicates kept) with ``chrom`` (object,
+    ``None`` when the gene is not found), ``start`` and ``end`` (float64, 0-based half-open,
+    ``NaN`` when the gene is not found).
+    """
+    names = np.asarray(gene_names, dtype=str)
+    table = read_gene_annotation(annotation, one_based=one_based)
+    if len(table) == 0:
+        raise IntervalError("The gene annotation holds no gene with a start and an end; check the annotation.")
+    pos = pd.Index(table["gene_name"]).get_indexer(names)
+    lower = pd.Series(np.arange(len(table)), index=table["gene_name"].str.lower().to_numpy())
+    lower = lower[~lower.index.duplicated(keep="first")]
+    fallback = lower.index.get_indexer(pd.Index(names).str.lower())
+    by_case = (pos < 0) & (fallback >= 0)
+    pos[by_case] = lower.to_numpy()[fallback[by_case]]
+    if by_case.any():
+        logger.info("%d genes were matched to the annotation ignoring case.", int(by_case.sum()))
+    found = pos >= 0
+    rows = table.iloc[np.where(found, pos, 0)]
+    return pd.DataFrame(
+        {
+            "chrom": np.where(found, rows["chrom"].to_numpy(dtype=object), None),
+            "start": np.where(found, rows["start"].to_numpy(np.float64), np.nan),
+            "end": np.where(found, rows["end"].to_numpy(np.float64), np.nan),
+        },
+        index=pd.Index(names),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # chromosome names and order
 # --------------------------------------------------------------------------------------------
