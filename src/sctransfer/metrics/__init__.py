@@ -1,5 +1,25 @@
 """sctransfer.metrics."""
 
 from ._classification import accuracy, confusion_matrix, label_transfer_report, macro_f1, per_type_recall
+from ._matching import (
+    PairedScore,
+    batch_entropy_mixing,
+    foscttm,
+    matching_score,
+    silhouette_cell_type,
+    top1_accuracy,
+)
 
-__all__ = ["accuracy", "confusion_matrix", "label_transfer_report", "macro_f1", "per_type_recall"]
+__all__ = [
+    "PairedScore",
+    "accuracy",
+    "batch_entropy_mixing",
+    "confusion_matrix",
+    "foscttm",
+    "label_transfer_report",
+    "macro_f1",
+    "matching_score",
+    "per_type_recall",
+    "silhouette_cell_type",
+    "top1_accuracy",
+]
