@@ -15,13 +15,14 @@ from scvi.data import AnnDataManager, fields
 from scvi.data._constants import _FIELD_REGISTRIES_KEY, _STATE_REGISTRY_KEY
 from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainingPlan, TrainRunner
+from scvi.train import TrainRunner
 
 from sctransfer._validation import check_numeric, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._neighbors import neighbor_indices
 
 from ._peak_view import PeakView
+from ._training_plan import StepTrainingPlan
 from ._transform import InputTransform, InputTransformName, align_columns, joint_pca
 from ._unpaired_data import ModalityData, UnpairedDataModule
 
@@ -34,36 +35,6 @@ DEFAULT_MODALITIES = {
     "labels_key": "rna",
     "neighbors_key": "atac",
 }
-
-
-class _StepTrainingPlan(TrainingPlan):
-    """scvi-tools' training plan with step-aware losses and cheap logging.
-
-    The module is told the global step (feature-alignment warm-up). Loss terms are summed on
-    the device during an epoch and logged once at its end (``model.history`` gets one row per
-    epoch of ``steps_per_epoch`` steps), which keeps Lightning's per-call logging cost out of
-    the training step.
-    """
-
-    def __init__(self, module, **kwargs):
-        super().__init__(module, **kwargs)
-        self._sums: dict[str, torch.Tensor] = {}
-        self._n_steps = 0
-
-    def training_step(self, batch, batch_idx):
-        _, _, output = self.forward(batch, loss_kwargs={"step": int(self.global_step)})
-        terms = {"train_loss": output.loss, **output.extra_metrics}
-        for name, value in terms.items():
-            value = value.detach()
-            self._sums[name] = self._sums[name] + value if name in self._sums else value
-        self._n_steps += 1
-        return output.loss
-
-    def on_train_epoch_end(self):
-        for name, total in self._sums.items():
-            key = name if name == "train_loss" else f"{name}_train"
-            self.log(key, total / max(self._n_steps, 1), on_step=False, on_epoch=True, prog_bar=name == "train_loss")
-        self._sums, self._n_steps = {}, 0
 
 
 def _column_names(registry: dict, key: str) -> np.ndarray:
@@ -420,7 +391,7 @@ class SCNCL(BaseModelClass):
                 return torch.optim.Adam(params, lr=rate, weight_decay=weight_decay)
         else:
             raise ValueError(f"optimizer must be 'auto', 'sgd' or 'adam', got {optimizer!r}.")
-        plan = _StepTrainingPlan(self.module, optimizer="Custom", optimizer_creator=creator)
+        plan = StepTrainingPlan(self.module, optimizer="Custom", optimizer_creator=creator)
         trainer_kwargs.setdefault("enable_checkpointing", False)
         trainer_kwargs.setdefault("num_sanity_val_steps", 0)
         with torch.random.fork_rng():

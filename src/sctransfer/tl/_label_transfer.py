@@ -17,6 +17,8 @@ from sctransfer.model._scncl import DEFAULT_MODALITIES
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
+from ._common import without_none, working_modality
+
 logger = logging.getLogger(__name__)
 
 EMBEDDING_KEY = "X_scncl"
@@ -51,16 +53,6 @@ def _check_free(mdata: MuData, rna_key: str | None, atac_key: str, key_added: st
         )
 
 
-def _working_modality(adata: AnnData, obs_columns: list[str], layer: str | None = None) -> AnnData:
-    """A light AnnData sharing the user's matrix (``layer`` or ``.X``; no copy) with only the columns needed."""
-    return AnnData(
-        X=adata.X if layer is None else adata.layers[layer],
-        obs=adata.obs[obs_columns].copy() if obs_columns else pd.DataFrame(index=adata.obs_names.copy()),
-        var=pd.DataFrame(index=adata.var_names.copy()),
-        layers=dict(adata.layers),
-    )
-
-
 def _gene_coordinates(activity: AnnData) -> pd.DataFrame:
     """Gene table of the gene-activity modality, 1-based like GTF (so it reads back as an annotation)."""
     var = activity.var
@@ -73,11 +65,6 @@ def _gene_coordinates(activity: AnnData) -> pd.DataFrame:
             "gene_name": np.asarray(activity.var_names, dtype=str),
         }
     )
-
-
-def _without_none(params: dict) -> dict:
-    """Parameters as stored in ``.uns`` (h5mu cannot hold None): None values are dropped."""
-    return {k: (_without_none(v) if isinstance(v, dict) else v) for k, v in params.items() if v is not None}
 
 
 def label_transfer(
@@ -209,7 +196,7 @@ def label_transfer(
         computed_activity = True
 
     # ---- peak-space neighbours (training only) ---------------------------------------------
-    work_atac = _working_modality(atac, [], layer=atac_layer)
+    work_atac = working_modality(atac, [], layer=atac_layer)
     computed_neighbors = False
     if training:
         if has_graph:
@@ -221,11 +208,11 @@ def label_transfer(
             computed_neighbors = True
 
     # ---- model ---------------------------------------------------------------------------
-    work_activity = _working_modality(activity, [])
+    work_activity = working_modality(activity, [])
     if training:
         work = working_mudata(
             {
-                "rna": _working_modality(mdata[rna_key], [labels_key]),
+                "rna": working_modality(mdata[rna_key], [labels_key]),
                 GENE_ACTIVITY_MODALITY: work_activity,
                 "atac": work_atac,
             }
@@ -266,7 +253,7 @@ def label_transfer(
         mdata[rna_key].obsm[names["embedding"]] = rna_embedding
     update_mudata(mdata)
     mdata.uns[key_added] = {
-        "params": _without_none(
+        "params": without_none(
             {
                 "labels_key": labels_key,
                 "rna_key": rna_key if training else None,
