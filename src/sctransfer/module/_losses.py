@@ -1,4 +1,4 @@
-"""The scNCL loss terms, as plain functions of embedding batches (METHODS.md, scNCL)."""
+"""Loss terms of scNCL and scCLIP, as plain functions of embedding batches (METHODS.md)."""
 
 from __future__ import annotations
 
@@ -52,12 +52,19 @@ def neighbourhood_contrastive(anchors: torch.Tensor, positives: torch.Tensor, *,
     return F.cross_entropy(logits, targets)
 
 
-def cross_view_contrastive(first: torch.Tensor, second: torch.Tensor, *, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE between two views of the same cells (CLIP's loss with a fixed temperature).
+def clip_loss(first: torch.Tensor, second: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """Symmetric CLIP loss of a batch of paired cells.
 
-    Row ``i`` of ``first`` and row ``i`` of ``second`` are the same cell (the positive pair); the
-    other rows of the batch are negatives, in both directions.
+    Row ``i`` of ``first`` and of ``second`` (L2-normalised embeddings) are the same cell: the
+    positives lie on the diagonal of the ``N x N`` cosine-similarity matrix, scaled by
+    ``logit_scale`` (the inverse temperature); every other cell of the batch is a negative. The
+    cross-entropy is averaged over both directions (first -> second and second -> first).
     """
-    logits = F.normalize(first, dim=1) @ F.normalize(second, dim=1).T / temperature
+    logits = logit_scale * first @ second.T
     targets = torch.arange(first.shape[0], device=first.device)
     return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def cross_view_contrastive(first: torch.Tensor, second: torch.Tensor, *, temperature: float) -> torch.Tensor:
+    """:func:`clip_loss` with a fixed temperature on embeddings that are not yet normalised."""
+    return clip_loss(F.normalize(first, dim=1), F.normalize(second, dim=1), 1.0 / temperature)

@@ -1,0 +1,152 @@
+"""The pieces of scCLIP against hand-computed cases: loss, attention, tokens, input scaling, schedule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from sctransfer.model._feature_layout import FeatureLayout
+from sctransfer.model._scclip_input import FeatureScaling, patch_basis
+from sctransfer.model._training_plan import CosineTrainingPlan
+from sctransfer.module import GenomicPatchEncoder, SCCLIPModule, TransformerBlock
+from sctransfer.module._losses import clip_loss
+from sctransfer.pp._neighbors import tfidf
+
+
+def _layout(n_features: int = 7, patch_size: int = 2) -> FeatureLayout:
+    """Features on two chromosomes, given in shuffled order."""
+    import pandas as pd
+
+    chroms = ["chr2", "chr1", "chr1", "chr2", "chr1", "chr1", "chr2"][:n_features]
+    starts = [500, 300, 100, 100, 700, 500, 900][:n_features]
+    coords = pd.DataFrame(
+        {"chrom": chroms, "start": starts, "end": [s + 50 for s in starts]}, index=[f"f{i}" for i in range(n_features)]
+    )
+    return FeatureLayout.from_coordinates(coords.index, coords, patch_size=patch_size)
+
+
+def test_clip_loss_matches_hand_computation():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [math.sqrt(0.5), math.sqrt(0.5)]])
+    scale = 2.0
+    # similarities: [[1, s], [0, s]] with s = sqrt(0.5); logits = 2 * that
+    s = math.sqrt(0.5)
+    rows = [
+        -math.log(math.exp(2) / (math.exp(2) + math.exp(2 * s))),
+        -math.log(math.exp(2 * s) / (1 + math.exp(2 * s))),
+    ]
+    cols = [
+        -math.log(math.exp(2) / (math.exp(2) + 1)),
+        -math.log(math.exp(2 * s) / (math.exp(2 * s) + math.exp(2 * s))),
+    ]
+    expected = 0.5 * (np.mean(rows) + np.mean(cols))
+    assert clip_loss(a, b, scale).item() == pytest.approx(expected, rel=1e-6)
+    # perfectly separated pairs at a high scale: loss near 0; swapped pairs: large
+    assert clip_loss(a, a, 100.0).item() < 1e-6
+    assert clip_loss(a, a.flip(0), 100.0).item() > 50
+
+
+def test_transformer_block_attention_is_scaled_dot_product():
+    torch.manual_seed(0)
+    block = TransformerBlock(n_hidden=8, n_heads=2, n_ff=16, dropout=0.0).eval()
+    x = torch.randn(3, 5, 8)
+    # the same block written out by hand
+    h = block.attention_norm(x)
+    q, k, v = block.qkv(h).view(3, 5, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(4), dim=-1)
+    attended = (weights @ v).transpose(1, 2).reshape(3, 5, 8)
+    y = x + block.attention_out(attended)
+    y = y + block.feed_forward(block.feed_forward_norm(y))
+    torch.testing.assert_close(block(x), y, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerBlock(n_hidden=10, n_heads=3, n_ff=8, dropout=0.0)
+
+
+def test_tokens_are_patch_projections_and_padding_is_ignored():
+    layout = _layout()
+    encoder = GenomicPatchEncoder(
+        layout.to_dict(), n_components=2, n_hidden=4, n_layers=1, n_heads=2, n_ff=8, dropout=0.0, n_output=3
+    ).eval()
+    basis = torch.randn(layout.n_patches, layout.patch_size, 2)
+    encoder.set_basis(basis.numpy(), np.zeros((layout.n_patches, 2)), np.ones(2))
+    x = torch.randn(2, layout.n_features)
+    patches = layout.gather(x)
+    expected_scores = torch.einsum("bcp,cpk->bck", patches, basis)
+    expected = torch.einsum("bck,ckh->bch", expected_scores, encoder.token_weight) + encoder.token_bias
+    position = encoder.tokens(torch.zeros(1, layout.n_features))[0] - encoder.token_bias
+    torch.testing.assert_close(encoder.tokens(x), expected + position, rtol=1e-5, atol=1e-5)
+    # padding slots never reach the tokens, whatever the basis holds there
+    padded = torch.as_tensor(layout.patch_index < 0)
+    basis[padded] = 1e3
+    encoder.set_basis(basis.numpy(), np.zeros((layout.n_patches, 2)), np.ones(2))
+    torch.testing.assert_close(encoder.tokens(x), expected + position, rtol=1e-5, atol=1e-5)
+    z = encoder(x)
+    assert z.shape == (2, 3)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
+
+
+def test_patch_basis_tokens_sum_to_principal_component_scores():
+    rng = np.random.default_rng(0)
+    layout = _layout()
+    counts = sp.random(60, layout.n_features, density=0.4, random_state=1, format="csr", dtype=np.float32)
+    counts.data = rng.integers(1, 5, size=counts.nnz).astype(np.float32)
+    basis, offset, scale = patch_basis(counts, layout.padded_columns(), layout.n_patches, 3)
+    assert basis.shape == (layout.n_patches, layout.patch_size, 3)
+    patches = layout.gather(torch.from_numpy(counts.toarray())).numpy()
+    tokens = (np.einsum("bcp,cpk->bck", patches, basis) - offset) / scale
+    summed = tokens.sum(axis=1) * scale
+    centred = counts.toarray() - counts.toarray().mean(axis=0)
+    _, _, vt = np.linalg.svd(counts.toarray(), full_matrices=False)
+    np.testing.assert_allclose(np.abs(summed), np.abs(centred @ vt[:3].T), rtol=1e-3, atol=1e-3)
+    # tokens have about unit scale: the scores' standard deviation is sqrt(n_patches) * scale
+    np.testing.assert_allclose(summed.std(axis=0), scale * np.sqrt(layout.n_patches), rtol=1e-4)
+
+
+def test_feature_scaling_log_and_tfidf():
+    counts = sp.csr_matrix(np.array([[1, 0, 3], [2, 2, 0], [0, 0, 5]], dtype=np.float32))
+    log = FeatureScaling.fit(counts, "log")
+    expected = np.log1p(counts.toarray() / counts.toarray().sum(axis=1, keepdims=True) * 1e4)
+    np.testing.assert_allclose(log(counts).toarray(), expected / expected.max(axis=0), rtol=1e-5)
+    assert sp.issparse(log(counts)) and log(counts).nnz == counts.nnz
+    peaks = FeatureScaling.fit(counts, "tfidf")
+    raw = tfidf(counts).toarray()
+    np.testing.assert_allclose(peaks(counts).toarray(), raw / raw.max(axis=0), rtol=1e-5)
+    # new cells are scaled with the training statistics, not their own
+    other = sp.csr_matrix(np.array([[0, 1, 1]], dtype=np.float32))
+    np.testing.assert_allclose(peaks(other).toarray(), tfidf(other, idf=peaks.idf).toarray() / peaks.feature_max)
+    with pytest.raises(ValueError, match="'log' or 'tfidf'"):
+        FeatureScaling.fit(counts, "binary")
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    layout = _layout().to_dict()
+    plan = CosineTrainingPlan(
+        SCCLIPModule(layout, layout, n_components=2, n_hidden=4, n_layers=1, n_heads=2, n_ff=8),
+        lr=1e-3,
+        weight_decay=0.05,
+        warmup_steps=10,
+        max_steps=100,
+    )
+    factors = [plan._rate_factor(step) for step in range(101)]
+    assert factors[0] == pytest.approx(0.1 * 0.5 * (1 + math.cos(0)))
+    assert np.argmax(factors) == 9
+    assert factors[100] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
+
+
+def test_module_loss_reports_temperature():
+    layout = _layout().to_dict()
+    module = SCCLIPModule(layout, layout, n_components=2, n_hidden=4, n_layers=1, n_heads=2, n_ff=8, max_logit_scale=5)
+    assert 1.0 / module.logit_scale.item() == pytest.approx(0.2)  # 1/0.07 is clamped to 5
+    x = torch.rand(4, 7)
+    _, _, out = module({"rna": x, "atac": x})
+    assert set(out.extra_metrics) == {"loss_clip", "temperature"}
+    assert out.extra_metrics["temperature"].item() == pytest.approx(0.2)
+    assert torch.isfinite(out.loss)
+    z = module.embed(x, "rna")
+    torch.testing.assert_close(z, F.normalize(z, dim=1))
