@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from anndata import AnnData
 
 import sctransfer as st
 from sctransfer._intervals import IntervalError, gene_coordinates, genomic_order
@@ -118,8 +117,13 @@ def test_round_trip_through_a_dict_and_npz(tmp_path):
 def test_layout_errors_name_the_modality_and_the_fix():
     names, coords = _toy()
     nothing = coords.assign(chrom=None, start=np.nan, end=np.nan)
-    with pytest.raises(IntervalError, match="None of the 8 features of modality 'rna' has a genomic coordinate"):
+    with pytest.raises(IntervalError, match="Only 0 of the 8 features of modality 'rna' have a genomic coordinate"):
         FeatureLayout.from_coordinates(names, nothing, modality="rna")
+    mostly_missing = coords.copy()
+    mostly_missing.iloc[:5, 0] = None  # 2 of 8 placed: below the default half
+    with pytest.raises(IntervalError, match="Only 2 of the 8 features"):
+        FeatureLayout.from_coordinates(names, mostly_missing)
+    assert FeatureLayout.from_coordinates(names, mostly_missing, min_placed_fraction=0.25).n_features == 8
     with pytest.raises(IntervalError, match="no column 'end'.*peak_coordinates"):
         FeatureLayout.from_coordinates(names, coords.drop(columns="end"))
     with pytest.raises(ValueError, match="n_patches must be at least 1"):
@@ -288,14 +292,8 @@ def test_mop_gene_layout(mop, caplog):
 def test_mop_recalled_peaks_map_back_by_overlap(mop):
     atac = mop.mod["atac"]
     model_coords = st.pp.peak_coordinates(atac)
-    rng = np.random.default_rng(0)
-    keep = np.sort(rng.choice(atac.n_vars, size=int(0.9 * atac.n_vars), replace=False))
-    shift = rng.integers(10, 51, size=len(keep)) * rng.choice([-1, 1], size=len(keep))
-    moved = model_coords.iloc[keep]
-    start = np.maximum(moved["start"].to_numpy() + shift, 0)
-    end = moved["end"].to_numpy() + shift
-    names = [f"{c}:{s}-{e}" for c, s, e in zip(moved["chrom"], start, end, strict=True)]
-    new = AnnData(X=atac.X[:, keep], var=pd.DataFrame(index=names))
+    new = st.datasets.recall_peaks(atac, drop_fraction=0.1, shift=(10, 50), name_style="colon")
+    assert new.var_names[0].count(":") == 1
     mapping = map_peaks(st.pp.peak_coordinates(new), model_coords)
     assert mapping.method == "overlap"
     assert mapping.coverage == pytest.approx(0.9, abs=0.01)

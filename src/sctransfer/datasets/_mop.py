@@ -71,12 +71,18 @@ def _modalities() -> tuple[AnnData, AnnData]:
     return rna, atac
 
 
-def mop_snareseq() -> MuData:
+def mop_snareseq(libraries: Sequence[str] | None = None) -> MuData:
     """Mouse primary motor cortex SNARE-seq: 10,309 cells with RNA and ATAC measured together.
 
     BICCN MOp SNARE-seq data as packaged by scMoMaT (``data/real/MOp_5batches``), 12 libraries
     (``09A`` .. ``09L``). The data are very sparse: about 100 detected genes and 100 detected peaks
     per cell.
+
+    Parameters
+    ----------
+    libraries
+        Keep the cells of these libraries only (e.g. ``("09A", "09B", "09C")``); ``None`` keeps all.
+        Categories of the ``.obs`` columns are then limited to those with cells.
 
     Returns
     -------
@@ -84,10 +90,10 @@ def mop_snareseq() -> MuData:
     names of the source, e.g. ``09A_CAGCCCCGCCTT``):
 
     ``"rna"``
-        10,309 cells x 1,677 genes (mm10 symbols). ``.X``: raw counts, float32 CSR; also in
+        Cells (10,309 for all libraries) x 1,677 genes (mm10 symbols). ``.X``: raw counts, float32 CSR; also in
         ``.layers["counts"]`` (a separate copy).
     ``"atac"``
-        10,309 cells x 25,734 peaks named as in the source (``chr1_4914570_4914685``). ``.X``: raw
+        Cells x 25,734 peaks named as in the source (``chr1_4914570_4914685``). ``.X``: raw
         counts, float32 CSR (also in ``.layers["counts"]``). ``.var``: ``chrom``, ``start``,
         ``end`` (0-based, half-open, from :func:`sctransfer.pp.peak_coordinates`).
 
@@ -96,6 +102,9 @@ def mop_snareseq() -> MuData:
     cells) and ``cell_type_fine`` (categorical, the source's ``Ident`` label, 23 types).
     """
     rna, atac = _modalities()
+    if libraries is not None:
+        libraries = _check_libraries(libraries, "libraries")
+        rna, atac = _subset(rna, libraries, (), ""), _subset(atac, libraries, (), "")
     with mudata.set_options(pull_on_update=False):
         return MuData({"rna": rna, "atac": atac})
 

@@ -112,6 +112,7 @@ class FeatureLayout:
         *,
         n_patches: int = 128,
         patch_size: int | None = None,
+        min_placed_fraction: float = 0.5,
         modality: str = "features",
     ) -> FeatureLayout:
         """Order features along the genome and cut each chromosome into patches.
@@ -139,6 +140,9 @@ class FeatureLayout:
             Target number of patches (scCLIP uses 128); ignored when ``patch_size`` is given.
         patch_size
             Features per patch, overriding the target.
+        min_placed_fraction
+            Smallest share of features with a coordinate: below it the annotation most likely does
+            not fit the features (another species or gene naming) and an error is raised.
         modality
             Name used in messages.
 
@@ -149,7 +153,8 @@ class FeatureLayout:
         Raises
         ------
         sctransfer.pp.IntervalError
-            When ``coords`` lacks a column or no feature has a coordinate.
+            When ``coords`` lacks a column or fewer than ``min_placed_fraction`` of the features
+            have a coordinate.
         """
         names = np.asarray(names, dtype=str)
         missing = [c for c in INTERVAL_COLUMNS if c not in coords.columns]
@@ -174,11 +179,12 @@ class FeatureLayout:
         start = pd.to_numeric(coords["start"], errors="coerce").to_numpy(np.float64)
         end = pd.to_numeric(coords["end"], errors="coerce").to_numpy(np.float64)
         placed = coords["chrom"].notna().to_numpy() & ~np.isnan(start) & ~np.isnan(end)
-        if not placed.any():
+        if not placed.any() or placed.mean() < min_placed_fraction:
             raise IntervalError(
-                f"None of the {len(names)} features of modality {modality!r} has a genomic coordinate (e.g. "
-                f"{', '.join(map(repr, names[:3]))}). For peaks pass sctransfer.pp.peak_coordinates(adata); for "
-                "genes pass an annotation of the same species and gene naming (symbols vs Ensembl IDs)."
+                f"Only {int(placed.sum())} of the {len(names)} features of modality {modality!r} have a genomic "
+                f"coordinate (e.g. without: {', '.join(repr(str(n)) for n in names[~placed][:3])}). For peaks pass "
+                "sctransfer.pp.peak_coordinates(adata); for genes pass an annotation of the same species and gene "
+                "naming (symbols vs Ensembl IDs)."
             )
         columns = np.flatnonzero(placed)
         table = pd.DataFrame(

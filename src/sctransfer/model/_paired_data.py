@@ -1,0 +1,70 @@
+"""Step-based batches of paired cells (the same cells in RNA and ATAC) for scCLIP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, IterableDataset
+
+from sctransfer.module._scclip import ATAC, RNA
+
+from ._scclip_input import FeatureScaling
+
+
+@dataclass
+class ScaledCounts:
+    """One modality's cells x features counts (CSR, the model's feature order) and its scaling."""
+
+    counts: sp.csr_matrix
+    scaling: FeatureScaling
+
+    @property
+    def n_cells(self) -> int:
+        return self.counts.shape[0]
+
+    def batch(self, rows: np.ndarray) -> torch.Tensor:
+        """Dense, scaled network input of the given cells (only this batch is densified)."""
+        return torch.from_numpy(self.scaling(self.counts[rows]).toarray())
+
+
+class _PairedStream(IterableDataset):
+    """``n_steps`` batches ``{"rna": ..., "atac": ...}`` of the same cells.
+
+    Cells are visited in a fresh random order each pass over the data (no cell repeats within
+    a pass); a pass that does not fill the last batch continues into the next one.
+    """
+
+    def __init__(self, rna: ScaledCounts, atac: ScaledCounts, batch_size: int, n_steps: int, seed: int):
+        super().__init__()
+        self.rna, self.atac = rna, atac
+        self.batch_size, self.n_steps = min(batch_size, rna.n_cells), n_steps
+        self.rng = np.random.default_rng(seed)
+        self.queue = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.n_steps
+
+    def __iter__(self):
+        for _ in range(self.n_steps):
+            while len(self.queue) < self.batch_size:
+                self.queue = np.concatenate([self.queue, self.rng.permutation(self.rna.n_cells)])
+            rows, self.queue = np.sort(self.queue[: self.batch_size]), self.queue[self.batch_size :]
+            yield {RNA: self.rna.batch(rows), ATAC: self.atac.batch(rows)}
+
+
+class PairedDataModule(LightningDataModule):
+    """Lightning data module feeding :class:`~sctransfer.module.SCCLIPModule`.
+
+    One "epoch" is ``steps_per_epoch`` steps; losses are averaged per epoch in ``model.history``.
+    """
+
+    def __init__(self, rna: ScaledCounts, atac: ScaledCounts, *, batch_size: int, steps_per_epoch: int, seed: int):
+        super().__init__()
+        self.stream = _PairedStream(rna, atac, batch_size, steps_per_epoch, seed)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.stream, batch_size=None, num_workers=0)

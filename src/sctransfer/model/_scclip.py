@@ -1,0 +1,492 @@
+"""SCCLIP: the scvi-tools model wrapping :class:`~sctransfer.module.SCCLIPModule`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from anndata import AnnData
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager, fields
+from scvi.data._manager import AnnDataManagerValidationCheck
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainRunner
+
+from sctransfer._intervals import IntervalError, peak_coordinates
+from sctransfer._validation import check_numeric, get_modality
+from sctransfer.module import SCCLIPModule
+from sctransfer.module._scclip import ATAC, RNA
+
+from ._feature_layout import FeatureLayout
+from ._feature_mapping import FeatureMapping, map_genes, map_peaks
+from ._paired_data import PairedDataModule, ScaledCounts
+from ._scclip_input import FeatureScaling, patch_basis
+from ._training_plan import CosineTrainingPlan
+
+logger = logging.getLogger(__name__)
+
+ATAC_KEY = "atac_counts"
+DEFAULT_MODALITIES = {"rna_layer": "rna", "atac_layer": "atac"}
+BASIS_MAX_CELLS = 20_000
+#: Zero-shot use is refused when a data set reaches less than this share of the model's genes or peaks.
+MIN_ZERO_SHOT_COVERAGE = 0.1
+#: Model sizes. ``"small"`` (default) trains 10k cells in about 7 minutes on 2 CPU cores; ``"base"``
+#: is the scCLIP authors' "small" transformer (for a GPU); ``"tiny"`` is for tests and quick looks.
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"n_patches": 16, "n_components": 16, "n_hidden": 32, "n_layers": 1, "n_heads": 2, "n_ff": 64},
+    "small": {"n_patches": 32, "n_components": 50, "n_hidden": 64, "n_layers": 2, "n_heads": 4, "n_ff": 128},
+    "base": {"n_patches": 128, "n_components": 64, "n_hidden": 256, "n_layers": 6, "n_heads": 8, "n_ff": 512},
+}
+Preset = Literal["tiny", "small", "base"]
+
+
+class SCCLIP(BaseModelClass):
+    """scCLIP: contrastive RNA/ATAC pre-training with one genomic-patch transformer per modality.
+
+    Genes and peaks are ordered along the genome and cut into patches that never cross a
+    chromosome; each modality's transformer reads its patches as tokens, and the two are
+    trained with the CLIP loss so that the same cell's RNA and ATAC profiles land together in a
+    joint, L2-normalised embedding (see :class:`~sctransfer.module.SCCLIPModule`). A trained
+    model embeds new data sets without retraining: genes are matched by name, and a new peak set
+    is mapped onto the model's peaks by genomic overlap. Most users call
+    :func:`sctransfer.tl.cross_modal_match`, which does every step.
+
+    Parameters
+    ----------
+    mdata
+        Paired MuData registered with :meth:`setup_mudata`.
+    registry
+        Used by :meth:`load` to rebuild a model without data; leave ``None``.
+    annotation
+        Gene coordinates for ordering the genes: a GTF/GFF3/BED/TSV path, a
+        :class:`~pandas.DataFrame` or a genome name (``"mm10"``, ``"hg38"``). ``None`` reads
+        ``chrom``/``start``/``end`` columns of the RNA modality's ``.var``. Genes without a
+        coordinate are reported and placed in trailing ``"unplaced"`` patches.
+    preset
+        Model size, one of :data:`PRESETS` (``"tiny"``, ``"small"``, ``"base"``).
+    random_state
+        Seed of the weight initialisation and of the SVD behind the token projections.
+    feature_layouts
+        Set by :meth:`load`; leave ``None``.
+    **module_kwargs
+        Override the preset or set other :class:`~sctransfer.module.SCCLIPModule` arguments
+        (``n_patches``, ``n_components``, ``n_hidden``, ``n_layers``, ``n_heads``, ``n_ff``,
+        ``dropout``, ``n_output``, ``initial_temperature``, ``max_logit_scale``).
+
+    Attributes
+    ----------
+    rna_layout_, atac_layout_
+        :class:`~sctransfer.model._feature_layout.FeatureLayout` of the genes and peaks.
+    peak_coordinates_
+        The model's peaks (``chrom``, ``start``, ``end``), for mapping new peak sets.
+    rna_scaling_, atac_scaling_
+        Input scaling fitted on the training cells (applied unchanged to new data).
+
+    Examples
+    --------
+    >>> st.model.SCCLIP.setup_mudata(mdata)
+    >>> model = st.model.SCCLIP(mdata, annotation="mm10")
+    >>> model.train()
+    >>> z_rna = model.get_latent_representation(modality="rna")
+    """
+
+    _module_cls = SCCLIPModule
+
+    def __init__(
+        self,
+        mdata: MuData | None = None,
+        registry: dict | None = None,
+        *,
+        annotation: str | os.PathLike | pd.DataFrame | None = None,
+        preset: Preset = "small",
+        random_state: int = 0,
+        feature_layouts: dict | None = None,
+        **module_kwargs,
+    ):
+        super().__init__(mdata, registry)
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}.")
+        size = {**PRESETS[preset], **module_kwargs}
+        n_patches = size.pop("n_patches")
+        if feature_layouts is None:
+            if mdata is None:
+                raise ValueError("SCCLIP needs a MuData set up with SCCLIP.setup_mudata (or use SCCLIP.load).")
+            feature_layouts = self._build_layouts(mdata, annotation, n_patches)
+        self.rna_layout_ = FeatureLayout.from_dict(feature_layouts[RNA])
+        self.atac_layout_ = FeatureLayout.from_dict(feature_layouts[ATAC])
+        with torch.random.fork_rng():
+            torch.manual_seed(random_state)
+            self.module = self._module_cls(feature_layouts[RNA], feature_layouts[ATAC], **size)
+        if mdata is not None:
+            self._fit_inputs(random_state, size["n_components"])
+        self._model_summary_string = (
+            f"SCCLIP ({preset}): {self.rna_layout_.n_features} genes in {self.rna_layout_.n_patches} patches, "
+            f"{self.atac_layout_.n_features} peaks in {self.atac_layout_.n_patches} patches, "
+            f"{size['n_layers']} transformer layer(s) of width {size['n_hidden']} per modality."
+        )
+        # the layouts built from the data are what load() must rebuild the module with
+        annotation = None
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def setup_anndata(cls, *args, **kwargs):
+        """Not available: SCCLIP works on a MuData; use :meth:`~sctransfer.model.SCCLIP.setup_mudata`."""
+        raise TypeError("SCCLIP needs a paired MuData with RNA and ATAC modalities; call SCCLIP.setup_mudata(mdata).")
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        *,
+        rna_layer: str | None = None,
+        atac_layer: str | None = None,
+        modalities: dict[str, str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register a paired RNA / ATAC MuData (the same cells measured in both modalities).
+
+        Parameters
+        ----------
+        mdata
+            MuData with an RNA modality (counts) and an ATAC modality (peak counts) whose cells are
+            the same, in the same order (same ``obs_names``).
+        rna_layer, atac_layer
+            Layers holding counts; ``None`` uses ``.X``.
+        modalities
+            Modality of each argument: ``{"rna_layer": "rna", "atac_layer": "atac"}`` by default;
+            given entries replace these.
+        **kwargs
+            Passed to :meth:`~scvi.data.AnnDataManager.register_fields`.
+
+        Raises
+        ------
+        ValueError
+            When the two modalities do not hold the same cells in the same order.
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        names = {**DEFAULT_MODALITIES, **(modalities or {})}
+        rna = get_modality(mdata, names["rna_layer"], role="RNA")
+        atac = get_modality(mdata, names["atac_layer"], role="ATAC peaks")
+        for adata, layer, key in ((rna, rna_layer, names["rna_layer"]), (atac, atac_layer, names["atac_layer"])):
+            if layer is not None:
+                if layer not in adata.layers:
+                    raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
+                check_numeric(adata.layers[layer], what=f"layer {layer!r} of modality {key!r}")
+        if not rna.obs_names.equals(atac.obs_names):
+            shared = len(rna.obs_names.intersection(atac.obs_names))
+            raise ValueError(
+                f"SCCLIP trains on paired cells, but modalities {names['rna_layer']!r} ({rna.n_obs} cells) and "
+                f"{names['atac_layer']!r} ({atac.n_obs} cells) do not hold the same cells in the same order "
+                f"({shared} names shared). Train on multiome data, subset both modalities to the shared cells in one "
+                "order (e.g. `mu.pp.intersect_obs(mdata)`), or use a trained model on unpaired cells with "
+                "sctransfer.tl.cross_modal_match(mdata, model=...)."
+            )
+        modality_map = cls._create_modalities_attr_dict(names, setup_method_args)
+        manager = AnnDataManager(
+            fields=[
+                fields.MuDataLayerField(
+                    REGISTRY_KEYS.X_KEY,
+                    rna_layer,
+                    mod_key=modality_map.rna_layer,
+                    is_count_data=False,
+                    mod_required=True,
+                ),
+                fields.MuDataLayerField(
+                    ATAC_KEY, atac_layer, mod_key=modality_map.atac_layer, is_count_data=False, mod_required=True
+                ),
+            ],
+            setup_method_args=setup_method_args,
+            validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+        )
+        manager.register_fields(mdata, **kwargs)
+        cls.register_manager(manager)
+
+    @property
+    def _modalities(self) -> dict[str, str]:
+        return {**DEFAULT_MODALITIES, **(self.registry_["setup_args"].get("modalities") or {})}
+
+    def _layer(self, modality: str) -> str | None:
+        return self.registry_["setup_args"]["rna_layer" if modality == RNA else "atac_layer"]
+
+    def _build_layouts(self, mdata: MuData, annotation, n_patches: int) -> dict:
+        rna = mdata.mod[self._modalities["rna_layer"]]
+        atac = mdata.mod[self._modalities["atac_layer"]]
+        if annotation is not None:
+            genes = FeatureLayout.from_genes(rna.var_names, annotation, n_patches=n_patches, modality=RNA)
+        else:
+            try:
+                coords = peak_coordinates(rna, modality=self._modalities["rna_layer"])
+            except IntervalError as error:
+                raise IntervalError(
+                    "SCCLIP orders genes along the genome: pass annotation= (a GTF/GFF3/BED/TSV path, a DataFrame, "
+                    "or a genome name such as 'mm10' or 'hg38'), or add 'chrom', 'start' and 'end' columns to the "
+                    f"RNA modality's .var. ({error})"
+                ) from None
+            genes = FeatureLayout.from_coordinates(rna.var_names, coords, n_patches=n_patches, modality=RNA)
+        self.peak_coordinates_ = peak_coordinates(atac, modality=self._modalities["atac_layer"])
+        peaks = FeatureLayout.from_coordinates(
+            atac.var_names, self.peak_coordinates_, n_patches=n_patches, modality=ATAC
+        )
+        return {RNA: genes.to_dict(), ATAC: peaks.to_dict()}
+
+    def _training_counts(self, modality: str) -> sp.csr_matrix:
+        key = REGISTRY_KEYS.X_KEY if modality == RNA else ATAC_KEY
+        counts = self.adata_manager.get_from_registry(key)
+        check_numeric(counts, what=f"the {modality} counts")
+        return sp.csr_matrix(counts, dtype=np.float32)
+
+    def _fit_inputs(self, random_state: int, n_components: int) -> None:
+        """Fit the input scaling and the token projections' principal axes on the training cells."""
+        rng = np.random.default_rng(random_state)
+        for modality, kind, layout in ((RNA, "log", self.rna_layout_), (ATAC, "tfidf", self.atac_layout_)):
+            counts = self._training_counts(modality)
+            scaling = FeatureScaling.fit(counts, kind)
+            setattr(self, f"{modality}_scaling_", scaling)
+            rows = np.arange(counts.shape[0])
+            if len(rows) > BASIS_MAX_CELLS:
+                rows = np.sort(rng.choice(rows, BASIS_MAX_CELLS, replace=False))
+            basis = patch_basis(
+                scaling(counts[rows]),
+                layout.padded_columns(),
+                layout.n_patches,
+                n_components,
+                random_state=random_state,
+            )
+            self.module.encoders[modality].set_basis(*basis)
+
+    # ------------------------------------------------------------------------------------
+    # new data
+    # ------------------------------------------------------------------------------------
+    def _modality_of(self, data: MuData | AnnData | None, modality: str) -> AnnData:
+        if modality not in (RNA, ATAC):
+            raise ValueError(f"modality must be 'rna' or 'atac', got {modality!r}.")
+        if data is None:
+            data = self.adata
+        if isinstance(data, AnnData):
+            return data
+        key = self._modalities["rna_layer" if modality == RNA else "atac_layer"]
+        return get_modality(data, key, role=modality.upper())
+
+    def feature_mapping(self, data: MuData | AnnData, modality: Literal["rna", "atac"]) -> FeatureMapping:
+        """How a data set's features map onto the model's (for zero-shot use).
+
+        Genes are matched by name; peaks by genomic overlap (the counts of all new peaks that
+        overlap a model peak are added up; identical peak sets are matched by name).
+
+        Parameters
+        ----------
+        data
+            A MuData holding the modality (under the name used at training) or the modality's
+            :class:`~anndata.AnnData` itself.
+        modality
+            ``"rna"`` or ``"atac"``.
+
+        Returns
+        -------
+        A :class:`~sctransfer.model._feature_mapping.FeatureMapping`; its ``coverage`` is the share of
+        the model's features that the data set reaches.
+
+        Raises
+        ------
+        ValueError
+            When the data reach less than :data:`MIN_ZERO_SHOT_COVERAGE` (10%) of the model's genes or
+            peaks (another genome build, species or gene naming).
+        """
+        adata = self._modality_of(data, modality)
+        if modality == RNA:
+            mapping = map_genes(adata.var_names, self.rna_layout_.feature_names)
+        else:
+            mapping = map_peaks(
+                peak_coordinates(adata, modality=ATAC),
+                self.peak_coordinates_,
+                new_names=adata.var_names,
+                model_names=self.atac_layout_.feature_names,
+            )
+        if mapping.coverage < MIN_ZERO_SHOT_COVERAGE:
+            what = "genes (matched by name)" if modality == RNA else "peaks (matched by genomic overlap)"
+            cause = (
+                "gene symbols vs Ensembl IDs, or another species"
+                if modality == RNA
+                else "peaks on another genome build (hg19 vs hg38, mm9 vs mm10) or another species"
+            )
+            raise ValueError(
+                f"The data reach only {mapping.coverage:.1%} of the model's {what}; at least "
+                f"{MIN_ZERO_SHOT_COVERAGE:.0%} are needed for a meaningful embedding. Likely cause: {cause}. "
+                "Lift the features over to the model's build, or train a model on this data."
+            )
+        return mapping
+
+    def _scaled_counts(self, data: MuData | AnnData | None, modality: str) -> tuple[pd.Index, ScaledCounts]:
+        """Cell names and scaled input of one modality of ``data``, in the model's feature order."""
+        adata = self._modality_of(data, modality)
+        layer = self._layer(modality)
+        counts = adata.layers[layer] if layer is not None and layer in adata.layers else adata.X
+        check_numeric(counts, what=f"the {modality} counts")
+        if data is None or data is self.adata:
+            model_counts = sp.csr_matrix(counts, dtype=np.float32)
+        else:
+            model_counts = self.feature_mapping(adata, modality).apply(counts)
+        scaling = self.rna_scaling_ if modality == RNA else self.atac_scaling_
+        return adata.obs_names, ScaledCounts(counts=model_counts, scaling=scaling)
+
+    # ------------------------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------------------------
+    def train(
+        self,
+        max_steps: int = 1000,
+        *,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_steps: int | None = None,
+        gradient_clip_val: float = 5.0,
+        steps_per_epoch: int = 50,
+        random_state: int = 0,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        precision: str | None = None,
+        **trainer_kwargs,
+    ) -> None:
+        """Train with the CLIP loss (AdamW, linear warm-up then cosine decay, gradient clipping).
+
+        Parameters
+        ----------
+        max_steps
+            Training steps; the cosine schedule ends there.
+        batch_size
+            Paired cells per step (the contrastive negatives of each cell).
+        lr
+            Peak learning rate.
+        weight_decay
+            AdamW weight decay.
+        warmup_steps
+            Steps of linear learning-rate warm-up; ``None``: a tenth of ``max_steps``, at most 100.
+        gradient_clip_val
+            Gradient-norm clipping.
+        steps_per_epoch
+            Steps averaged into one row of ``model.history``.
+        random_state
+            Seed of the batch order and dropout.
+        accelerator, devices
+            Lightning device settings; ``"auto"`` uses a GPU when there is one.
+        precision
+            Lightning precision; ``None`` uses ``"bf16-mixed"`` on a GPU and ``"32-true"`` otherwise.
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer`.
+        """
+        if warmup_steps is None:
+            warmup_steps = min(100, max(1, max_steps // 10))
+        _, rna = self._scaled_counts(None, RNA)
+        _, atac = self._scaled_counts(None, ATAC)
+        data_module = PairedDataModule(
+            rna, atac, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=random_state
+        )
+        plan = CosineTrainingPlan(
+            self.module, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, max_steps=max_steps
+        )
+        if precision is None:
+            on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+            precision = "bf16-mixed" if on_gpu else "32-true"
+        trainer_kwargs.setdefault("enable_checkpointing", False)
+        trainer_kwargs.setdefault("num_sanity_val_steps", 0)
+        with torch.random.fork_rng():
+            torch.manual_seed(random_state)
+            runner = TrainRunner(
+                self,
+                training_plan=plan,
+                data_splitter=data_module,
+                max_epochs=max(1, math.ceil(max_steps / steps_per_epoch)),
+                max_steps=max_steps,
+                accelerator=accelerator,
+                devices=devices,
+                precision=precision,
+                gradient_clip_val=gradient_clip_val,
+                **trainer_kwargs,
+            )
+            runner()
+        self.train_params_ = {
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "warmup_steps": warmup_steps,
+            "gradient_clip_val": gradient_clip_val,
+            "precision": precision,
+            "random_state": random_state,
+        }
+
+    # ------------------------------------------------------------------------------------
+    # results
+    # ------------------------------------------------------------------------------------
+    @property
+    def temperature(self) -> float:
+        """The learned temperature of the contrastive loss."""
+        return float(1.0 / self.module.logit_scale.detach().cpu())
+
+    def get_latent_representation(
+        self,
+        data: MuData | AnnData | None = None,
+        *,
+        modality: Literal["rna", "atac"] = "rna",
+        batch_size: int = 1024,
+    ) -> np.ndarray:
+        """Joint embedding of the cells of one modality (L2-normalised rows).
+
+        Parameters
+        ----------
+        data
+            ``None`` for the training data; otherwise a MuData holding the modality (under the name
+            used at training; the other modality is not needed) or the modality's
+            :class:`~anndata.AnnData` alone. Its features are mapped onto the model's
+            (:meth:`feature_mapping`); counts are read from the layer used at training when the data
+            has it, else from ``.X``.
+        modality
+            ``"rna"`` or ``"atac"``.
+        batch_size
+            Cells per forward pass.
+
+        Returns
+        -------
+        Cells x ``n_output`` float32 array, in the order of the modality's ``obs_names``.
+        """
+        self._check_if_trained(warn=False)
+        names, data = self._scaled_counts(data, modality)
+        self.module.eval()
+        device = next(self.module.parameters()).device
+        out = [
+            self.module.embed(data.batch(np.arange(lo, min(lo + batch_size, len(names)))).to(device), modality)
+            .cpu()
+            .numpy()
+            for lo in range(0, len(names), batch_size)
+        ]
+        return np.concatenate(out).astype(np.float32)
+
+    @classmethod
+    def load(cls, dir_path: str, mdata: MuData | None = None, **kwargs) -> SCCLIP:
+        """Load a model saved with :meth:`~scvi.model.base.BaseModelClass.save`.
+
+        The saved model carries everything zero-shot use needs: the feature layouts, the model's
+        peak coordinates, the input scaling and the weights.
+
+        Parameters
+        ----------
+        dir_path
+            Folder given to :meth:`~scvi.model.base.BaseModelClass.save`.
+        mdata
+            The training MuData (set up again from the saved registry), or ``None`` to load the model
+            alone, ready for :meth:`get_latent_representation` on new data.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix``).
+        """
+        return super().load(dir_path, adata=mdata if mdata is not None else False, **kwargs)
