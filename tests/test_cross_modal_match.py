@@ -1,0 +1,253 @@
+"""scCLIP end to end on MOp SNARE-seq: training, fields written, zero-shot, round trips and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+import sctransfer as st
+from sctransfer._intervals import IntervalError
+
+TRAIN_LIBRARIES = ("09D", "09E", "09F", "09G", "09H", "09I", "09J", "09K", "09L")
+TEST_LIBRARIES = ("09A", "09B", "09C")
+STEPS = 200
+
+
+def _snapshot(mdata: MuData) -> dict:
+    return {
+        key: (
+            list(adata.obs.columns),
+            list(adata.obsm.keys()),
+            list(adata.var.columns),
+            adata.var_names.copy(),
+            adata.X.copy(),
+        )
+        for key, adata in mdata.mod.items()
+    } | {"uns": list(mdata.uns.keys()), "mod": list(mdata.mod)}
+
+
+def _assert_unchanged(mdata: MuData, snapshot: dict) -> None:
+    assert list(mdata.uns.keys()) == snapshot["uns"] and list(mdata.mod) == snapshot["mod"]
+    for key, adata in mdata.mod.items():
+        obs, obsm, var, var_names, x = snapshot[key]
+        assert list(adata.obs.columns) == obs and list(adata.obsm.keys()) == obsm
+        assert list(adata.var.columns) == var and adata.var_names.equals(var_names)
+        assert (adata.X != x).nnz == 0
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The tiny preset trained on MOp libraries 09D-09L (the benchmark's training split)."""
+    mdata = st.datasets.mop_snareseq(TRAIN_LIBRARIES)
+    model = st.tl.cross_modal_match(
+        mdata,
+        annotation="mm10",
+        preset="tiny",
+        max_steps=STEPS,
+        return_model=True,
+        train_kwargs={"enable_progress_bar": False},
+    )
+    return mdata, model
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return st.datasets.mop_snareseq(TEST_LIBRARIES)
+
+
+def _foscttm(mdata: MuData, key: str = "X_scclip") -> float:
+    return st.metrics.foscttm(mdata["rna"].obsm[key], mdata["atac"].obsm[key]).mean
+
+
+def test_training_lowers_the_loss_and_writes_fields(trained):
+    mdata, model = trained
+    loss = model.history["train_loss"]["train_loss"].to_numpy()
+    assert len(loss) == STEPS // 50
+    assert loss[-1] < loss[0] - 0.2
+    assert "temperature_train" in model.history and "loss_clip_train" in model.history
+    rna, atac = mdata["rna"], mdata["atac"]
+    for adata, other in ((rna, atac), (atac, rna)):
+        z = adata.obsm["X_scclip"]
+        assert z.shape == (adata.n_obs, 128) and z.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+        match = adata.obs["sctransfer_match"]
+        assert match.isin(other.obs_names).all()
+        # the similarity written is the cosine of the cell and its match, and the best one
+        partner = other.obs_names.get_indexer(match)
+        sims = np.einsum("ij,ij->i", z, other.obsm["X_scclip"][partner])
+        np.testing.assert_allclose(adata.obs["sctransfer_match_similarity"], sims, rtol=1e-4, atol=1e-5)
+        assert np.all(sims >= (z[:50] @ other.obsm["X_scclip"].T).max(axis=1)[:50].min() - 1) and np.allclose(
+            sims[:50], (z[:50] @ other.obsm["X_scclip"].T).max(axis=1), atol=1e-5
+        )
+    info = mdata.uns["sctransfer_match"]
+    assert info["params"]["trained_here"] and info["params"]["model"]["preset"] == "tiny"
+    assert info["n_cells"] == {"rna": rna.n_obs, "atac": atac.n_obs}
+    assert 0 < info["temperature"] < 1
+
+
+def test_zero_shot_beats_chance_on_new_cells(trained, held_out):
+    _, model = trained
+    mdata = held_out.copy()
+    st.tl.cross_modal_match(mdata, model=model, annotation="mm10")
+    score = _foscttm(mdata)
+    print(f"tiny preset, {STEPS} steps, zero-shot FOSCTTM on 09A-09C: {score:.3f}")
+    assert score < 0.36  # random: 0.5; the tiny preset after 200 steps reaches about 0.32
+    assert mdata.uns["sctransfer_match"]["coverage"] == {"rna": 1.0, "atac": 1.0}
+    assert not mdata.uns["sctransfer_match"]["params"]["trained_here"]
+
+
+def test_zero_shot_with_recalled_peaks_matches_original(trained, held_out):
+    _, model = trained
+    original = held_out.copy()
+    st.tl.cross_modal_match(original, model=model)
+    recalled_atac = st.datasets.recall_peaks(held_out["atac"], drop_fraction=0.1, shift=(10, 50))
+    recalled = MuData({"rna": held_out["rna"].copy(), "atac": recalled_atac})
+    st.tl.cross_modal_match(recalled, model=model)
+    assert recalled.uns["sctransfer_match"]["coverage"]["atac"] == pytest.approx(0.9, abs=0.01)
+    assert abs(_foscttm(recalled) - _foscttm(original)) < 0.02
+
+
+def test_unpaired_cells_one_to_one_and_pairing_matrix(trained, held_out):
+    _, model = trained
+    # real use: different cells in the two modalities (shuffled order, other names)
+    rna = held_out["rna"].copy()
+    atac = held_out["atac"][np.random.default_rng(0).permutation(held_out.n_obs)].copy()
+    atac.obs_names = "atac:" + atac.obs_names
+    mdata = MuData({"rna": rna, "atac": atac})
+    st.tl.cross_modal_match(mdata, model=model, one_to_one=True, pairing_top_k=20)
+    match = mdata["rna"].obs["sctransfer_match"]
+    assert match.is_unique and match.isin(atac.obs_names).all()  # a permutation
+    back = mdata["atac"].obs["sctransfer_match"]
+    assert back.is_unique
+    pairing = mdata["rna"].obsm["sctransfer_pairing"]
+    assert sp.issparse(pairing) and pairing.shape == (rna.n_obs, atac.n_obs)
+    assert (np.diff(pairing.indptr) == 20).all()
+    np.testing.assert_allclose(np.asarray(pairing.sum(axis=1)).ravel(), 1.0, rtol=1e-5)
+    truth = atac.obs_names.get_indexer("atac:" + rna.obs_names)
+    score = st.metrics.matching_score(pairing, truth)
+    assert score > 2 / atac.n_obs  # random pairing weights score 1 / n
+    assert "paired_top1_accuracy" not in mdata.uns["sctransfer_match"]
+
+
+def test_save_load_identical_embeddings(trained, held_out, tmp_path):
+    mdata, model = trained
+    model.save(tmp_path / "scclip")
+    alone = st.model.SCCLIP.load(tmp_path / "scclip")
+    for modality in ("rna", "atac"):
+        np.testing.assert_array_equal(
+            alone.get_latent_representation(held_out, modality=modality),
+            model.get_latent_representation(held_out, modality=modality),
+        )
+    # a modality on its own (an AnnData) is embedded the same way
+    np.testing.assert_array_equal(
+        alone.get_latent_representation(held_out["atac"], modality="atac"),
+        model.get_latent_representation(held_out, modality="atac"),
+    )
+    st.model.SCCLIP.setup_mudata(mdata)
+    with_data = st.model.SCCLIP.load(tmp_path / "scclip", mdata=mdata)
+    np.testing.assert_array_equal(with_data.get_latent_representation(modality="rna"), mdata["rna"].obsm["X_scclip"])
+
+
+def test_existing_fields_are_not_overwritten(trained, held_out):
+    _, model = trained
+    mdata = held_out.copy()
+    mdata["rna"].obs["sctransfer_match"] = "mine"
+    snapshot = _snapshot(mdata)
+    with pytest.raises(ValueError, match="overwrite=True"):
+        st.tl.cross_modal_match(mdata, model=model)
+    _assert_unchanged(mdata, snapshot)
+    st.tl.cross_modal_match(mdata, model=model, key_added="run2")
+    assert (mdata["rna"].obs["sctransfer_match"] == "mine").all()
+    assert "X_scclip_run2" in mdata["rna"].obsm and "run2_match" in mdata["atac"].obs
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: a clear error, the MuData untouched
+# --------------------------------------------------------------------------------------------
+def test_unpaired_cells_cannot_train():
+    mdata = st.datasets.bmmc_multiome_match("train")
+    snapshot = _snapshot(mdata)
+    with pytest.raises(ValueError, match="paired cells"):
+        st.tl.cross_modal_match(mdata, annotation="hg38", preset="tiny", max_steps=2)
+    _assert_unchanged(mdata, snapshot)
+
+
+def test_genes_without_coordinates_cannot_train():
+    mdata = st.datasets.bmmc_multiome_starter()
+    snapshot = _snapshot(mdata)
+    with pytest.raises(IntervalError, match="annotation="):
+        st.tl.cross_modal_match(mdata, preset="tiny", max_steps=2)  # no annotation, no var columns
+    _assert_unchanged(mdata, snapshot)
+    # Ensembl IDs against a table of gene symbols: no gene is placed
+    ids = mdata.copy()
+    ids["rna"].var_names = ids["rna"].var["gene_ids"].astype(str).to_numpy()
+    ids.update()
+    snapshot = _snapshot(ids)
+    with pytest.raises(IntervalError) as error:
+        st.tl.cross_modal_match(ids, annotation="hg38", preset="tiny", max_steps=2)
+    assert "ENSG" in str(error.value)
+    _assert_unchanged(ids, snapshot)
+
+
+def test_peaks_without_coordinates_cannot_train():
+    mdata = st.datasets.bmmc_multiome_starter()
+    mdata["atac"].var = pd.DataFrame(index=[f"peak{i}" for i in range(mdata["atac"].n_vars)])
+    mdata.update()
+    snapshot = _snapshot(mdata)
+    with pytest.raises(IntervalError, match="no genomic coordinate"):
+        st.tl.cross_modal_match(mdata, annotation="hg38", preset="tiny", max_steps=2)
+    _assert_unchanged(mdata, snapshot)
+
+
+def test_peaks_of_another_build_are_refused(trained, held_out):
+    _, model = trained
+    # the same peaks 3 Mb away, as coordinates of another assembly would be
+    moved = held_out["atac"].copy()
+    coords = st.pp.peak_coordinates(moved)
+    moved.var = pd.DataFrame(
+        {"chrom": coords["chrom"], "start": coords["start"] + 3_000_000, "end": coords["end"] + 3_000_000}
+    )
+    moved.var_names = [f"{c}:{s}-{e}" for c, s, e in moved.var[["chrom", "start", "end"]].itertuples(index=False)]
+    mdata = MuData({"rna": held_out["rna"].copy(), "atac": moved})
+    snapshot = _snapshot(mdata)
+    with pytest.raises(ValueError, match="genome build"):
+        st.tl.cross_modal_match(mdata, model=model)
+    _assert_unchanged(mdata, snapshot)
+    # human peaks for a mouse model: nothing (or next to nothing) overlaps
+    human = st.datasets.bmmc_multiome_starter()
+    human_mdata = MuData({"rna": held_out["rna"].copy(), "atac": human["atac"].copy()})
+    human_mdata.mod["atac"].obs_names = "h:" + human_mdata.mod["atac"].obs_names
+    human_mdata.update()
+    with pytest.raises(ValueError, match="genome build"):
+        st.tl.cross_modal_match(human_mdata, model=model)
+
+
+def test_other_bad_arguments(trained, held_out):
+    _, model = trained
+    mdata = held_out.copy()
+    snapshot = _snapshot(mdata)
+    with pytest.raises(KeyError, match="'peaks'"):
+        st.tl.cross_modal_match(mdata, model=model, atac_key="peaks")
+    with pytest.raises(ValueError, match="pairing_top_k"):
+        st.tl.cross_modal_match(mdata, model=model, pairing_top_k=5000)
+    with pytest.raises(KeyError, match="Layer 'raw'"):
+        st.tl.cross_modal_match(mdata, model=model, rna_layer="raw")
+    with pytest.raises(ValueError, match="view"):
+        st.tl.cross_modal_match(mdata[:100], model=model)
+    with pytest.raises(ValueError, match="preset"):
+        st.tl.cross_modal_match(mdata, preset="huge")
+    with pytest.raises(ValueError, match="modality must be"):
+        model.get_latent_representation(mdata, modality="protein")
+    empty = MuData({"rna": mdata["rna"][:, :0].copy(), "atac": mdata["atac"].copy()})
+    with pytest.raises(ValueError, match="empty"):
+        st.tl.cross_modal_match(empty, model=model)
+    _assert_unchanged(mdata, snapshot)
+
+
+def test_setup_anndata_points_to_setup_mudata():
+    with pytest.raises(TypeError, match="setup_mudata"):
+        st.model.SCCLIP.setup_anndata(AnnData(np.zeros((2, 2))))
