@@ -67,10 +67,19 @@ def test_transformer_block_attention_is_scaled_dot_product():
         TransformerBlock(n_hidden=10, n_heads=3, n_ff=8, dropout=0.0)
 
 
-def test_tokens_are_patch_projections_and_padding_is_ignored():
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_tokens_are_patch_projections_and_padding_is_ignored(pooling):
     layout = _layout()
     encoder = GenomicPatchEncoder(
-        layout.to_dict(), n_components=2, n_hidden=4, n_layers=1, n_heads=2, n_ff=8, dropout=0.0, n_output=3
+        layout.to_dict(),
+        n_components=2,
+        n_hidden=4,
+        n_layers=1,
+        n_heads=2,
+        n_ff=8,
+        dropout=0.0,
+        n_output=3,
+        pooling=pooling,
     ).eval()
     basis = torch.randn(layout.n_patches, layout.patch_size, 2)
     encoder.set_basis(basis.numpy(), np.zeros((layout.n_patches, 2)), np.ones(2))
@@ -88,6 +97,24 @@ def test_tokens_are_patch_projections_and_padding_is_ignored():
     z = encoder(x)
     assert z.shape == (2, 3)
     torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
+    # the pooled vector: the [CLS] output or the mean of the patch outputs
+    tokens = torch.cat([encoder.cls_token.expand(2, -1, -1), encoder.tokens(x)], dim=1)
+    for block in encoder.blocks:
+        tokens = block(tokens)
+    pooled = tokens[:, 0] if pooling == "cls" else tokens[:, 1:].mean(dim=1)
+    torch.testing.assert_close(z, F.normalize(encoder.head(encoder.output_norm(pooled)), dim=1))
+    with pytest.raises(ValueError, match="pooling"):
+        GenomicPatchEncoder(
+            layout.to_dict(),
+            n_components=2,
+            n_hidden=4,
+            n_layers=1,
+            n_heads=2,
+            n_ff=8,
+            dropout=0.0,
+            n_output=3,
+            pooling="max",
+        )
 
 
 def test_patch_basis_tokens_sum_to_principal_component_scores():

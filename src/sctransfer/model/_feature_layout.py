@@ -44,13 +44,13 @@ def _patches(columns: np.ndarray, patch_size: int) -> np.ndarray:
 class FeatureLayout:
     """The features of one modality in genomic order, cut into patch tokens.
 
-    Build it with :meth:`from_coordinates` (peaks: coordinates from
-    :func:`sctransfer.pp.peak_coordinates`) or :meth:`from_genes` (genes: coordinates from a gene
-    annotation). All attributes are read-only numpy arrays; :meth:`to_dict` / :meth:`from_dict`
+    Build it with :meth:`~sctransfer.model.FeatureLayout.from_coordinates` (peaks: coordinates from
+    :func:`sctransfer.pp.peak_coordinates`) or :meth:`~sctransfer.model.FeatureLayout.from_genes` (genes: coordinates from a gene
+    annotation). All attributes are read-only numpy arrays; :meth:`~sctransfer.model.FeatureLayout.to_dict` / :meth:`~sctransfer.model.FeatureLayout.from_dict`
     store and restore them (e.g. in a saved model's attributes).
 
-    Attributes
-    ----------
+    Fields:
+
     feature_names
         The model's features (str) in input-column order.
     patch_index
@@ -134,7 +134,7 @@ class FeatureLayout:
             The model's features in input-column order (e.g. ``adata.var_names``).
         coords
             Data frame with ``chrom``, ``start``, ``end`` (BED style) indexed like ``names``, e.g.
-            from :func:`sctransfer.pp.peak_coordinates` or :func:`gene_coordinates`. When its
+            from :func:`sctransfer.pp.peak_coordinates` or :func:`sctransfer.pp.gene_coordinates`. When its
             index differs from ``names`` it is matched by name (features absent from it are unplaced).
         n_patches
             Target number of patches (scCLIP uses 128); ignored when ``patch_size`` is given.
@@ -257,7 +257,7 @@ class FeatureLayout:
         patch_size: int | None = None,
         modality: str = "rna",
     ) -> FeatureLayout:
-        """Layout of genes placed by a gene annotation (see :meth:`from_coordinates`).
+        """Layout of genes placed by a gene annotation (see :meth:`~sctransfer.model.FeatureLayout.from_coordinates`).
 
         Parameters
         ----------
@@ -265,10 +265,10 @@ class FeatureLayout:
             The model's genes in input-column order.
         annotation
             GTF/GFF3/BED/TSV path, :class:`~pandas.DataFrame` or genome name (``"mm10"``, ``"hg38"``);
-            genes are matched by name, then case-insensitively (see :func:`gene_coordinates`).
+            genes are matched by name, then case-insensitively (see :func:`sctransfer.pp.gene_coordinates`).
             Genes not in the annotation go to the ``"unplaced"`` patches.
         n_patches, patch_size, modality
-            As in :meth:`from_coordinates`.
+            As in :meth:`~sctransfer.model.FeatureLayout.from_coordinates`.
 
         Returns
         -------
@@ -296,12 +296,12 @@ class FeatureLayout:
         return len(self.feature_names)
 
     def to_dict(self) -> dict[str, np.ndarray]:
-        """The layout as plain numpy arrays (copies), keyed by attribute name; see :meth:`from_dict`."""
+        """The layout as plain numpy arrays (copies), keyed by attribute name; see :meth:`~sctransfer.model.FeatureLayout.from_dict`."""
         return {name: np.array(getattr(self, name)) for name in _ARRAYS}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, np.ndarray]) -> FeatureLayout:
-        """Restore a layout from :meth:`to_dict` output.
+        """Restore a layout from :meth:`~sctransfer.model.FeatureLayout.to_dict` output.
 
         Returns
         -------

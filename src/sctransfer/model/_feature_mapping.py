@@ -28,8 +28,8 @@ MappingMethod = Literal["identical", "name", "overlap"]
 class FeatureMapping:
     """How the features of a new data set feed the features of a trained model.
 
-    Attributes
-    ----------
+    Fields:
+
     matrix
         float32 CSR, ``n_new_features x n_model_features``; ``new_counts @ matrix`` gives counts in
         the model's feature order (model features that no new feature reaches stay zero).

@@ -83,7 +83,7 @@ class SCCLIP(BaseModelClass):
     Attributes
     ----------
     rna_layout_, atac_layout_
-        :class:`~sctransfer.model._feature_layout.FeatureLayout` of the genes and peaks.
+        :class:`~sctransfer.model.FeatureLayout` of the genes and peaks.
     peak_coordinates_
         The model's peaks (``chrom``, ``start``, ``end``), for mapping new peak sets.
     rna_scaling_, atac_scaling_
@@ -293,13 +293,13 @@ class SCCLIP(BaseModelClass):
 
         Returns
         -------
-        A :class:`~sctransfer.model._feature_mapping.FeatureMapping`; its ``coverage`` is the share of
+        A :class:`~sctransfer.model.FeatureMapping`; its ``coverage`` is the share of
         the model's features that the data set reaches.
 
         Raises
         ------
         ValueError
-            When the data reach less than :data:`MIN_ZERO_SHOT_COVERAGE` (10%) of the model's genes or
+            When the data reach less than 10% (``MIN_ZERO_SHOT_COVERAGE``) of the model's genes or
             peaks (another genome build, species or gene naming).
         """
         adata = self._modality_of(data, modality)

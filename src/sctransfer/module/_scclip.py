@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ class GenomicPatchEncoder(nn.Module):
     """Encoder of one modality: genomic patches -> tokens -> transformer -> [CLS] -> unit vector.
 
     The input (cells x features, already scaled by the model) is cut into the patches of a
-    :class:`~sctransfer.model._feature_layout.FeatureLayout`: contiguous runs of features in
+    :class:`~sctransfer.model.FeatureLayout`: contiguous runs of features in
     genomic order that never cross a chromosome. Token ``c`` is a linear projection of patch
     ``c``, in two steps: a fixed projection onto the patch's rows of the modality's principal
     axes (the ``basis`` buffer, fitted on the training cells by the model; summed over patches
@@ -84,8 +85,8 @@ class GenomicPatchEncoder(nn.Module):
     memorises the training pairs) to about 0.15 (``benchmarks/``). Each token gets a position
     encoding that knows its chromosome (a learned embedding) and its relative position along it
     (fixed sinusoids through a learned linear map); a learned [CLS] token is prepended. The
-    [CLS] output goes through ``Linear -> tanh -> Linear`` (no bias) to ``n_output`` dimensions
-    and is L2-normalised.
+    pooled output (see ``pooling``) goes through ``Linear -> tanh -> Linear`` (no bias) to
+    ``n_output`` dimensions and is L2-normalised.
 
     Parameters
     ----------
@@ -97,6 +98,13 @@ class GenomicPatchEncoder(nn.Module):
         Transformer size (see :class:`TransformerBlock`).
     n_output
         Size of the joint embedding.
+    pooling
+        ``"cls"``: the [CLS] token's output, as scCLIP; ``"mean"``: the mean of the patch tokens'
+        outputs (the [CLS] token still takes part in attention).
+    input_dropout
+        During training, each input value is zeroed with this probability (the others scaled by
+        ``1 / (1 - input_dropout)``): an augmentation that shows the encoder thinned-out profiles,
+        as a shallower sequencing of the same cell would give.
     """
 
     def __init__(
@@ -110,8 +118,14 @@ class GenomicPatchEncoder(nn.Module):
         n_ff: int,
         dropout: float,
         n_output: int,
+        pooling: Literal["cls", "mean"],
+        input_dropout: float = 0.0,
     ):
         super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
+        self.pooling = pooling
+        self.input_dropout = nn.Dropout(input_dropout)
         patch_index = np.asarray(layout["patch_index"])
         self.n_features = len(layout["feature_names"])
         self.n_patches, self.patch_size = patch_index.shape
@@ -151,11 +165,12 @@ class GenomicPatchEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dense ``(batch, n_features)`` input -> L2-normalised ``(batch, n_output)`` embedding."""
-        tokens = self.tokens(x)
+        tokens = self.tokens(self.input_dropout(x))
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
         for block in self.blocks:
             tokens = block(tokens)
-        return F.normalize(self.head(self.output_norm(tokens[:, 0])), dim=-1)
+        pooled = tokens[:, 0] if self.pooling == "cls" else tokens[:, 1:].mean(dim=1)
+        return F.normalize(self.head(self.output_norm(pooled)), dim=-1)
 
 
 class SCCLIPModule(BaseModuleClass):
@@ -176,6 +191,9 @@ class SCCLIPModule(BaseModuleClass):
         Size of each transformer.
     n_output
         Size of the joint embedding.
+    pooling, input_dropout
+        How each encoder summarises its tokens, and the input augmentation (see
+        :class:`GenomicPatchEncoder`).
     initial_temperature
         Starting temperature of the contrastive loss.
     max_logit_scale
@@ -194,6 +212,8 @@ class SCCLIPModule(BaseModuleClass):
         n_ff: int = 128,
         dropout: float = 0.1,
         n_output: int = 128,
+        pooling: Literal["cls", "mean"] = "mean",
+        input_dropout: float = 0.3,
         initial_temperature: float = 0.07,
         max_logit_scale: float = 100.0,
     ):
@@ -206,6 +226,8 @@ class SCCLIPModule(BaseModuleClass):
             "n_ff": n_ff,
             "dropout": dropout,
             "n_output": n_output,
+            "pooling": pooling,
+            "input_dropout": input_dropout,
         }
         self.encoders = nn.ModuleDict(
             {RNA: GenomicPatchEncoder(rna_layout, **size), ATAC: GenomicPatchEncoder(atac_layout, **size)}

@@ -1,6 +1,6 @@
 """Preprocessing: gene activity, peak coordinates and the peak-space neighbour graph."""
 
-from sctransfer._intervals import IntervalError, peak_coordinates, read_gene_annotation
+from sctransfer._intervals import IntervalError, gene_coordinates, peak_coordinates, read_gene_annotation
 
 from ._gene_activity import gene_activity
 from ._neighbors import knn_graph, peak_neighbors, tfidf_lsi
@@ -8,6 +8,7 @@ from ._neighbors import knn_graph, peak_neighbors, tfidf_lsi
 __all__ = [
     "IntervalError",
     "gene_activity",
+    "gene_coordinates",
     "knn_graph",
     "peak_coordinates",
     "peak_neighbors",
