@@ -44,10 +44,13 @@ def _patches(columns: np.ndarray, patch_size: int) -> np.ndarray:
 class FeatureLayout:
     """The features of one modality in genomic order, cut into patch tokens.
 
-    Build it with :meth:`~sctransfer.model.FeatureLayout.from_coordinates` (peaks: coordinates from
-    :func:`sctransfer.pp.peak_coordinates`) or :meth:`~sctransfer.model.FeatureLayout.from_genes` (genes: coordinates from a gene
-    annotation). All attributes are read-only numpy arrays; :meth:`~sctransfer.model.FeatureLayout.to_dict` / :meth:`~sctransfer.model.FeatureLayout.from_dict`
-    store and restore them (e.g. in a saved model's attributes).
+    Build it with :meth:`~sctransfer.model.FeatureLayout.from_coordinates` (peaks: coordinates
+    from :func:`sctransfer.pp.peak_coordinates`) or
+    :meth:`~sctransfer.model.FeatureLayout.from_genes` (genes: coordinates from a gene
+    annotation). All attributes are read-only numpy arrays;
+    :meth:`~sctransfer.model.FeatureLayout.to_dict` and
+    :meth:`~sctransfer.model.FeatureLayout.from_dict` store and restore them (e.g. in a saved
+    model's attributes).
 
     Fields:
 
@@ -296,7 +299,7 @@ class FeatureLayout:
         return len(self.feature_names)
 
     def to_dict(self) -> dict[str, np.ndarray]:
-        """The layout as plain numpy arrays (copies), keyed by attribute name; see :meth:`~sctransfer.model.FeatureLayout.from_dict`."""
+        """The layout as plain numpy arrays (copies), keyed by attribute name (read back by ``from_dict``)."""
         return {name: np.array(getattr(self, name)) for name in _ARRAYS}
 
     @classmethod
