@@ -95,7 +95,7 @@ def test_zero_shot_beats_chance_on_new_cells(trained, held_out):
     st.tl.cross_modal_match(mdata, model=model, annotation="mm10")
     score = _foscttm(mdata)
     print(f"tiny preset, {STEPS} steps, zero-shot FOSCTTM on 09A-09C: {score:.3f}")
-    assert score < 0.36  # random: 0.5; the tiny preset after 200 steps reaches about 0.32
+    assert score < 0.33  # random: 0.5; the tiny preset after 200 steps reaches about 0.28
     assert mdata.uns["sctransfer_match"]["coverage"] == {"rna": 1.0, "atac": 1.0}
     assert not mdata.uns["sctransfer_match"]["params"]["trained_here"]
 

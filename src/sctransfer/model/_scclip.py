@@ -37,8 +37,9 @@ DEFAULT_MODALITIES = {"rna_layer": "rna", "atac_layer": "atac"}
 BASIS_MAX_CELLS = 20_000
 #: Zero-shot use is refused when a data set reaches less than this share of the model's genes or peaks.
 MIN_ZERO_SHOT_COVERAGE = 0.1
-#: Model sizes. ``"small"`` (default) trains 10k cells in about 7 minutes on 2 CPU cores; ``"base"``
-#: is the scCLIP authors' "small" transformer (for a GPU); ``"tiny"`` is for tests and quick looks.
+#: Model sizes. ``"small"`` (default): 1,000 steps of 256 cells took 8 minutes on 2 CPU cores (MOp
+#: SNARE-seq, 7,688 cells; the time does not grow with the number of cells). ``"base"`` is the
+#: scCLIP authors' "small" transformer (for a GPU); ``"tiny"`` is for tests and quick looks.
 PRESETS: dict[str, dict[str, int]] = {
     "tiny": {"n_patches": 16, "n_components": 16, "n_hidden": 32, "n_layers": 1, "n_heads": 2, "n_ff": 64},
     "small": {"n_patches": 32, "n_components": 50, "n_hidden": 64, "n_layers": 2, "n_heads": 4, "n_ff": 128},
