@@ -56,6 +56,15 @@ def check_numeric(x, *, what: str) -> None:
         raise ValueError(f"{what} holds NaN or infinite values; replace or drop them first.")
 
 
+def check_layer(adata: AnnData, layer: str | None, *, key: str) -> None:
+    """Raise a clear error when ``layer`` is given but is not a numeric layer of modality ``key``."""
+    if layer is None:
+        return
+    if layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
+    check_numeric(adata.layers[layer], what=f"layer {layer!r} of modality {key!r}")
+
+
 def check_unpaired(rna: AnnData, atac: AnnData, *, rna_key: str, atac_key: str) -> None:
     """Unpaired modalities must not share cell names (MuData takes equal names as the same cell)."""
     shared = rna.obs_names.intersection(atac.obs_names)

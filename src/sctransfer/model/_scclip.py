@@ -20,7 +20,7 @@ from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
 from sctransfer._intervals import IntervalError, peak_coordinates
-from sctransfer._validation import check_numeric, get_modality
+from sctransfer._validation import check_layer, check_numeric, get_modality
 from sctransfer.module import SCCLIPModule
 from sctransfer.module._scclip import ATAC, RNA
 
@@ -178,11 +178,8 @@ class SCCLIP(BaseModelClass):
         names = {**DEFAULT_MODALITIES, **(modalities or {})}
         rna = get_modality(mdata, names["rna_layer"], role="RNA")
         atac = get_modality(mdata, names["atac_layer"], role="ATAC peaks")
-        for adata, layer, key in ((rna, rna_layer, names["rna_layer"]), (atac, atac_layer, names["atac_layer"])):
-            if layer is not None:
-                if layer not in adata.layers:
-                    raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
-                check_numeric(adata.layers[layer], what=f"layer {layer!r} of modality {key!r}")
+        check_layer(rna, rna_layer, key=names["rna_layer"])
+        check_layer(atac, atac_layer, key=names["atac_layer"])
         if not rna.obs_names.equals(atac.obs_names):
             shared = len(rna.obs_names.intersection(atac.obs_names))
             raise ValueError(

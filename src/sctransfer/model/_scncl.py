@@ -17,7 +17,7 @@ from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from sctransfer._validation import check_numeric, check_unpaired, get_modality
+from sctransfer._validation import check_layer, check_numeric, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._neighbors import neighbor_indices
 
@@ -218,11 +218,8 @@ class SCNCL(BaseModelClass):
         activity = get_modality(mdata, names["gene_activity_layer"], role="gene activity of the ATAC cells")
         atac = get_modality(mdata, names["neighbors_key"], role="ATAC peaks")
         check_unpaired(rna, activity, rna_key=names["rna_layer"], atac_key=names["gene_activity_layer"])
-        for adata, layer, key in ((rna, rna_layer, names["rna_layer"]), (activity, gene_activity_layer, "")):
-            if layer is not None:
-                if layer not in adata.layers:
-                    raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
-                check_numeric(adata.layers[layer], what=f"layer {layer!r}")
+        check_layer(rna, rna_layer, key=names["rna_layer"])
+        check_layer(activity, gene_activity_layer, key=names["gene_activity_layer"])
         _check_labels(rna, labels_key, names["labels_key"])
         if not activity.obs_names.equals(atac.obs_names):
             raise ValueError(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from sctransfer._validation import get_modality, update_mudata, working_mudata
+from sctransfer._validation import check_layer, get_modality, update_mudata, working_mudata
 from sctransfer.model import SCCLIP
 from sctransfer.model._scclip import DEFAULT_MODALITIES
 
@@ -151,9 +151,8 @@ def cross_modal_match(
         raise ValueError(f"pairing_top_k must be between 1 and 1000 (NeurIPS 2021 format), got {pairing_top_k}.")
     rna = get_modality(mdata, rna_key, role="RNA")
     atac = get_modality(mdata, atac_key, role="ATAC peaks")
-    for adata, layer, key in ((rna, rna_layer, rna_key), (atac, atac_layer, atac_key)):
-        if layer is not None and layer not in adata.layers:
-            raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
+    check_layer(rna, rna_layer, key=rna_key)
+    check_layer(atac, atac_layer, key=atac_key)
     _check_free(mdata, rna_key, atac_key, key_added, pairing_top_k is not None, overwrite)
     work = working_mudata(
         {
