@@ -70,17 +70,8 @@ def test_transformer_block_attention_is_scaled_dot_product():
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_tokens_are_patch_projections_and_padding_is_ignored(pooling):
     layout = _layout()
-    encoder = GenomicPatchEncoder(
-        layout.to_dict(),
-        n_components=2,
-        n_hidden=4,
-        n_layers=1,
-        n_heads=2,
-        n_ff=8,
-        dropout=0.0,
-        n_output=3,
-        pooling=pooling,
-    ).eval()
+    size = {"n_components": 2, "n_hidden": 4, "n_layers": 1, "n_heads": 2, "n_ff": 8, "dropout": 0.0, "n_output": 3}
+    encoder = GenomicPatchEncoder(layout.to_dict(), **size, pooling=pooling).eval()
     basis = torch.randn(layout.n_patches, layout.patch_size, 2)
     encoder.set_basis(basis.numpy(), np.zeros((layout.n_patches, 2)), np.ones(2))
     x = torch.randn(2, layout.n_features)
@@ -104,17 +95,7 @@ def test_tokens_are_patch_projections_and_padding_is_ignored(pooling):
     pooled = tokens[:, 0] if pooling == "cls" else tokens[:, 1:].mean(dim=1)
     torch.testing.assert_close(z, F.normalize(encoder.head(encoder.output_norm(pooled)), dim=1))
     with pytest.raises(ValueError, match="pooling"):
-        GenomicPatchEncoder(
-            layout.to_dict(),
-            n_components=2,
-            n_hidden=4,
-            n_layers=1,
-            n_heads=2,
-            n_ff=8,
-            dropout=0.0,
-            n_output=3,
-            pooling="max",
-        )
+        GenomicPatchEncoder(layout.to_dict(), **size, pooling="max")
 
 
 def test_patch_basis_tokens_sum_to_principal_component_scores():
