@@ -9,6 +9,7 @@ from ._matching import (
     silhouette_cell_type,
     top1_accuracy,
 )
+from ._novelty import novelty_aupr, novelty_auroc, oscr
 
 __all__ = [
     "PairedScore",
@@ -19,6 +20,9 @@ __all__ = [
     "label_transfer_report",
     "macro_f1",
     "matching_score",
+    "novelty_aupr",
+    "novelty_auroc",
+    "oscr",
     "per_type_recall",
     "silhouette_cell_type",
     "top1_accuracy",
