@@ -12,7 +12,7 @@ from mudata import MuData
 import sctransfer as st
 from sctransfer._intervals import IntervalError
 
-FIELDS = ("sctransfer_label", "sctransfer_confidence", "sctransfer_novel")
+FIELDS = ("sctransfer_label", "sctransfer_confidence", "sctransfer_novelty", "sctransfer_novel")
 
 
 def _without_truth(mdata: MuData) -> pd.Series:
@@ -46,9 +46,20 @@ def test_fields_written(transferred):
     assert list(labels.cat.categories) == sorted(rna.obs["cell_type"].cat.categories)
     conf = atac.obs["sctransfer_confidence"].to_numpy()
     assert conf.min() >= 0 and conf.max() <= 1
+    novelty = atac.obs["sctransfer_novelty"].to_numpy()
+    assert novelty.dtype == np.float32 and np.isfinite(novelty).all()
+    assert abs(np.median(novelty)) < 0.05  # a robust z-score over the ATAC cells
     novel = atac.obs["sctransfer_novel"]
     assert novel.dtype == bool
-    assert (novel.to_numpy() == (conf < mdata.uns["sctransfer"]["params"]["novelty_threshold"])).all()
+    assert (novel.to_numpy() == (novelty > mdata.uns["sctransfer"]["params"]["novelty_threshold"])).all()
+    assert 0 < novel.mean() < 0.1  # with every type in the reference, few cells look novel
+    proba = atac.obsm["sctransfer_probabilities"]
+    assert proba.shape == (atac.n_obs, len(labels.cat.categories))
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-4)
+    np.testing.assert_allclose(proba.max(axis=1), conf, atol=1e-6)
+    assert mdata.uns["sctransfer"]["reference_types"] == list(labels.cat.categories)
+    reference_types = np.asarray(mdata.uns["sctransfer"]["reference_types"])
+    assert (reference_types[proba.argmax(axis=1)] == labels.astype(str).to_numpy()).all()
     assert atac.obsm["X_scncl"].shape == (atac.n_obs, 64)
     assert rna.obsm["X_scncl"].shape == (rna.n_obs, 64)
     assert "gene_activity" in mdata.mod and mdata["gene_activity"].obs_names.equals(atac.obs_names)
@@ -107,6 +118,7 @@ def test_reuse_model_on_new_atac(transferred):
     assert out is None
     assert set(FIELDS) <= set(new["atac"].obs.columns)
     assert "X_scncl" in new["atac"].obsm and "gene_activity" in new.mod
+    assert "peak_neighbors_distances" in new["atac"].obsp  # computed for the novelty score
     acc = st.metrics.accuracy(held_truth, new["atac"].obs["sctransfer_label"].astype(str))
     assert acc >= 0.55
     assert new.uns["sctransfer"]["params"]["trained_here"] is False

@@ -56,7 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="transfer cell-type labels from labelled RNA cells to unlabelled ATAC cells (scNCL)",
         description=(
             "Transfer cell-type labels from the labelled RNA modality to the ATAC modality of a MuData file "
-            "and write mdata[ATAC_KEY].obs['sctransfer_label', 'sctransfer_confidence', 'sctransfer_novel']. "
+            "and write mdata[ATAC_KEY].obs['sctransfer_label', 'sctransfer_confidence', 'sctransfer_novelty', "
+            "'sctransfer_novel']. "
             "Without --input, runs a demo on MOp SNARE-seq data (downloaded on first use) and reports accuracy "
             "against the held-out ATAC labels; with --simulate, the demo runs offline on simulated data."
         ),

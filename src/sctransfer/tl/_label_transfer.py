@@ -13,6 +13,7 @@ from mudata import MuData
 
 from sctransfer._validation import check_unpaired, get_modality, update_mudata, working_mudata
 from sctransfer.model import SCNCL
+from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD
 from sctransfer.model._scncl import DEFAULT_MODALITIES
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
@@ -27,11 +28,13 @@ NEIGHBORS_KEY = "peak_neighbors"
 
 
 def _output_names(key_added: str) -> dict[str, str]:
-    """Fields written: ``{key_added}_label|confidence|novel`` and ``X_scncl`` (``X_scncl_{key_added}`` if renamed)."""
+    """Fields written: ``{key_added}_label|confidence|novelty|novel``, ``{key_added}_probabilities`` and ``X_scncl``."""
     return {
         "label": f"{key_added}_label",
         "confidence": f"{key_added}_confidence",
+        "novelty": f"{key_added}_novelty",
         "novel": f"{key_added}_novel",
+        "probabilities": f"{key_added}_probabilities",
         "embedding": EMBEDDING_KEY if key_added == "sctransfer" else f"{EMBEDDING_KEY}_{key_added}",
     }
 
@@ -42,7 +45,10 @@ def _check_free(mdata: MuData, rna_key: str | None, atac_key: str, key_added: st
         return
     names = _output_names(key_added)
     embedding = names.pop("embedding")
+    probabilities = names.pop("probabilities")
     taken = [f"mdata[{atac_key!r}].obs[{c!r}]" for c in names.values() if c in mdata[atac_key].obs]
+    if probabilities in mdata[atac_key].obsm:
+        taken.append(f"mdata[{atac_key!r}].obsm[{probabilities!r}]")
     taken += [f"mdata[{m!r}].obsm[{embedding!r}]" for m in (rna_key, atac_key) if m and embedding in mdata[m].obsm]
     if key_added in mdata.uns:
         taken.append(f"mdata.uns[{key_added!r}]")
@@ -78,7 +84,8 @@ def label_transfer(
     rna_layer: str | None = None,
     atac_layer: str | None = None,
     key_added: str = "sctransfer",
-    novelty_threshold: float = 0.3,
+    novelty_threshold: float = DEFAULT_NOVELTY_THRESHOLD,
+    novel_label: str | None = None,
     overwrite: bool = False,
     max_steps: int | None = None,
     random_state: int = 0,
@@ -118,9 +125,18 @@ def label_transfer(
     key_added
         Prefix of the ``.obs`` columns written, suffix of the embedding key and key of ``mdata.uns``.
     novelty_threshold
-        Cells whose confidence is below this value are called novel (``{key_added}_novel``). The
-        default, 0.3, flagged 5% of the cells of reference types and 15% of the cells of two types
-        held out of the reference (Astro, Oligo) on MOp SNARE-seq; 0.5 flagged 39% and 61%.
+        Cells whose novelty score (see :meth:`~sctransfer.model.SCNCL.novelty_score`) exceeds this
+        value are called novel (``{key_added}_novel``). The score is a robust z-score over the ATAC
+        cells, so the threshold is fitted to the data: the default, 2.5, calls novel the cells whose
+        novelty evidence lies more than 2.5 robust standard deviations (1.4826 x median absolute
+        deviation) above the median cell. On MOp SNARE-seq it flagged 2.5-8% of the cells of
+        reference types and 38-78% of the cells of types held out of the reference
+        (``benchmarks/novelty.py``); lower it to find more novel cells at the cost of more false
+        calls.
+    novel_label
+        Label written to ``{key_added}_label`` for the cells called novel, e.g. ``"Unknown"`` (added as
+        a category); ``None`` keeps their best reference type, so the novel call is only in
+        ``{key_added}_novel``.
     overwrite
         Replace fields written by an earlier call; otherwise existing fields are an error.
     max_steps
@@ -139,20 +155,27 @@ def label_transfer(
     -------
     The model if ``return_model``; else the new MuData if ``copy``; else None. Writes:
 
-    - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference categories);
+    - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference categories,
+      plus ``novel_label`` if given);
     - ``mdata[atac_key].obs[f"{key_added}_confidence"]``: highest class probability, in [0, 1];
-    - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``confidence < novelty_threshold`` (bool);
+    - ``mdata[atac_key].obs[f"{key_added}_novelty"]``: novelty score (float32, higher = more likely
+      of a type missing from the reference);
+    - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``novelty > novelty_threshold`` (bool);
+    - ``mdata[atac_key].obsm[f"{key_added}_probabilities"]``: cells x reference types probabilities
+      (float32; columns in the order of ``mdata.uns[key_added]["reference_types"]``);
     - ``mdata[atac_key].obsm["X_scncl"]`` and (training) ``mdata[rna_key].obsm["X_scncl"]``: the shared embedding
       (``"X_scncl_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
     - ``mdata.mod["gene_activity"]`` when it was computed here (see :func:`~sctransfer.pp.gene_activity`);
     - ``mdata[atac_key].obsm["X_lsi"]``, ``.obsp["peak_neighbors_*"]``, ``.uns["peak_neighbors"]``
-      when the graph was computed here (training; see :func:`~sctransfer.pp.peak_neighbors`);
-    - ``mdata.uns[key_added]``: ``{"params": ..., "n_cells": ..., "label_counts": ...}``.
+      when the graph was computed here (it is used for training and for the novelty score; see
+      :func:`~sctransfer.pp.peak_neighbors`);
+    - ``mdata.uns[key_added]``: ``{"params": ..., "reference_types": ..., "n_cells": ...,
+      "label_counts": ..., "novel_fraction": ...}``.
     """
     if copy:
         mdata = mdata.copy()
-    if not 0.0 <= novelty_threshold <= 1.0:
-        raise ValueError(f"novelty_threshold must be in [0, 1], got {novelty_threshold}.")
+    if not np.isfinite(novelty_threshold):
+        raise ValueError(f"novelty_threshold must be a finite number (robust z units), got {novelty_threshold}.")
     atac = get_modality(mdata, atac_key, role="ATAC peaks")
     training = model is None
     if training:
@@ -172,7 +195,7 @@ def label_transfer(
             "label_transfer would replace it. Pass overwrite=True, or remove or rename that modality."
         )
     has_graph = NEIGHBORS_KEY in atac.uns and f"{NEIGHBORS_KEY}_distances" in atac.obsp
-    if training and not has_graph and "X_lsi" in atac.obsm and not overwrite:
+    if not has_graph and "X_lsi" in atac.obsm and not overwrite:
         raise ValueError(
             f"mdata[{atac_key!r}].obsm['X_lsi'] exists but there is no peak-space graph; computing one would "
             "replace that LSI. Build the graph on it first with sctransfer.pp.peak_neighbors(mdata, "
@@ -195,17 +218,16 @@ def label_transfer(
         activity = compute_gene_activity(atac, annotation, genes=genes, layer=atac_layer, modality=atac_key)
         computed_activity = True
 
-    # ---- peak-space neighbours (training only) ---------------------------------------------
+    # ---- peak-space neighbours (training graph; smoothing of the novelty score) -------------
     work_atac = working_modality(atac, [], layer=atac_layer)
     computed_neighbors = False
-    if training:
-        if has_graph:
-            neighbor_indices(atac, NEIGHBORS_KEY)
-            work_atac.obsp[f"{NEIGHBORS_KEY}_distances"] = atac.obsp[f"{NEIGHBORS_KEY}_distances"]
-            work_atac.uns[NEIGHBORS_KEY] = atac.uns[NEIGHBORS_KEY]
-        else:
-            peak_neighbors(work_atac, key_added=NEIGHBORS_KEY, random_state=random_state)
-            computed_neighbors = True
+    if has_graph:
+        neighbor_indices(atac, NEIGHBORS_KEY)
+        work_atac.obsp[f"{NEIGHBORS_KEY}_distances"] = atac.obsp[f"{NEIGHBORS_KEY}_distances"]
+        work_atac.uns[NEIGHBORS_KEY] = atac.uns[NEIGHBORS_KEY]
+    else:
+        peak_neighbors(work_atac, key_added=NEIGHBORS_KEY, random_state=random_state)
+        computed_neighbors = True
 
     # ---- model ---------------------------------------------------------------------------
     work_activity = working_modality(activity, [])
@@ -230,14 +252,22 @@ def label_transfer(
         work = working_mudata({GENE_ACTIVITY_MODALITY: work_activity, "atac": work_atac})
         rna_embedding = None
     proba = model.predict(work, soft=True, **(predict_kwargs or {}))
+    novelty = model.novelty_score(work, neighbors_key=NEIGHBORS_KEY).to_numpy()
     atac_embedding = model.get_latent_representation(work, modality="atac")
 
     # ---- write (only now is the user's MuData changed) ------------------------------------
     names = _output_names(key_added)
     confidence = proba.to_numpy().max(axis=1)
-    labels = pd.Categorical(
-        proba.columns.to_numpy()[proba.to_numpy().argmax(axis=1)], categories=list(model.label_categories_)
-    )
+    novel = novelty > novelty_threshold
+    reference_types = [str(t) for t in model.label_categories_]
+    label_names = proba.columns.to_numpy(dtype=object)[proba.to_numpy().argmax(axis=1)]
+    categories = list(model.label_categories_)
+    if novel_label is not None:
+        if novel_label in reference_types:
+            raise ValueError(f"novel_label={novel_label!r} is a reference cell type; choose another name.")
+        label_names = np.where(novel, novel_label, label_names)
+        categories.append(novel_label)
+    labels = pd.Categorical(label_names, categories=categories)
     if computed_activity:
         mdata.mod[GENE_ACTIVITY_MODALITY] = activity
     if computed_neighbors:
@@ -247,7 +277,9 @@ def label_transfer(
         atac.uns[NEIGHBORS_KEY] = work_atac.uns[NEIGHBORS_KEY]
     atac.obs[names["label"]] = labels
     atac.obs[names["confidence"]] = confidence.astype(np.float32)
-    atac.obs[names["novel"]] = confidence < novelty_threshold
+    atac.obs[names["novelty"]] = novelty
+    atac.obs[names["novel"]] = novel
+    atac.obsm[names["probabilities"]] = proba.to_numpy(dtype=np.float32)
     atac.obsm[names["embedding"]] = atac_embedding
     if rna_embedding is not None:
         mdata[rna_key].obsm[names["embedding"]] = rna_embedding
@@ -260,6 +292,7 @@ def label_transfer(
                 "atac_key": atac_key,
                 "trained_here": training,
                 "novelty_threshold": float(novelty_threshold),
+                "novel_label": novel_label,
                 "random_state": int(random_state),
                 "model": {
                     **model.init_params_["non_kwargs"],
@@ -269,14 +302,15 @@ def label_transfer(
                 "predict": dict(predict_kwargs or {}),
             }
         ),
+        "reference_types": reference_types,
         "n_cells": int(atac.n_obs),
-        "label_counts": labels.value_counts().to_dict(),
-        "novel_fraction": float((confidence < novelty_threshold).mean()),
+        "label_counts": {str(k): int(v) for k, v in labels.value_counts().items()},
+        "novel_fraction": float(novel.mean()),
     }
     logger.info(
-        "Label transfer: %d ATAC cells labelled; %.1f%% called novel (confidence < %.2f).",
+        "Label transfer: %d ATAC cells labelled; %.1f%% called novel (novelty score > %.2f).",
         atac.n_obs,
-        100 * float((confidence < novelty_threshold).mean()),
+        100 * float(novel.mean()),
         novelty_threshold,
     )
     if return_model:
