@@ -158,3 +158,95 @@ def test_values_rounding_to_zero_are_not_written():
     ax = st.pl.confusion_matrix(adata, "truth", show=False)
     assert ax.images[0].get_array()[0, 1] == pytest.approx(1 / 201)
     assert _texts(ax) == ["1.00", "1.00"]  # 1/201 shows as 0.00 and is left out
+
+
+# ---- novelty_kde ---------------------------------------------------------------------------
+@pytest.fixture
+def scored(mdata) -> mudata.MuData:
+    """The small MuData with the fields label_transfer writes for novelty, for six labelled cells and one without."""
+    atac = mdata["atac"]
+    atac.obs["sctransfer_novelty"] = np.array([0.1, 0.3, 0.2, 0.4, 3.0, 2.8, 0.0], dtype=np.float32)
+    atac.obs["sctransfer_confidence"] = np.array([0.9, 0.8, 0.7, 0.95, 0.3, 0.4, 0.9], dtype=np.float32)
+    atac.obs["sctransfer_novel"] = atac.obs["sctransfer_novelty"] > 2.5
+    mdata.uns["sctransfer"] = {"reference_types": ["T", "B"], "params": {"novelty_threshold": 2.5}}
+    return mdata
+
+
+def _curves(ax: Axes) -> dict[str, np.ndarray]:
+    """Density curves drawn, by legend label (the threshold line left out)."""
+    return {line.get_label(): line.get_ydata() for line in ax.lines if line.get_label() != "threshold"}
+
+
+def test_novelty_kde_groups_by_prediction_with_threshold(scored, tmp_path):
+    ax = st.pl.novelty_kde(scored, show=False)
+    assert isinstance(ax, Axes)
+    ax.figure.savefig(tmp_path / "kde.png")
+    assert (tmp_path / "kde.png").stat().st_size > 0
+    curves = _curves(ax)
+    # predicted labels of the 7 cells: T x4, B x2, Unknown x1 (a single cell: no density)
+    assert set(curves) == {"T (4)", "B (2)"}
+    (threshold,) = [line for line in ax.lines if line.get_label() == "threshold"]
+    assert threshold.get_xdata()[0] == 2.5
+    grid = ax.lines[0].get_xdata()
+    for density in curves.values():
+        assert (density >= 0).all()
+        assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=0.02)
+    assert ax.get_xlabel() == "sctransfer_novelty"
+
+
+def test_novelty_kde_known_vs_novel_from_truth(scored):
+    ax = st.pl.novelty_kde(scored, truth_key="cell_type", show=False)
+    curves = _curves(ax)
+    # truth T,T,T,B,B,NK (+ one missing): 5 known cells, 1 novel (no density for a single cell)
+    assert list(curves) == ["reference type (5)"]
+    scored["atac"].obs["cell_type"] = ["T", "T", "T", "NK", "B", "NK", np.nan]
+    curves = _curves(st.pl.novelty_kde(scored, truth_key="cell_type", show=False))
+    assert list(curves) == ["reference type (4)", "not in reference (2)"]
+    # the novel cells (scores 0.4, 2.8) put more density at high scores than the known ones
+    grid = plt.gca().lines[0].get_xdata()
+    high = grid > 2.0
+    assert curves["not in reference (2)"][high].sum() > curves["reference type (4)"][high].sum()
+
+
+def test_novelty_kde_reference_key_and_types(scored):
+    scored["rna"].obs["label"] = ["T", "T", "B", "NK"]  # NK is a reference type here
+    curves = _curves(st.pl.novelty_kde(scored, truth_key="cell_type", reference_key="label", show=False))
+    assert list(curves) == ["reference type (6)"]
+    curves = _curves(st.pl.novelty_kde(scored, truth_key="cell_type", reference_types=["T"], show=False))
+    assert list(curves) == ["reference type (3)", "not in reference (3)"]
+
+
+def test_novelty_kde_confidence_groupby_and_return_fig(scored):
+    fig = st.pl.novelty_kde(
+        scored, score_key="sctransfer_confidence", groupby="sctransfer_novel", return_fig=True, fill=False
+    )
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert set(_curves(ax)) == {"False (5)", "True (2)"}
+    assert not any(line.get_label() == "threshold" for line in ax.lines)  # no threshold on the confidence
+    assert not ax.collections  # fill=False
+
+
+def test_novelty_kde_draws_on_given_axes(scored):
+    fig, ax = plt.subplots()
+    out = st.pl.novelty_kde(scored, ax=ax, threshold=False, show=False)
+    assert out is ax
+    assert not any(line.get_label() == "threshold" for line in ax.lines)
+    assert len(ax.collections) == 2  # one shaded area per curve
+
+
+def test_novelty_kde_before_label_transfer(mdata):
+    with pytest.raises(KeyError, match="sctransfer_novelty.*label_transfer"):
+        st.pl.novelty_kde(mdata, show=False)  # no predictions yet
+
+
+def test_novelty_kde_bad_input(scored):
+    with pytest.raises(KeyError, match="'truth'"):
+        st.pl.novelty_kde(scored, truth_key="truth", show=False)
+    with pytest.raises(KeyError, match="'cluster'"):
+        st.pl.novelty_kde(scored, groupby="cluster", show=False)
+    with pytest.raises(KeyError, match="'missing'"):
+        st.pl.novelty_kde(scored, truth_key="cell_type", reference_key="missing", show=False)
+    del scored.uns["sctransfer"]
+    with pytest.raises(ValueError, match="reference types"):
+        st.pl.novelty_kde(scored, truth_key="cell_type", show=False)

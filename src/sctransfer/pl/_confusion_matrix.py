@@ -16,6 +16,8 @@ from mudata import MuData
 from sctransfer.metrics._classification import _known_set, _truth_and_prediction, accuracy
 from sctransfer.metrics._classification import confusion_matrix as _confusion_table
 
+from ._utils import finish, with_show_parameters
+
 _AUTO_ANNOTATE_MAX_TYPES = 25
 _COLORBAR_LABELS = {
     None: "cells",
@@ -25,6 +27,7 @@ _COLORBAR_LABELS = {
 }
 
 
+@with_show_parameters
 def confusion_matrix(
     data: MuData | AnnData,
     truth_key: str,
@@ -78,17 +81,7 @@ def confusion_matrix(
     figsize
         Size of a new figure, in inches; ``None`` sizes it to the number of labels. Ignored when `ax`
         is given.
-    ax
-        Axes to draw on; a new figure is created when ``None``.
-    show
-        Show the plot; ``None`` follows :attr:`scanpy.settings.autoshow`.
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead of the Axes (and do not show).
-
-    Returns
-    -------
-    The :class:`~matplotlib.figure.Figure` if `return_fig`, else the :class:`~matplotlib.axes.Axes` if
-    the plot is not shown, else ``None``.
+    {show_parameters}
     """
     known = None if reference_types is None else sorted(_known_set(reference_types))
     truth, pred, _ = _truth_and_prediction(data, truth_key, pred_key, atac_key)
@@ -135,13 +128,4 @@ def confusion_matrix(
         title = f"{name} {score:.3f} ({n_counted:,} cells)"
     ax.set_title(title)
 
-    if return_fig:
-        return fig
-    if show is None:
-        from scanpy import settings
-
-        show = settings.autoshow
-    if show:
-        plt.show()
-        return None
-    return ax
+    return finish(fig, ax, show=show, return_fig=return_fig)
