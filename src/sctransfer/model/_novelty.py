@@ -25,7 +25,7 @@ DEFAULT_NOVELTY_THRESHOLD = 2.5
 
 On MOp SNARE-seq (three library splits; Astro, Pvalb, or Astro and Sst held out of the reference)
 it flagged 2.5-8% of the cells of reference types (mean 4.7%) and 38-78% of the cells of the
-held-out types (mean 62%); with nothing held out, 2.3% of the cells (``benchmarks/novelty.py``).
+held-out types (mean 62%); with nothing held out, 2.3-4.8% of the cells (``benchmarks/novelty.py``).
 """
 
 DEFAULT_SMOOTHING_ROUNDS = 3

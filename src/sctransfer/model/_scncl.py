@@ -560,7 +560,7 @@ class SCNCL(BaseModelClass):
         (``1 - max softmax``) and the distance to the reference (``1 -`` mean cosine similarity to
         the ``reference_neighbors`` most similar labelled RNA cells), averages the sum over the
         cells' peak-space neighbours and puts the result back on the robust z scale (median 0,
-        1.4826 x MAD = 1; see :mod:`sctransfer.model._novelty`). On MOp SNARE-seq (three library
+        1.4826 x MAD = 1). On MOp SNARE-seq (three library
         splits; Astro, Pvalb, or Astro and Sst held out of the reference) this separated the
         held-out cells better than ``1 - confidence``: AUROC 0.90-0.97 (mean 0.93) against
         0.63-0.80 (mean 0.74); ``benchmarks/novelty.py``. Oligodendrocytes held out (AUROC 0.75,
