@@ -98,6 +98,31 @@ def test_tokens_are_patch_projections_and_padding_is_ignored(pooling):
         GenomicPatchEncoder(layout.to_dict(), **size, pooling="max")
 
 
+def test_sparse_input_gives_the_dense_result_and_drops_only_non_zeros():
+    layout = _layout()
+    size = {"n_components": 2, "n_hidden": 4, "n_layers": 1, "n_heads": 2, "n_ff": 8, "dropout": 0.0, "n_output": 3}
+    encoder = GenomicPatchEncoder(layout.to_dict(), **size, pooling="mean", input_dropout=0.5).eval()
+    encoder.set_basis(
+        np.random.default_rng(0).normal(size=(layout.n_patches, layout.patch_size, 2)),
+        np.ones((layout.n_patches, 2)),
+        np.full(2, 2.0),
+    )
+    dense = torch.tensor([[0.0, 1.5, 0.0, 0.0, 2.0, 0.0, 0.5], [3.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]])
+    sparse = dense.to_sparse()
+    torch.testing.assert_close(encoder.tokens(sparse), encoder.tokens(dense), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(encoder(sparse), encoder(dense), rtol=1e-5, atol=1e-5)
+    # training: non-zeros are kept with probability 1 - p and scaled by 1 / (1 - p), so the mean
+    # projection is unchanged; zeros stay zero, so an empty row is never touched
+    batch = torch.cat([torch.ones(3000, layout.n_features), torch.zeros(1, layout.n_features)]).to_sparse()
+    expected = encoder._patch_scores(batch)
+    encoder.train()
+    torch.manual_seed(0)
+    scores = encoder._patch_scores(batch)
+    assert scores[:-1].std(dim=0).min() > 0.05  # values were dropped at random
+    torch.testing.assert_close(scores[:-1].mean(dim=0), expected[0], rtol=0, atol=0.1)
+    torch.testing.assert_close(scores[-1], expected[-1])
+
+
 def test_patch_basis_tokens_sum_to_principal_component_scores():
     rng = np.random.default_rng(0)
     layout = _layout()

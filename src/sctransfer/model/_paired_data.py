@@ -27,8 +27,12 @@ class ScaledCounts:
         return self.counts.shape[0]
 
     def batch(self, rows: np.ndarray) -> torch.Tensor:
-        """Dense, scaled network input of the given cells (only this batch is densified)."""
-        return torch.from_numpy(self.scaling(self.counts[rows]).toarray())
+        """Scaled network input of the given cells, a sparse COO tensor (never densified)."""
+        scaled = self.scaling(self.counts[rows]).tocoo()
+        indices = torch.from_numpy(np.vstack([scaled.row, scaled.col]).astype(np.int64))
+        return torch.sparse_coo_tensor(
+            indices, torch.from_numpy(scaled.data), size=scaled.shape, is_coalesced=True, check_invariants=False
+        )
 
 
 class _PairedStream(IterableDataset):

@@ -125,13 +125,16 @@ class GenomicPatchEncoder(nn.Module):
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
         self.pooling = pooling
-        self.input_dropout = nn.Dropout(input_dropout)
+        self.input_dropout = input_dropout
         patch_index = np.asarray(layout["patch_index"])
         self.n_features = len(layout["feature_names"])
         self.n_patches, self.patch_size = patch_index.shape
         self.n_components = n_components
         flat = patch_index.ravel()
         self.register_buffer("columns", torch.as_tensor(np.where(flat >= 0, flat, self.n_features)))
+        feature_slot = np.zeros(self.n_features, dtype=np.int64)
+        feature_slot[flat[flat >= 0]] = np.flatnonzero(flat >= 0)
+        self.register_buffer("feature_slot", torch.as_tensor(feature_slot), persistent=False)
         self.register_buffer("patch_chromosome", torch.as_tensor(np.asarray(layout["patch_chromosome"])))
         self.register_buffer("position_features", _position_features(layout["patch_position"]))
         self.register_buffer("basis", torch.zeros(self.n_patches, self.patch_size, n_components))
@@ -154,18 +157,41 @@ class GenomicPatchEncoder(nn.Module):
         self.basis_offset.copy_(torch.as_tensor(offset, dtype=torch.float32))
         self.basis_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
+    def _patch_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Input dropout, then each patch's projection on the principal axes, ``(batch, n_patches, n_components)``.
+
+        A sparse COO input is projected without densifying: each non-zero value adds its row of the
+        basis to its patch (cost proportional to the non-zeros, not to batch x features). Input
+        dropout only ever changes non-zero values, so on sparse input it is drawn for those alone,
+        with the same distribution as on the dense input.
+        """
+        if x.is_sparse:
+            x = x.coalesce()
+            (cells, features), values = x.indices(), x.values()
+            if self.training and self.input_dropout > 0:
+                keep = torch.rand_like(values) >= self.input_dropout
+                values = values * keep / (1.0 - self.input_dropout)
+            slots = self.feature_slot[features]
+            flat_basis = self.basis.view(-1, self.n_components)
+            scores = values.new_zeros(x.shape[0] * self.n_patches, self.n_components)
+            scores.index_add_(0, cells * self.n_patches + slots // self.patch_size, values[:, None] * flat_basis[slots])
+            scores = scores.view(x.shape[0], self.n_patches, self.n_components)
+        else:
+            x = F.dropout(x, self.input_dropout, self.training)
+            padded = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
+            patches = padded.index_select(1, self.columns).view(x.shape[0], self.n_patches, self.patch_size)
+            scores = torch.einsum("bcp,cpk->bck", patches, self.basis)
+        return (scores - self.basis_offset) / self.basis_scale
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch tokens with their position encoding, ``(batch, n_patches, n_hidden)``."""
-        padded = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
-        patches = padded.index_select(1, self.columns).view(x.shape[0], self.n_patches, self.patch_size)
-        scores = (torch.einsum("bcp,cpk->bck", patches, self.basis) - self.basis_offset) / self.basis_scale
-        tokens = torch.einsum("bck,ckh->bch", scores, self.token_weight) + self.token_bias
+        """Patch tokens with their position encoding, ``(batch, n_patches, n_hidden)``, after input dropout."""
+        tokens = torch.einsum("bck,ckh->bch", self._patch_scores(x), self.token_weight) + self.token_bias
         position = self.chromosome_embedding(self.patch_chromosome) + self.position_projection(self.position_features)
         return tokens + position
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense ``(batch, n_features)`` input -> L2-normalised ``(batch, n_output)`` embedding."""
-        tokens = self.tokens(self.input_dropout(x))
+        """``(batch, n_features)`` input, dense or sparse COO -> L2-normalised ``(batch, n_output)`` embedding."""
+        tokens = self.tokens(x)
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
         for block in self.blocks:
             tokens = block(tokens)
@@ -270,5 +296,5 @@ class SCCLIPModule(BaseModuleClass):
 
     @torch.inference_mode()
     def embed(self, x: torch.Tensor, modality: str) -> torch.Tensor:
-        """Joint embedding of a dense, scaled batch of one modality (``"rna"`` or ``"atac"``)."""
+        """Joint embedding of a scaled batch (dense or sparse COO) of one modality (``"rna"`` or ``"atac"``)."""
         return self.encoders[modality](x).float()
