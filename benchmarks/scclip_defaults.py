@@ -26,6 +26,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {  # name: (model kwargs, train kwargs)
     "no input dropout": ({"input_dropout": 0.0}, {}),
     "input dropout 0.5": ({"input_dropout": 0.5}, {}),
     "500 steps": ({}, {"max_steps": 500}),
+    "no transformer dropout": ({"dropout": 0.0}, {}),
+    "no transformer dropout, 2,000 steps": ({"dropout": 0.0}, {"max_steps": 2000}),
+    "no transformer dropout, batch 512": ({"dropout": 0.0}, {"batch_size": 512}),
 }
 
 

@@ -222,7 +222,9 @@ class SCCLIPModule(BaseModuleClass):
         :class:`GenomicPatchEncoder`). The defaults were measured on MOp SNARE-seq (train 09D-09L,
         zero-shot on 09A-09C, ``benchmarks/scclip_defaults.py``): held-out FOSCTTM 0.113 with mean
         pooling and input dropout 0.3, against 0.135 with [CLS] pooling and 0.158 without input
-        dropout.
+        dropout. Without the transformer's dropout (``dropout=0``) it was 0.114 in 42% less training
+        time on 2 CPU cores (dropout masks dominate a CPU step), a good choice where time counts;
+        neither 2,000 steps (0.123) nor batches of 512 (0.114) helped then.
     initial_temperature
         Starting temperature of the contrastive loss.
     max_logit_scale
