@@ -37,7 +37,7 @@ DEFAULT_MODALITIES = {"rna_layer": "rna", "atac_layer": "atac"}
 BASIS_MAX_CELLS = 20_000
 #: Zero-shot use is refused when a data set reaches less than this share of the model's genes or peaks.
 MIN_ZERO_SHOT_COVERAGE = 0.1
-#: Model sizes. ``"small"`` (default): 1,000 steps of 256 cells took 8 minutes on 2 CPU cores (MOp
+#: Model sizes. ``"small"`` (default): 1,000 steps of 256 cells took 6.6 minutes on 2 CPU cores (MOp
 #: SNARE-seq, 7,688 cells; the time does not grow with the number of cells). ``"base"`` is the
 #: scCLIP authors' "small" transformer (for a GPU); ``"tiny"`` is for tests and quick looks.
 PRESETS: dict[str, dict[str, int]] = {
