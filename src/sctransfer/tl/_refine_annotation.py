@@ -19,8 +19,8 @@ DEFAULT_MIN_MARGIN = 0.3
 """Support margin of the proposed label over the existing one for a flag.
 
 With 10% of the MOp SNARE-seq ATAC labels replaced by random other types, 0.3 flagged 76% of the
-corrupted cells with a precision of 0.62; 0.2 gave 0.90 / 0.49 and 0.5 gave 0.31 / 0.78
-(``benchmarks/novelty.py --refine``).
+corrupted cells with a precision of 0.62; 0.2 gave recall 0.89 / precision 0.48 and 0.5 gave
+0.31 / 0.78 (``benchmarks/novelty.py --refine``).
 """
 
 
