@@ -30,6 +30,12 @@ from ._unpaired_data import ModalityData, UnpairedDataModule
 logger = logging.getLogger(__name__)
 
 GENE_ACTIVITY_KEY = "gene_activity"
+#: Reference RNA cells in the neighbour vote of :meth:`SCNCL.predict` and in the novelty score's distance.
+DEFAULT_REFERENCE_NEIGHBORS = 30
+#: Exponent of the reference-frequency correction of :meth:`SCNCL.predict`.
+DEFAULT_PRIOR_CORRECTION = 0.5
+#: Cells per forward pass at prediction.
+PREDICT_BATCH_SIZE = 4096
 DEFAULT_MODALITIES = {
     "rna_layer": "rna",
     "gene_activity_layer": "gene_activity",
@@ -484,9 +490,9 @@ class SCNCL(BaseModelClass):
         *,
         soft: bool = False,
         modality: Literal["rna", "atac"] = "atac",
-        reference_neighbors: int = 30,
-        prior_correction: float = 0.5,
-        batch_size: int = 4096,
+        reference_neighbors: int = DEFAULT_REFERENCE_NEIGHBORS,
+        prior_correction: float = DEFAULT_PRIOR_CORRECTION,
+        batch_size: int = PREDICT_BATCH_SIZE,
     ) -> np.ndarray | pd.DataFrame:
         """Predicted reference cell types.
 
@@ -521,13 +527,40 @@ class SCNCL(BaseModelClass):
         """
         self._check_if_trained(warn=False)
         mdata = self.adata if mdata is None else mdata
+        names, embedding, classified = self._embed_and_classify(mdata, modality, batch_size)
+        proba = self._type_probabilities(
+            mdata, names, embedding, classified, modality, reference_neighbors, prior_correction, batch_size
+        )
+        if soft:
+            return pd.DataFrame(proba, index=names, columns=self.label_categories_)
+        return self.label_categories_[proba.argmax(axis=1)]
+
+    def _embed_and_classify(
+        self, mdata: MuData, modality: Literal["rna", "atac"], batch_size: int
+    ) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+        """Cell names, embedding and classifier probabilities of one modality (one forward pass each)."""
         names, data = self._modality_data(mdata, modality)
-        counts = np.bincount(self.reference_labels_, minlength=len(self.label_categories_))
-        weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
         embedding = self._batched(data.batch, len(names), batch_size, self.module.embed)
-        proba = self._batched(
+        classified = self._batched(
             lambda rows: torch.from_numpy(embedding[rows]), len(names), batch_size, self.module.classify
         )
+        return names, embedding, classified
+
+    def _type_probabilities(
+        self,
+        mdata: MuData,
+        names: pd.Index,
+        embedding: np.ndarray,
+        classified: np.ndarray,
+        modality: Literal["rna", "atac"],
+        reference_neighbors: int,
+        prior_correction: float,
+        batch_size: int,
+    ) -> np.ndarray:
+        """:meth:`predict`'s probabilities from the embedding and classifier output of the cells ``names``."""
+        counts = np.bincount(self.reference_labels_, minlength=len(self.label_categories_))
+        weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
+        proba = classified
         peak_inputs = self._peak_inputs(mdata, names) if modality == "atac" else None
         if peak_inputs is not None:
             peak_proba = self._batched(
@@ -541,18 +574,16 @@ class SCNCL(BaseModelClass):
         if reference_neighbors > 0:
             vote = _reweighted(self._reference_vote(embedding, reference_neighbors), weights)
             proba = 0.5 * proba + 0.5 * vote
-        if soft:
-            return pd.DataFrame(proba, index=names, columns=self.label_categories_)
-        return self.label_categories_[proba.argmax(axis=1)]
+        return proba
 
     def novelty_score(
         self,
         mdata: MuData | None = None,
         *,
-        reference_neighbors: int = 30,
+        reference_neighbors: int = DEFAULT_REFERENCE_NEIGHBORS,
         smoothing_rounds: int = DEFAULT_SMOOTHING_ROUNDS,
         neighbors_key: str | None = None,
-        batch_size: int = 4096,
+        batch_size: int = PREDICT_BATCH_SIZE,
     ) -> pd.Series:
         """Evidence that each ATAC cell belongs to a type missing from the reference.
 
@@ -592,11 +623,21 @@ class SCNCL(BaseModelClass):
         """
         self._check_if_trained(warn=False)
         mdata = self.adata if mdata is None else mdata
-        names, data = self._modality_data(mdata, "atac")
-        embedding = self._batched(data.batch, len(names), batch_size, self.module.embed)
-        proba = self._batched(
-            lambda rows: torch.from_numpy(embedding[rows]), len(names), batch_size, self.module.classify
-        )
+        names, embedding, classified = self._embed_and_classify(mdata, "atac", batch_size)
+        score = self._novelty(mdata, names, embedding, classified, reference_neighbors, smoothing_rounds, neighbors_key)
+        return pd.Series(score, index=names, name="novelty")
+
+    def _novelty(
+        self,
+        mdata: MuData,
+        names: pd.Index,
+        embedding: np.ndarray,
+        classified: np.ndarray,
+        reference_neighbors: int,
+        smoothing_rounds: int,
+        neighbors_key: str | None,
+    ) -> np.ndarray:
+        """:meth:`novelty_score` from the embedding and classifier output of the ATAC cells ``names``."""
         neighbors = None
         if smoothing_rounds > 0:
             key = neighbors_key or self.registry_["setup_args"]["neighbors_key"]
@@ -609,10 +650,12 @@ class SCNCL(BaseModelClass):
                     "sctransfer.pp.peak_neighbors, or pass smoothing_rounds=0."
                 )
             neighbors = neighbor_indices(atac, key)
-        score = combine_novelty_evidence(
-            proba.max(axis=1), self._reference_similarity(embedding, reference_neighbors), neighbors, smoothing_rounds
+        return combine_novelty_evidence(
+            classified.max(axis=1),
+            self._reference_similarity(embedding, reference_neighbors),
+            neighbors,
+            smoothing_rounds,
         )
-        return pd.Series(score, index=names, name="novelty")
 
     @classmethod
     def load(cls, dir_path: str, mdata: MuData | None = None, **kwargs) -> SCNCL:

@@ -13,8 +13,13 @@ from mudata import MuData
 
 from sctransfer._validation import check_unpaired, get_modality, update_mudata, working_mudata
 from sctransfer.model import SCNCL
-from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD
-from sctransfer.model._scncl import DEFAULT_MODALITIES
+from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD, DEFAULT_SMOOTHING_ROUNDS
+from sctransfer.model._scncl import (
+    DEFAULT_MODALITIES,
+    DEFAULT_PRIOR_CORRECTION,
+    DEFAULT_REFERENCE_NEIGHBORS,
+    PREDICT_BATCH_SIZE,
+)
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
@@ -144,8 +149,9 @@ def label_transfer(
     random_state
         Seed for the LSI, the neighbour search, the weight initialisation and the sampler.
     model_kwargs, train_kwargs, predict_kwargs
-        Passed to :class:`~sctransfer.model.SCNCL`, :meth:`~sctransfer.model.SCNCL.train` and
-        :meth:`~sctransfer.model.SCNCL.predict` (e.g. ``reference_neighbors``, ``prior_correction``).
+        Passed to :class:`~sctransfer.model.SCNCL`, :meth:`~sctransfer.model.SCNCL.train`, and the
+        prediction (``reference_neighbors``, ``prior_correction``, ``batch_size`` of
+        :meth:`~sctransfer.model.SCNCL.predict`).
     return_model
         Return the model (trained or given).
     copy
@@ -251,9 +257,28 @@ def label_transfer(
     else:
         work = working_mudata({GENE_ACTIVITY_MODALITY: work_activity, "atac": work_atac})
         rna_embedding = None
-    proba = model.predict(work, soft=True, **(predict_kwargs or {}))
-    novelty = model.novelty_score(work, neighbors_key=NEIGHBORS_KEY).to_numpy()
-    atac_embedding = model.get_latent_representation(work, modality="atac")
+    # one forward pass of the ATAC cells serves the labels, the novelty score and the embedding
+    predict_args = {
+        "reference_neighbors": DEFAULT_REFERENCE_NEIGHBORS,
+        "prior_correction": DEFAULT_PRIOR_CORRECTION,
+        "batch_size": PREDICT_BATCH_SIZE,
+        **(predict_kwargs or {}),
+    }
+    names, atac_embedding, classified = model._embed_and_classify(work, "atac", predict_args["batch_size"])
+    proba = pd.DataFrame(
+        model._type_probabilities(work, names, atac_embedding, classified, "atac", **predict_args),
+        index=names,
+        columns=model.label_categories_,
+    )
+    novelty = model._novelty(
+        work,
+        names,
+        atac_embedding,
+        classified,
+        DEFAULT_REFERENCE_NEIGHBORS,
+        DEFAULT_SMOOTHING_ROUNDS,
+        NEIGHBORS_KEY,
+    )
 
     # ---- write (only now is the user's MuData changed) ------------------------------------
     names = _output_names(key_added)
