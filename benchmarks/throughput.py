@@ -47,10 +47,11 @@ class StepTimer(Callback):
 
 
 def bare_step_seconds(plan, batch, n_steps: int) -> float:
-    """Median time of forward + loss + backward + optimiser step on a fixed batch."""
+    """Median time of forward + loss + backward + optimiser step on a fixed batch (the loop's optimiser)."""
     module = plan.module
     module.train()
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
+    optimizer = plan.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     times = []
     for _ in range(n_steps):
         start = time.perf_counter()

@@ -25,7 +25,7 @@ from ._novelty import DEFAULT_SMOOTHING_ROUNDS, combine_novelty_evidence
 from ._peak_view import PeakView
 from ._training_plan import StepTrainingPlan
 from ._transform import InputTransform, InputTransformName, align_columns, joint_pca
-from ._unpaired_data import ModalityData, UnpairedDataModule
+from ._unpaired_data import CellInputs, ModalityData, PrecomputedInputs, UnpairedDataModule
 
 logger = logging.getLogger(__name__)
 
@@ -302,13 +302,22 @@ class SCNCL(BaseModelClass):
 
     def _batched(self, rows_to_input, n_cells: int, batch_size: int, fn) -> np.ndarray:
         """``fn`` (a module method) over all cells, ``batch_size`` at a time; ``rows_to_input(rows)`` gives a batch."""
+        was_training = self.module.training
         self.module.eval()
         device = next(self.module.parameters()).device
         outputs = [
-            fn(rows_to_input(np.arange(lo, min(lo + batch_size, n_cells))).to(device)).cpu().numpy()
+            fn(rows_to_input(slice(lo, min(lo + batch_size, n_cells))).to(device)).cpu().numpy()
             for lo in range(0, n_cells, batch_size)
         ]
+        self.module.train(was_training)
         return np.concatenate(outputs)
+
+    def _encoder_inputs(self, data: ModalityData) -> CellInputs:
+        """The training sampler's source: every cell's joint-PCA scores, computed once in blocks of 4,096
+        cells (so a training step only looks rows up); with ``n_pcs=None`` the genes, transformed per batch."""
+        if self.module.n_pcs is None:
+            return data
+        return PrecomputedInputs(self._batched(data.batch, data.n_cells, 4096, self.module.encoder_input))
 
     # ------------------------------------------------------------------------------------
     # training
@@ -368,9 +377,9 @@ class SCNCL(BaseModelClass):
         neighbors = neighbor_indices(mdata.mod[self._modalities["neighbors_key"]], setup["neighbors_key"])
         n_epochs = max(1, math.ceil(max_steps / steps_per_epoch))
         data_module = UnpairedDataModule(
-            rna,
+            self._encoder_inputs(rna),
             labels.astype(np.int64),
-            atac,
+            self._encoder_inputs(atac),
             neighbors,
             peak_view=self._peak_inputs(mdata, atac_names),
             rna_weights=weights,

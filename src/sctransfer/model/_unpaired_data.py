@@ -27,10 +27,28 @@ class ModalityData:
     def n_cells(self) -> int:
         return self.counts.shape[0]
 
-    def batch(self, rows: np.ndarray) -> torch.Tensor:
-        """Dense, transformed network input of the given cells (model gene order)."""
+    def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
+        """Dense, transformed genes of the given cells (model gene order)."""
         block = self.counts[rows][:, self.columns]
         return torch.from_numpy(self.transform(sp.csr_matrix(block)))
+
+
+@dataclass
+class PrecomputedInputs:
+    """Every cell's encoder input, computed once (cells x inputs, float32): a batch is a row lookup."""
+
+    values: np.ndarray
+
+    @property
+    def n_cells(self) -> int:
+        return self.values.shape[0]
+
+    def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
+        return torch.from_numpy(self.values[rows])
+
+
+#: What the sampler draws batches from: transformed genes batch by batch, or precomputed inputs.
+CellInputs = ModalityData | PrecomputedInputs
 
 
 class _UnpairedStream(IterableDataset):
@@ -43,9 +61,9 @@ class _UnpairedStream(IterableDataset):
 
     def __init__(
         self,
-        rna: ModalityData,
+        rna: CellInputs,
         labels: np.ndarray,
-        atac: ModalityData,
+        atac: CellInputs,
         neighbors: np.ndarray,
         peak_view: np.ndarray | None,
         rna_weights: np.ndarray,
@@ -86,9 +104,9 @@ class UnpairedDataModule(LightningDataModule):
 
     def __init__(
         self,
-        rna: ModalityData,
+        rna: CellInputs,
         labels: np.ndarray,
-        atac: ModalityData,
+        atac: CellInputs,
         neighbors: np.ndarray,
         *,
         peak_view: np.ndarray | None,

@@ -37,8 +37,11 @@ class SCNCLModule(BaseModuleClass):
     neighbour; ``FA`` feature alignment, which pulls ATAC cells towards their most similar RNA
     cell (Yan et al. 2023). ``XV``, used when the ATAC cells' peak view ``P_A`` is given, is a
     symmetric InfoNCE between the peak-view embedding and the (detached) gene-activity embedding
-    of the same cells. Inputs are dense batches already transformed by the model; the only
-    data-derived state of the module is the fixed joint-PCA input layer.
+    of the same cells. Training batches hold *encoder inputs*: the fixed joint-PCA scores of the
+    transformed genes (:meth:`encoder_input`, which the model computes once per cell before
+    training), or the transformed genes themselves when ``n_pcs`` is ``None``. :meth:`embed`
+    takes transformed genes. The only data-derived state of the module is the fixed joint-PCA
+    input layer.
 
     Parameters
     ----------
@@ -129,11 +132,12 @@ class SCNCLModule(BaseModuleClass):
         self.pca_mean.copy_(mean)
         self.pca_components.copy_(components)
 
-    def embed_genes(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder output for a dense, transformed gene batch (through the PCA layer when there is one)."""
-        if self.n_pcs is not None:
-            x = (x - self.pca_mean) @ self.pca_components
-        return self.encoder(x)
+    @torch.inference_mode()
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder reads for a dense, transformed gene batch: its joint-PCA scores (or the genes)."""
+        if self.n_pcs is None:
+            return x
+        return (x - self.pca_mean) @ self.pca_components
 
     def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor | None]:
         return {
@@ -151,9 +155,9 @@ class SCNCLModule(BaseModuleClass):
         atac_positive_x: torch.Tensor,
         atac_peaks: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | None]:
-        """Embed the three gene batches with the shared encoder (one pass), and the peak view if given."""
+        """Embed the three batches of encoder inputs with the shared encoder (one pass), and the peak view if given."""
         n_rna, n_atac = rna_x.shape[0], atac_x.shape[0]
-        z = self.embed_genes(torch.cat([rna_x, atac_x, atac_positive_x]))
+        z = self.encoder(torch.cat([rna_x, atac_x, atac_positive_x]))
         z_peaks = self.peak_encoder(atac_peaks) if self.peak_encoder is not None and atac_peaks is not None else None
         return {
             "z_rna": z[:n_rna],
@@ -194,8 +198,8 @@ class SCNCLModule(BaseModuleClass):
 
     @torch.inference_mode()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Embedding of a dense, transformed batch."""
-        return self.embed_genes(x)
+        """Embedding of a dense, transformed gene batch."""
+        return self.encoder(self.encoder_input(x))
 
     @torch.inference_mode()
     def classify(self, z: torch.Tensor) -> torch.Tensor:
