@@ -47,9 +47,8 @@ def _standardised_inputs(mdata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     genes = np.asarray([g for g in rna.var_names if g in set(activity.var_names)])
     x_rna = sp.csr_matrix(rna[:, genes].X)
     x_atac = sp.csr_matrix(activity[:, genes].X)
-    cols = np.arange(len(genes))
-    z_rna = InputTransform.fit(x_rna, cols)(x_rna)
-    z_atac = InputTransform.fit(x_atac, cols)(x_atac)
+    z_rna = InputTransform.fit(x_rna)(x_rna)
+    z_atac = InputTransform.fit(x_atac)(x_atac)
     return z_rna, z_atac, rna.obs["cell_type"].astype(str).to_numpy()
 
 

@@ -50,7 +50,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.extmath import randomized_svd
 
 import sctransfer as st
-from sctransfer.pp._neighbors import inverse_document_frequency, tfidf
+from sctransfer.pp._lsi import inverse_document_frequency, tfidf
 from sctransfer.tl._matching import topk_pairing
 
 TRAIN_LIBRARIES = tuple(f"09{c}" for c in "DEFGHIJKL")

@@ -8,7 +8,8 @@ from anndata import AnnData
 from scipy.spatial.distance import cdist
 
 import sctransfer as st
-from sctransfer.pp._neighbors import knn_graph, neighbor_indices, tfidf, tfidf_lsi
+from sctransfer.pp._lsi import tfidf
+from sctransfer.pp._neighbors import knn_graph, neighbor_indices, tfidf_lsi
 
 # --------------------------------------------------------------------------------------------
 # TF-IDF

@@ -15,7 +15,7 @@ from sctransfer.model._scclip_input import FeatureScaling, patch_basis
 from sctransfer.model._training_plan import CosineTrainingPlan
 from sctransfer.module import GenomicPatchEncoder, SCCLIPModule, TransformerBlock
 from sctransfer.module._losses import clip_loss
-from sctransfer.pp._neighbors import tfidf
+from sctransfer.pp._lsi import tfidf
 
 
 def _layout(n_features: int = 7, patch_size: int = 2) -> FeatureLayout:

@@ -6,9 +6,10 @@ import warnings
 
 import mudata
 import numpy as np
-import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
+
+from sctransfer._matrix import all_finite
 
 
 def get_modality(mdata: MuData, key: str, *, role: str) -> AnnData:
@@ -51,8 +52,7 @@ def check_numeric(x, *, what: str) -> None:
     dtype = x.dtype
     if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
         raise TypeError(f"{what} holds non-numeric values (dtype {dtype}); it must hold counts or numbers.")
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+    if not all_finite(x):
         raise ValueError(f"{what} holds NaN or infinite values; replace or drop them first.")
 
 

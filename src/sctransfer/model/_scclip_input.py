@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
-from sctransfer.pp._neighbors import inverse_document_frequency, tfidf
+from sctransfer.pp._lsi import inverse_document_frequency, tfidf
 
 from ._transform import _log_normalised
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -17,14 +18,15 @@ from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
+from sctransfer._matrix import column_selection, row_blocks
 from sctransfer._validation import check_layer, check_numeric, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
-from sctransfer.pp._neighbors import neighbor_indices
+from sctransfer.pp._neighbors import knn_query, neighbor_indices
 
 from ._novelty import DEFAULT_SMOOTHING_ROUNDS, combine_novelty_evidence
 from ._peak_view import PeakView
 from ._training_plan import StepTrainingPlan
-from ._transform import InputTransform, InputTransformName, align_columns, joint_pca
+from ._transform import InputTransform, InputTransformName, joint_pca
 from ._unpaired_data import CellInputs, ModalityData, PrecomputedInputs, UnpairedDataModule
 
 logger = logging.getLogger(__name__)
@@ -123,6 +125,7 @@ class SCNCL(BaseModelClass):
         **module_kwargs,
     ):
         super().__init__(mdata, registry)
+        self._training_data: dict[str, tuple[pd.Index, ModalityData]] = {}
         self.gene_names_ = _shared_genes(self.registry_)
         self.label_categories_ = np.asarray(
             self.registry_[_FIELD_REGISTRIES_KEY][REGISTRY_KEYS.LABELS_KEY][_STATE_REGISTRY_KEY]["categorical_mapping"]
@@ -136,7 +139,7 @@ class SCNCL(BaseModelClass):
             peaks = mdata.mod[self._modalities["neighbors_key"]]
             n_peak_components = min(n_peak_components, min(peaks.shape) - 1)
             if n_peak_components >= 2:
-                self.peak_view_ = PeakView.fit(
+                self.peak_view_, self._training_peak_inputs = PeakView.fit_transform(
                     peaks.X, peaks.var_names, n_components=n_peak_components, random_state=random_state
                 )
             else:
@@ -176,6 +179,8 @@ class SCNCL(BaseModelClass):
             return None
         if not peaks.obs_names.equals(obs_names):
             return None
+        if mdata is self.adata and getattr(self, "_training_peak_inputs", None) is not None:
+            return self._training_peak_inputs
         return view.transform(peaks.X, peaks.var_names)
 
     # ------------------------------------------------------------------------------------
@@ -270,7 +275,19 @@ class SCNCL(BaseModelClass):
         return {**DEFAULT_MODALITIES, **(self.registry_["setup_args"].get("modalities") or {})}
 
     def _modality_data(self, mdata: MuData, modality: Literal["rna", "atac"]) -> tuple[pd.Index, ModalityData]:
-        """Cell names and counts of ``modality`` in model gene order, with the data set's own input statistics."""
+        """Cell names and counts of ``modality`` in model gene order, with the data set's own input statistics.
+
+        For the training MuData the result is kept (the statistics and encoder inputs are computed
+        once for the set-up, training and predictions of the same cells).
+        """
+        if mdata is self.adata and modality in self._training_data:
+            return self._training_data[modality]
+        names, data = self._read_modality(mdata, modality)
+        if mdata is self.adata:
+            self._training_data[modality] = (names, data)
+        return names, data
+
+    def _read_modality(self, mdata: MuData, modality: Literal["rna", "atac"]) -> tuple[pd.Index, ModalityData]:
         setup = self.registry_["setup_args"]
         if modality == "rna":
             key, layer = self._modalities["rna_layer"], setup["rna_layer"]
@@ -284,7 +301,7 @@ class SCNCL(BaseModelClass):
         adata = mdata.mod[key]
         counts = adata.layers[layer] if layer is not None else adata.X
         check_numeric(counts, what=f"modality {key!r}")
-        counts, positions, found = align_columns(counts, adata.var_names, self.gene_names_)
+        selection, found = column_selection(adata.var_names, self.gene_names_)
         if not found.any():
             raise ValueError(
                 f"None of the model's {len(self.gene_names_)} genes is in modality {key!r}; was it computed with the "
@@ -297,8 +314,8 @@ class SCNCL(BaseModelClass):
                 len(found),
                 key,
             )
-        transform = InputTransform.fit(counts, positions, name=self.input_transform)
-        return adata.obs_names, ModalityData(counts=counts, columns=positions, transform=transform)
+        transform = InputTransform.fit(counts, selection, name=self.input_transform)
+        return adata.obs_names, ModalityData(counts=counts, selection=selection, transform=transform)
 
     def _batched(self, rows_to_input, n_cells: int, batch_size: int, fn) -> np.ndarray:
         """``fn`` (a module method) over all cells, ``batch_size`` at a time; ``rows_to_input(rows)`` gives a batch."""
@@ -313,11 +330,30 @@ class SCNCL(BaseModelClass):
         return np.concatenate(outputs)
 
     def _encoder_inputs(self, data: ModalityData) -> CellInputs:
-        """The training sampler's source: every cell's joint-PCA scores, computed once in blocks of 4,096
-        cells (so a training step only looks rows up); with ``n_pcs=None`` the genes, transformed per batch."""
+        """What the encoder reads for every cell: the joint-PCA scores, computed once and sparse.
+
+        The transformed genes are ``offset + sparse`` (:meth:`InputTransform.decomposed`), so the
+        scores are ``sparse @ components + (offset - mean) @ components``, block by block, with no
+        dense cells x genes block. With ``n_pcs=None`` the encoder reads the genes: they are
+        transformed batch by batch.
+        """
         if self.module.n_pcs is None:
             return data
-        return PrecomputedInputs(self._batched(data.batch, data.n_cells, 4096, self.module.encoder_input))
+        if data.encoder_inputs is not None:
+            return data.encoder_inputs
+        mean = self.module.pca_mean.cpu().numpy()
+        components = self.module.pca_components.cpu().numpy()
+        blocks = []
+        for _, block in row_blocks(data.counts):
+            sparse, offset = data.transform.decomposed(block @ data.selection)
+            blocks.append(np.asarray(sparse @ components) + (offset - mean) @ components)
+        data.encoder_inputs = PrecomputedInputs(np.concatenate(blocks).astype(np.float32, copy=False))
+        return data.encoder_inputs
+
+    def _embedding(self, data: ModalityData, batch_size: int) -> np.ndarray:
+        """Embedding of every cell of ``data``."""
+        inputs = self._encoder_inputs(data)
+        return self._batched(inputs.batch, inputs.n_cells, batch_size, self.module.encode)
 
     # ------------------------------------------------------------------------------------
     # training
@@ -435,35 +471,18 @@ class SCNCL(BaseModelClass):
         """Keep the labelled RNA cells' embedding, for the reference-neighbour vote of :meth:`predict`."""
         labels = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1)
         _, rna = self._modality_data(self.adata, "rna")
-        embedding = self._batched(rna.batch, rna.n_cells, 4096, self.module.embed)
+        embedding = self._embedding(rna, PREDICT_BATCH_SIZE)
         labelled = labels >= 0
         self.reference_embedding_ = _unit_rows(embedding[labelled])
         self.reference_labels_ = labels[labelled].astype(np.int64)
 
-    def _nearest_reference(self, embedding: np.ndarray, k: int):
-        """Chunks of ``(rows, indices, similarities)`` of each cell's ``k`` most cosine-similar reference RNA cells."""
-        reference = self.reference_embedding_
-        k = min(k, len(reference))
-        query = _unit_rows(embedding)
-        for lo in range(0, len(query), 2048):
-            similarity = query[lo : lo + 2048] @ reference.T
-            nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-            yield slice(lo, lo + len(nearest)), nearest, np.take_along_axis(similarity, nearest, axis=1)
-
-    def _reference_vote(self, embedding: np.ndarray, k: int) -> np.ndarray:
-        """Share of each type among the ``k`` most cosine-similar reference RNA cells of each cell."""
-        votes = np.zeros((len(embedding), len(self.label_categories_)), dtype=np.float32)
-        for rows, nearest, _ in self._nearest_reference(embedding, k):
-            cells = np.repeat(np.arange(len(nearest)), nearest.shape[1])
-            np.add.at(votes[rows], (cells, self.reference_labels_[nearest].ravel()), 1.0 / nearest.shape[1])
-        return votes
-
-    def _reference_similarity(self, embedding: np.ndarray, k: int) -> np.ndarray:
-        """Mean cosine similarity of each cell to its ``k`` most similar reference RNA cells."""
-        similarity = np.empty(len(embedding), dtype=np.float32)
-        for rows, _, values in self._nearest_reference(embedding, k):
-            similarity[rows] = values.mean(axis=1)
-        return similarity
+    def _reference_vote(self, nearest: np.ndarray) -> np.ndarray:
+        """Share of each type among the given reference RNA cells of each cell (``nearest``: cells x k)."""
+        n_cells, k = nearest.shape
+        n_types = len(self.label_categories_)
+        keys = (np.arange(n_cells)[:, None] * n_types + self.reference_labels_[nearest]).ravel()
+        votes = np.bincount(keys, minlength=n_cells * n_types).reshape(n_cells, n_types)
+        return (votes / max(k, 1)).astype(np.float32)
 
     # ------------------------------------------------------------------------------------
     # results
@@ -491,7 +510,7 @@ class SCNCL(BaseModelClass):
         self._check_if_trained(warn=False)
         mdata = self.adata if mdata is None else mdata
         names, data = self._modality_data(mdata, modality)
-        return self._batched(data.batch, len(names), batch_size, self.module.embed)
+        return self._embedding(data, batch_size)
 
     def predict(
         self,
@@ -536,52 +555,52 @@ class SCNCL(BaseModelClass):
         """
         self._check_if_trained(warn=False)
         mdata = self.adata if mdata is None else mdata
-        names, embedding, classified = self._embed_and_classify(mdata, modality, batch_size)
-        proba = self._type_probabilities(
-            mdata, names, embedding, classified, modality, reference_neighbors, prior_correction, batch_size
-        )
+        cells = self._forward(mdata, modality, batch_size, reference_neighbors)
+        proba = self._type_probabilities(mdata, cells, modality, reference_neighbors, prior_correction, batch_size)
         if soft:
-            return pd.DataFrame(proba, index=names, columns=self.label_categories_)
+            return pd.DataFrame(proba, index=cells.names, columns=self.label_categories_)
         return self.label_categories_[proba.argmax(axis=1)]
 
-    def _embed_and_classify(
-        self, mdata: MuData, modality: Literal["rna", "atac"], batch_size: int
-    ) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-        """Cell names, embedding and classifier probabilities of one modality (one forward pass each)."""
+    def _forward(
+        self, mdata: MuData, modality: Literal["rna", "atac"], batch_size: int, reference_neighbors: int
+    ) -> _ForwardPass:
+        """One modality's cells through the model, with their ``reference_neighbors`` nearest reference cells."""
         names, data = self._modality_data(mdata, modality)
-        embedding = self._batched(data.batch, len(names), batch_size, self.module.embed)
+        embedding = self._embedding(data, batch_size)
         classified = self._batched(
             lambda rows: torch.from_numpy(embedding[rows]), len(names), batch_size, self.module.classify
         )
-        return names, embedding, classified
+        if reference_neighbors > 0:
+            nearest, distance = knn_query(self.reference_embedding_, embedding, reference_neighbors, metric="cosine")
+        else:
+            nearest, distance = np.zeros((len(names), 0), dtype=np.int64), np.zeros((len(names), 0), dtype=np.float32)
+        return _ForwardPass(names, embedding, classified, nearest, 1.0 - distance)
 
     def _type_probabilities(
         self,
         mdata: MuData,
-        names: pd.Index,
-        embedding: np.ndarray,
-        classified: np.ndarray,
+        cells: _ForwardPass,
         modality: Literal["rna", "atac"],
         reference_neighbors: int,
         prior_correction: float,
         batch_size: int,
     ) -> np.ndarray:
-        """:meth:`predict`'s probabilities from the embedding and classifier output of the cells ``names``."""
+        """:meth:`predict`'s probabilities of the cells of a forward pass."""
         counts = np.bincount(self.reference_labels_, minlength=len(self.label_categories_))
         weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
-        proba = classified
-        peak_inputs = self._peak_inputs(mdata, names) if modality == "atac" else None
+        proba = cells.classified
+        peak_inputs = self._peak_inputs(mdata, cells.names) if modality == "atac" else None
         if peak_inputs is not None:
             peak_proba = self._batched(
                 lambda rows: torch.from_numpy(peak_inputs[rows]),
-                len(names),
+                len(cells.names),
                 batch_size,
                 self.module.predict_proba_peaks,
             )
             proba = 0.5 * proba + 0.5 * peak_proba
         proba = _reweighted(proba, weights)
         if reference_neighbors > 0:
-            vote = _reweighted(self._reference_vote(embedding, reference_neighbors), weights)
+            vote = _reweighted(self._reference_vote(cells.nearest[:, :reference_neighbors]), weights)
             proba = 0.5 * proba + 0.5 * vote
         return proba
 
@@ -632,26 +651,24 @@ class SCNCL(BaseModelClass):
         """
         self._check_if_trained(warn=False)
         mdata = self.adata if mdata is None else mdata
-        names, embedding, classified = self._embed_and_classify(mdata, "atac", batch_size)
-        score = self._novelty(mdata, names, embedding, classified, reference_neighbors, smoothing_rounds, neighbors_key)
-        return pd.Series(score, index=names, name="novelty")
+        cells = self._forward(mdata, "atac", batch_size, reference_neighbors)
+        score = self._novelty(mdata, cells, reference_neighbors, smoothing_rounds, neighbors_key)
+        return pd.Series(score, index=cells.names, name="novelty")
 
     def _novelty(
         self,
         mdata: MuData,
-        names: pd.Index,
-        embedding: np.ndarray,
-        classified: np.ndarray,
+        cells: _ForwardPass,
         reference_neighbors: int,
         smoothing_rounds: int,
         neighbors_key: str | None,
     ) -> np.ndarray:
-        """:meth:`novelty_score` from the embedding and classifier output of the ATAC cells ``names``."""
+        """:meth:`novelty_score` of the ATAC cells of a forward pass."""
         neighbors = None
         if smoothing_rounds > 0:
             key = neighbors_key or self.registry_["setup_args"]["neighbors_key"]
             atac = mdata.mod.get(self._modalities["neighbors_key"])
-            if atac is None or not atac.obs_names.equals(names):
+            if atac is None or not atac.obs_names.equals(cells.names):
                 peaks = self._modalities["neighbors_key"]
                 raise KeyError(
                     f"novelty_score smooths over the peak-space graph of modality {peaks!r}, "
@@ -660,8 +677,8 @@ class SCNCL(BaseModelClass):
                 )
             neighbors = neighbor_indices(atac, key)
         return combine_novelty_evidence(
-            classified.max(axis=1),
-            self._reference_similarity(embedding, reference_neighbors),
+            cells.classified.max(axis=1),
+            cells.similarity[:, :reference_neighbors].mean(axis=1),
             neighbors,
             smoothing_rounds,
         )
@@ -681,6 +698,19 @@ class SCNCL(BaseModelClass):
             Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix``).
         """
         return super().load(dir_path, adata=mdata if mdata is not None else False, **kwargs)
+
+
+@dataclass
+class _ForwardPass:
+    """One modality's cells through a trained model (rows in the order of ``names``)."""
+
+    names: pd.Index
+    embedding: np.ndarray
+    classified: np.ndarray
+    #: indices of each cell's nearest labelled reference RNA cells (cosine), most similar first
+    nearest: np.ndarray
+    #: their cosine similarities
+    similarity: np.ndarray
 
 
 def _reweighted(proba: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
+
+from sctransfer._matrix import row_blocks
 
 InputTransformName = Literal["standardized_log", "log", "binary"]
 _TRANSFORMS = ("standardized_log", "log", "binary")
-_CHUNK_ROWS = 65_536
 
 
 def _log_normalised(block: sp.csr_matrix, scale: float) -> sp.csr_matrix:
@@ -21,23 +21,6 @@ def _log_normalised(block: sp.csr_matrix, scale: float) -> sp.csr_matrix:
     out = block.astype(np.float32, copy=True)
     out.data = np.log1p(out.data * np.repeat(factor, np.diff(out.indptr)).astype(np.float32))
     return out
-
-
-def align_columns(counts: sp.spmatrix, names, wanted: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Match a matrix's columns to ``wanted`` names; absent names point to an appended zero column.
-
-    Returns
-    -------
-    ``(counts, positions, found)``: the CSR matrix (one zero column appended when some names are
-    absent), the column of each wanted name in it, and which wanted names were present.
-    """
-    positions = pd.Index(np.asarray(names, dtype=str)).get_indexer(np.asarray(wanted, dtype=str))
-    found = positions >= 0
-    counts = sp.csr_matrix(counts)
-    if not found.all():
-        counts = sp.hstack([counts, sp.csr_matrix((counts.shape[0], 1), dtype=counts.dtype)], format="csr")
-        positions = np.where(found, positions, counts.shape[1] - 1)
-    return counts, positions, found
 
 
 @dataclass
@@ -62,16 +45,20 @@ class InputTransform:
 
     @classmethod
     def fit(
-        cls, x: sp.csr_matrix, columns: np.ndarray, name: InputTransformName = "standardized_log", **kwargs
+        cls, x, selection: sp.spmatrix | None = None, name: InputTransformName = "standardized_log", **kwargs
     ) -> InputTransform:
-        """Compute the per-gene statistics of ``x[:, columns]`` (cells x genes CSR) in chunks of cells."""
+        """Compute the per-gene statistics of cells x features ``x`` (any matrix, backed too), streamed.
+
+        ``selection`` (features x genes, see :func:`sctransfer._matrix.column_selection`) picks and
+        orders the genes; ``None`` takes the columns as they are.
+        """
         transform = cls(name=name, **kwargs)
         if name != "standardized_log":
             return transform
-        n_genes = len(columns)
+        n_genes = x.shape[1] if selection is None else selection.shape[1]
         total, total_sq = np.zeros(n_genes), np.zeros(n_genes)
-        for lo in range(0, x.shape[0], _CHUNK_ROWS):
-            block = _log_normalised(sp.csr_matrix(x[lo : lo + _CHUNK_ROWS][:, columns]), transform.scale)
+        for _, block in row_blocks(x):
+            block = _log_normalised(block if selection is None else block @ selection, transform.scale)
             total += np.bincount(block.indices, weights=block.data, minlength=n_genes)
             total_sq += np.bincount(block.indices, weights=block.data.astype(np.float64) ** 2, minlength=n_genes)
         n = max(x.shape[0], 1)
@@ -80,6 +67,25 @@ class InputTransform:
         transform.mean = mean.astype(np.float32)
         transform.std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
         return transform
+
+    def decomposed(self, rows: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The transformed rows as ``offset + sparse`` without densifying: ``self(rows) == offset + sparse.toarray()``.
+
+        ``offset`` (one value per gene) is what a zero count becomes; ``sparse`` holds, at the
+        non-zero counts, the difference to it. Linear maps of the input (the joint PCA) can then be
+        applied to the sparse part and to the offset separately.
+        """
+        if self.name == "binary":
+            values = sp.csr_matrix(rows, dtype=np.float32, copy=True)
+            values.data = (values.data > 0).astype(np.float32)
+            return values, np.zeros(rows.shape[1], dtype=np.float32)
+        values = _log_normalised(rows, self.scale)
+        if self.name == "log":
+            return values, np.zeros(rows.shape[1], dtype=np.float32)
+        offset = np.clip(-self.mean / self.std, -self.clip, self.clip)
+        genes = values.indices
+        values.data = np.clip((values.data - self.mean[genes]) / self.std[genes], -self.clip, self.clip) - offset[genes]
+        return values, offset.astype(np.float32)
 
     def __call__(self, rows: sp.csr_matrix) -> np.ndarray:
         """Dense float32 network input for a few rows (the only place a batch is densified)."""
@@ -106,15 +112,17 @@ def joint_pca(
     """PCA of several data sets' transformed inputs together (same genes, same order).
 
     Each data set contributes at most ``max_cells`` randomly chosen cells (so a large query does
-    not drown a small reference). The decomposition is a randomised SVD (Halko et al. 2011) that
-    streams the cells in dense blocks of 4,096, so memory stays at a few blocks plus
+    not drown a small reference). The decomposition is a randomised SVD (Halko et al. 2011) of
+    the centred inputs, kept sparse: each data set's transformed rows are ``offset + sparse``
+    (:meth:`InputTransform.decomposed`), so every product with the centred matrix is a sparse
+    product plus a rank-one correction, and memory stays at the sampled non-zeros plus
     cells x ``n_pcs`` and genes x ``n_pcs`` arrays, whatever the number of genes.
 
     Parameters
     ----------
     datasets
-        Objects with ``n_cells`` and ``batch(rows)`` (dense transformed rows as a tensor), such as
-        the model's per-modality data.
+        Objects with ``n_cells`` and ``decomposed(rows)`` (the ``(sparse, offset)`` of the
+        transformed rows), such as the model's per-modality data.
     n_pcs
         Number of components.
     max_cells
@@ -130,28 +138,25 @@ def joint_pca(
     so that the first component's scores have unit standard deviation.
     """
     rng = np.random.default_rng(random_state)
-    chunks = []
+    parts = []
     for data in datasets:
         rows = np.sort(rng.choice(data.n_cells, size=min(data.n_cells, max_cells), replace=False))
-        chunks += [(data, rows[lo : lo + 4096]) for lo in range(0, len(rows), 4096)]
-    n_rows = sum(len(rows) for _, rows in chunks)
-
-    def blocks():
-        for data, rows in chunks:
-            yield data.batch(rows).numpy().astype(np.float64)
-
-    mean = sum(block.sum(axis=0) for block in blocks()) / n_rows
+        sparse, offset = data.decomposed(rows)
+        parts.append((sp.csr_matrix(sparse, dtype=np.float64), offset.astype(np.float64)))
+    n_rows = sum(sparse.shape[0] for sparse, _ in parts)
+    mean = sum(np.asarray(sparse.sum(axis=0)).ravel() + sparse.shape[0] * offset for sparse, offset in parts) / n_rows
     n_genes = mean.shape[0]
     size = min(n_pcs + n_oversamples, n_genes, n_rows)
 
     def times(right: np.ndarray) -> np.ndarray:  # (Z - mean) @ right, cells x size
-        return np.concatenate([(block - mean) @ right for block in blocks()])
+        return np.concatenate([sparse @ right + (offset - mean) @ right for sparse, offset in parts])
 
     def transposed_times(left: np.ndarray) -> np.ndarray:  # (Z - mean).T @ left, genes x size
         out, start = np.zeros((n_genes, left.shape[1])), 0
-        for block in blocks():
-            out += (block - mean).T @ left[start : start + len(block)]
-            start += len(block)
+        for sparse, offset in parts:
+            block = left[start : start + sparse.shape[0]]
+            out += sparse.T @ block + np.outer(offset - mean, block.sum(axis=0))
+            start += sparse.shape[0]
         return out
 
     basis = times(rng.standard_normal((n_genes, size)))

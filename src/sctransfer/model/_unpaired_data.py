@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -10,27 +11,10 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
+from sctransfer._matrix import row_block
 from sctransfer.module._scncl import ATAC, LABELS_KEY, PEAK_KEY, POSITIVE_KEY, RNA, X_KEY
 
 from ._transform import InputTransform
-
-
-@dataclass
-class ModalityData:
-    """One modality's cells x genes counts (CSR), the column order and its input transformation."""
-
-    counts: sp.csr_matrix
-    columns: np.ndarray
-    transform: InputTransform
-
-    @property
-    def n_cells(self) -> int:
-        return self.counts.shape[0]
-
-    def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
-        """Dense, transformed genes of the given cells (model gene order)."""
-        block = self.counts[rows][:, self.columns]
-        return torch.from_numpy(self.transform(sp.csr_matrix(block)))
 
 
 @dataclass
@@ -45,6 +29,33 @@ class PrecomputedInputs:
 
     def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
         return torch.from_numpy(self.values[rows])
+
+
+@dataclass
+class ModalityData:
+    """One modality's cells x features counts (any matrix, backed too), the genes it feeds and their transformation.
+
+    ``selection`` (features x model genes, 0/1) puts a block's columns in model gene order; the
+    counts themselves are never copied or reordered.
+    """
+
+    counts: Any
+    selection: sp.csr_matrix
+    transform: InputTransform
+    #: every cell's encoder input, once the model has computed it
+    encoder_inputs: PrecomputedInputs | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return self.counts.shape[0]
+
+    def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
+        """Dense, transformed genes of the given cells (model gene order)."""
+        return torch.from_numpy(self.transform(row_block(self.counts, rows) @ self.selection))
+
+    def decomposed(self, rows: np.ndarray | slice) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The transformed genes of the given cells as ``(sparse, offset)``, see :meth:`InputTransform.decomposed`."""
+        return self.transform.decomposed(row_block(self.counts, rows) @ self.selection)
 
 
 #: What the sampler draws batches from: transformed genes batch by batch, or precomputed inputs.

@@ -37,10 +37,10 @@ class SCNCLModule(BaseModuleClass):
     neighbour; ``FA`` feature alignment, which pulls ATAC cells towards their most similar RNA
     cell (Yan et al. 2023). ``XV``, used when the ATAC cells' peak view ``P_A`` is given, is a
     symmetric InfoNCE between the peak-view embedding and the (detached) gene-activity embedding
-    of the same cells. Training batches hold *encoder inputs*: the fixed joint-PCA scores of the
-    transformed genes (:meth:`encoder_input`, which the model computes once per cell before
-    training), or the transformed genes themselves when ``n_pcs`` is ``None``. :meth:`embed`
-    takes transformed genes. The only data-derived state of the module is the fixed joint-PCA
+    of the same cells. Batches hold *encoder inputs*: the joint-PCA scores
+    ``(genes - pca_mean) @ pca_components`` of the transformed genes (the model computes them
+    once per cell, sparse, from these buffers), or the transformed genes themselves when
+    ``n_pcs`` is ``None``. The only data-derived state of the module is that fixed joint-PCA
     input layer.
 
     Parameters
@@ -50,7 +50,7 @@ class SCNCLModule(BaseModuleClass):
     n_labels
         Number of reference cell types.
     n_pcs
-        Size of the fixed joint-PCA input layer: inputs are centred with ``pca_mean`` and projected
+        Size of the fixed joint-PCA input layer: genes are centred with ``pca_mean`` and projected
         on ``pca_components`` (buffers the model fills from a PCA of the RNA and gene-activity
         cells together, saved with the weights) before the encoder. ``None``: the encoder reads
         the genes directly, as in the original scNCL.
@@ -132,12 +132,6 @@ class SCNCLModule(BaseModuleClass):
         self.pca_mean.copy_(mean)
         self.pca_components.copy_(components)
 
-    @torch.inference_mode()
-    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
-        """What the encoder reads for a dense, transformed gene batch: its joint-PCA scores (or the genes)."""
-        if self.n_pcs is None:
-            return x
-        return (x - self.pca_mean) @ self.pca_components
 
     def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor | None]:
         return {
@@ -197,9 +191,9 @@ class SCNCLModule(BaseModuleClass):
         return LossOutput(loss=total, n_obs_minibatch=z_rna.shape[0] + z_atac.shape[0], extra_metrics=metrics)
 
     @torch.inference_mode()
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Embedding of a dense, transformed gene batch."""
-        return self.encoder(self.encoder_input(x))
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedding of a batch of encoder inputs."""
+        return self.encoder(x)
 
     @torch.inference_mode()
     def classify(self, z: torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,10 @@ from sctransfer._intervals import (
     peak_coordinates,
     read_gene_annotation,
 )
+from sctransfer._matrix import row_blocks, stack_rows
 from sctransfer._validation import check_numeric, get_modality, update_mudata
 
 logger = logging.getLogger(__name__)
-
-_CHUNK_CELLS = 65_536
-
 
 def gene_regions(
     genes: pd.DataFrame, *, upstream: int = 2000, downstream: int = 0, gene_body: bool = True
@@ -141,12 +139,8 @@ def compute_gene_activity(
             f"No peak of modality {modality!r} overlaps any gene of the annotation. The peaks and the annotation "
             "are probably from different genome builds or species (e.g. peaks on hg19, genes on hg38)."
         )
-    x = sp.csr_matrix(x)
-    chunks = []
-    for lo in range(0, x.shape[0], _CHUNK_CELLS):
-        block = x[lo : lo + _CHUNK_CELLS].astype(np.float32, copy=False) @ links
-        chunks.append(sp.csr_matrix(block, dtype=np.float32))
-    activity = sp.vstack(chunks, format="csr") if len(chunks) > 1 else chunks[0]
+    blocks = [sp.csr_matrix(block.astype(np.float32, copy=False) @ links, dtype=np.float32) for _, block in row_blocks(x)]
+    activity = stack_rows(blocks)
     var = table.set_index("gene_name")[["chrom", "start", "end", "strand"]].copy()
     var.index = var.index.astype(str)
     var.index.name = None
@@ -193,7 +187,8 @@ def gene_activity(
     A peak counts towards a gene when it overlaps the gene body extended by ``upstream`` bases
     before the transcription start site (strand-aware; 2 kb by default, as Signac's
     ``GeneActivity``) and ``downstream`` bases after the gene end. The peak matrix stays sparse
-    throughout (it is multiplied by a sparse peaks x genes link matrix in chunks of cells).
+    throughout: it is multiplied by a sparse peaks x genes link matrix in blocks of cells, and a backed
+    peak matrix (``mudata.read_h5mu(path, backed=True)``) is read from the file one block at a time.
 
     Parameters
     ----------

@@ -8,35 +8,13 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
-from sklearn.utils.extmath import randomized_svd
 
+from sctransfer._profiling import stage
 from sctransfer._validation import check_numeric, get_modality
 
+from ._lsi import LSI
+
 logger = logging.getLogger(__name__)
-
-
-def inverse_document_frequency(x: sp.spmatrix | np.ndarray) -> np.ndarray:
-    """Number of cells divided by each peak's total counts (0 for peaks without counts)."""
-    peak_totals = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
-    return np.divide(x.shape[0], peak_totals, out=np.zeros_like(peak_totals), where=peak_totals > 0)
-
-
-def tfidf(x: sp.spmatrix | np.ndarray, *, scale_factor: float = 1e4, idf: np.ndarray | None = None) -> sp.csr_matrix:
-    """TF-IDF of a cells x peaks count matrix, ``log1p(tf * idf * scale_factor)``, sparse float32.
-
-    ``tf`` is each cell's counts divided by its total; ``idf`` is the number of cells divided by
-    each peak's total counts (Signac's default, method 1), or the given ``idf`` (to place new
-    cells in the space of a fitted LSI). Peaks with no counts stay zero.
-    """
-    x = sp.csr_matrix(x, dtype=np.float32)
-    cell_totals = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
-    idf = inverse_document_frequency(x) if idf is None else np.asarray(idf, dtype=np.float64)
-    inv_depth = np.divide(1.0, cell_totals, out=np.zeros_like(cell_totals), where=cell_totals > 0)
-    out = x.copy()
-    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    values = out.data.astype(np.float64) * inv_depth[rows] * idf[out.indices] * scale_factor
-    out.data = np.log1p(values).astype(np.float32)
-    return out
 
 
 def tfidf_lsi(
@@ -67,6 +45,12 @@ def tfidf_lsi(
     Cells x components float32 array: the left singular vectors times the singular values
     (components keep their weights; neighbours are then found by cosine distance, which on
     MOp SNARE-seq gave purer neighbourhoods than standardised components, see ``benchmarks/``).
+
+    Notes
+    -----
+    The matrix is read in blocks of cells, so it can be the ``.X`` of a backed AnnData. Above
+    100,000 cells the SVD is fitted on 100,000 randomly chosen cells and every cell is projected
+    on its components (time and memory of the fit stay those of 100,000 cells).
     """
     if isinstance(data, AnnData):
         x = data.layers[layer] if layer is not None else data.X
@@ -79,9 +63,7 @@ def tfidf_lsi(
             f"n_components must be between 2 and min(cells, peaks) - 1 = {min(n_cells, n_peaks) - 1}; "
             f"got {n_components}."
         )
-    matrix = tfidf(x)
-    u, s, _ = randomized_svd(matrix, n_components=n_components, n_iter=4, random_state=random_state)
-    embedding = u * s
+    _, embedding = LSI.fit_transform(x, n_components, random_state=random_state)
     if drop_first:
         embedding = embedding[:, 1:]
     return np.ascontiguousarray(embedding, dtype=np.float32)
@@ -89,20 +71,26 @@ def tfidf_lsi(
 
 EXACT_KNN_MAX_CELLS = 50_000
 _EXACT_CHUNK = 2048
+_QUERY_CHUNK = 65_536
 
 
-def _exact_knn(embedding: np.ndarray, n_neighbors: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Exact kNN (self included) by blocked matrix products, for cosine or euclidean distance."""
-    x = embedding.astype(np.float32)
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    sq = (x**2).sum(axis=1)
-    n = x.shape[0]
+def _exact_knn(
+    query: np.ndarray, reference: np.ndarray, n_neighbors: int, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN of each query row among the reference rows by blocked matrix products (cosine or euclidean)."""
+
+    def prepared(x):
+        x = x.astype(np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if metric == "cosine" else x
+
+    query, reference = prepared(query), prepared(reference)
+    ref_sq = (reference**2).sum(axis=1)
+    n = query.shape[0]
     indices = np.empty((n, n_neighbors), dtype=np.int64)
     distances = np.empty((n, n_neighbors), dtype=np.float32)
     for lo in range(0, n, _EXACT_CHUNK):
-        block = x[lo : lo + _EXACT_CHUNK]
-        d = sq[lo : lo + _EXACT_CHUNK, None] - 2.0 * block @ x.T + sq[None, :]
+        block = query[lo : lo + _EXACT_CHUNK]
+        d = (block**2).sum(axis=1)[:, None] - 2.0 * block @ reference.T + ref_sq[None, :]
         np.maximum(d, 0.0, out=d)
         part = np.argpartition(d, n_neighbors - 1, axis=1)[:, :n_neighbors]
         part_d = np.take_along_axis(d, part, axis=1)
@@ -113,11 +101,59 @@ def _exact_knn(embedding: np.ndarray, n_neighbors: int, metric: str) -> tuple[np
     return indices, distances
 
 
-def resolve_knn_method(n_cells: int, metric: str, method: str) -> str:
-    """The search :func:`knn_graph` runs: ``method``, or for ``"auto"`` exact up to 50,000 cells."""
+def _search_method(n_pairs: int, metric: str, method: str) -> str:
     if method != "auto":
         return method
-    return "exact" if n_cells <= EXACT_KNN_MAX_CELLS and metric in ("cosine", "euclidean") else "pynndescent"
+    exact = n_pairs <= EXACT_KNN_MAX_CELLS**2 and metric in ("cosine", "euclidean")
+    return "exact" if exact else "pynndescent"
+
+
+def resolve_knn_method(n_cells: int, metric: str, method: str) -> str:
+    """The search :func:`knn_graph` runs: ``method``, or for ``"auto"`` exact up to 50,000 cells."""
+    return _search_method(n_cells * n_cells, metric, method)
+
+
+def knn_query(
+    reference: np.ndarray,
+    query: np.ndarray,
+    n_neighbors: int,
+    *,
+    metric: str = "cosine",
+    method: str = "auto",
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_neighbors`` nearest reference rows of each query row, nearest first.
+
+    ``method="auto"`` searches exactly (blocked matrix products) while there are at most
+    2.5 billion query-reference pairs (50,000 x 50,000), and with a pynndescent index of the
+    reference otherwise (approximate; both CPU cores).
+
+    Returns
+    -------
+    ``(indices, distances)``, each ``(n_query, n_neighbors)``; cosine distances are ``1 - cosine similarity``.
+    """
+    n_neighbors = min(n_neighbors, reference.shape[0])
+    method = _search_method(len(query) * len(reference), metric, method)
+    if method == "exact":
+        return _exact_knn(query, reference, n_neighbors, metric)
+    if method != "pynndescent":
+        raise ValueError(f"method must be 'auto', 'exact' or 'pynndescent', got {method!r}.")
+    from pynndescent import NNDescent
+
+    index = NNDescent(
+        reference,
+        n_neighbors=max(n_neighbors, 15),
+        metric=metric,
+        random_state=random_state,
+        n_jobs=-1,
+        low_memory=True,
+    )
+    indices = np.empty((len(query), n_neighbors), dtype=np.int64)
+    distances = np.empty((len(query), n_neighbors), dtype=np.float32)
+    for lo in range(0, len(query), _QUERY_CHUNK):
+        found, dist = index.query(query[lo : lo + _QUERY_CHUNK], k=n_neighbors)
+        indices[lo : lo + len(found)], distances[lo : lo + len(found)] = found, dist
+    return indices, distances
 
 
 def knn_graph(
@@ -157,12 +193,12 @@ def knn_graph(
     if method == "exact":
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"The exact search supports metric 'cosine' or 'euclidean', got {metric!r}.")
-        indices, distances = _exact_knn(embedding, n_neighbors + 1, metric)
+        indices, distances = _exact_knn(embedding, embedding, n_neighbors + 1, metric)
     elif method == "pynndescent":
         from pynndescent import NNDescent
 
         index = NNDescent(
-            embedding, n_neighbors=n_neighbors + 1, metric=metric, random_state=random_state, n_jobs=1, low_memory=True
+            embedding, n_neighbors=n_neighbors + 1, metric=metric, random_state=random_state, n_jobs=-1, low_memory=True
         )
         indices, distances = index.neighbor_graph
     else:
@@ -235,12 +271,14 @@ def peak_neighbors(
             raise KeyError(f"use_rep={use_rep!r} is not in .obsm (has {list(atac.obsm)}).")
         embedding = np.asarray(atac.obsm[use_rep], dtype=np.float32)
     else:
-        embedding = tfidf_lsi(
-            atac, n_components=n_components, drop_first=drop_first, layer=layer, random_state=random_state
+        with stage("TF-IDF / LSI"):
+            embedding = tfidf_lsi(
+                atac, n_components=n_components, drop_first=drop_first, layer=layer, random_state=random_state
+            )
+    with stage("kNN graph"):
+        indices, distances = knn_graph(
+            embedding, n_neighbors=n_neighbors, metric=metric, method=method, random_state=random_state
         )
-    indices, distances = knn_graph(
-        embedding, n_neighbors=n_neighbors, metric=metric, method=method, random_state=random_state
-    )
     n = atac.n_obs
     indptr = np.arange(0, n * n_neighbors + 1, n_neighbors, dtype=np.int64)
     dist = sp.csr_matrix((distances.ravel(), indices.ravel(), indptr), shape=(n, n), dtype=np.float32)

@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._profiling import stage
 from sctransfer._validation import check_unpaired, get_modality, update_mudata, working_mudata
 from sctransfer.model import SCNCL
 from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD, DEFAULT_SMOOTHING_ROUNDS
@@ -193,6 +194,10 @@ def label_transfer(
             raise KeyError(
                 f"Label column {labels_key!r} is not in mdata[{rna_key!r}].obs (columns: {list(rna.obs.columns)[:10]})."
             )
+    if novel_label is not None:
+        known = rna.obs[labels_key].dropna().astype(str) if training else model.label_categories_
+        if novel_label in set(known):
+            raise ValueError(f"novel_label={novel_label!r} is a reference cell type; choose another name.")
     _check_free(mdata, rna_key if training else None, atac_key, key_added, overwrite)
     existing = mdata.mod.get(GENE_ACTIVITY_MODALITY)
     if existing is not None and not existing.obs_names.equals(atac.obs_names) and not overwrite:
@@ -221,7 +226,8 @@ def label_transfer(
                 "a DataFrame, or 'mm10' / 'hg38'."
             )
         genes = mdata[rna_key].var_names if training else model.gene_names_
-        activity = compute_gene_activity(atac, annotation, genes=genes, layer=atac_layer, modality=atac_key)
+        with stage("gene activity"):
+            activity = compute_gene_activity(atac, annotation, genes=genes, layer=atac_layer, modality=atac_key)
         computed_activity = True
 
     # ---- peak-space neighbours (training graph; smoothing of the novelty score) -------------
@@ -245,15 +251,17 @@ def label_transfer(
                 "atac": work_atac,
             }
         )
-        SCNCL.setup_mudata(work, labels_key=labels_key, rna_layer=rna_layer, modalities=DEFAULT_MODALITIES)
-        model = SCNCL(work, **{"random_state": random_state, **(model_kwargs or {})})
+        with stage("model set-up"):
+            SCNCL.setup_mudata(work, labels_key=labels_key, rna_layer=rna_layer, modalities=DEFAULT_MODALITIES)
+            model = SCNCL(work, **{"random_state": random_state, **(model_kwargs or {})})
         has_coordinates = {"chrom", "start", "end", "strand"} <= set(activity.var.columns)
         model.gene_coordinates_ = _gene_coordinates(activity[:, model.gene_names_]) if has_coordinates else None
         train_args = {"random_state": random_state, **(train_kwargs or {})}
         if max_steps is not None:
             train_args["max_steps"] = max_steps
-        model.train(**train_args)
-        rna_embedding = model.get_latent_representation(modality="rna")
+        with stage("training"):
+            model.train(**train_args)
+            rna_embedding = model.get_latent_representation(modality="rna")
     else:
         work = working_mudata({GENE_ACTIVITY_MODALITY: work_activity, "atac": work_atac})
         rna_embedding = None
@@ -264,74 +272,72 @@ def label_transfer(
         "batch_size": PREDICT_BATCH_SIZE,
         **(predict_kwargs or {}),
     }
-    names, atac_embedding, classified = model._embed_and_classify(work, "atac", predict_args["batch_size"])
-    proba = pd.DataFrame(
-        model._type_probabilities(work, names, atac_embedding, classified, "atac", **predict_args),
-        index=names,
-        columns=model.label_categories_,
-    )
-    novelty = model._novelty(
-        work,
-        names,
-        atac_embedding,
-        classified,
-        DEFAULT_REFERENCE_NEIGHBORS,
-        DEFAULT_SMOOTHING_ROUNDS,
-        NEIGHBORS_KEY,
-    )
+    with stage("prediction"):
+        cells = model._forward(
+            work,
+            "atac",
+            predict_args["batch_size"],
+            max(predict_args["reference_neighbors"], DEFAULT_REFERENCE_NEIGHBORS),
+        )
+        proba = pd.DataFrame(
+            model._type_probabilities(work, cells, "atac", **predict_args),
+            index=cells.names,
+            columns=model.label_categories_,
+        )
+        novelty = model._novelty(work, cells, DEFAULT_REFERENCE_NEIGHBORS, DEFAULT_SMOOTHING_ROUNDS, NEIGHBORS_KEY)
+        atac_embedding = cells.embedding
 
     # ---- write (only now is the user's MuData changed) ------------------------------------
-    names = _output_names(key_added)
-    confidence = proba.to_numpy().max(axis=1)
-    novel = novelty > novelty_threshold
-    reference_types = [str(t) for t in model.label_categories_]
-    label_names = proba.columns.to_numpy(dtype=object)[proba.to_numpy().argmax(axis=1)]
-    categories = list(model.label_categories_)
-    if novel_label is not None:
-        if novel_label in reference_types:
-            raise ValueError(f"novel_label={novel_label!r} is a reference cell type; choose another name.")
-        label_names = np.where(novel, novel_label, label_names)
-        categories.append(novel_label)
-    labels = pd.Categorical(label_names, categories=categories)
-    if computed_activity:
-        mdata.mod[GENE_ACTIVITY_MODALITY] = activity
-    if computed_neighbors:
-        for key in work_atac.obsp:
-            atac.obsp[key] = work_atac.obsp[key]
-        atac.obsm["X_lsi"] = work_atac.obsm["X_lsi"]
-        atac.uns[NEIGHBORS_KEY] = work_atac.uns[NEIGHBORS_KEY]
-    atac.obs[names["label"]] = labels
-    atac.obs[names["confidence"]] = confidence.astype(np.float32)
-    atac.obs[names["novelty"]] = novelty
-    atac.obs[names["novel"]] = novel
-    atac.obsm[names["probabilities"]] = proba.to_numpy(dtype=np.float32)
-    atac.obsm[names["embedding"]] = atac_embedding
-    if rna_embedding is not None:
-        mdata[rna_key].obsm[names["embedding"]] = rna_embedding
-    update_mudata(mdata)
-    mdata.uns[key_added] = {
-        "params": without_none(
-            {
-                "labels_key": labels_key,
-                "rna_key": rna_key if training else None,
-                "atac_key": atac_key,
-                "trained_here": training,
-                "novelty_threshold": float(novelty_threshold),
-                "novel_label": novel_label,
-                "random_state": int(random_state),
-                "model": {
-                    **model.init_params_["non_kwargs"],
-                    **{k: v for group in model.init_params_["kwargs"].values() for k, v in group.items()},
-                },
-                "train": dict(getattr(model, "train_params_", {})),
-                "predict": dict(predict_kwargs or {}),
-            }
-        ),
-        "reference_types": reference_types,
-        "n_cells": int(atac.n_obs),
-        "label_counts": {str(k): int(v) for k, v in labels.value_counts().items()},
-        "novel_fraction": float(novel.mean()),
-    }
+    with stage("writing results"):
+        names = _output_names(key_added)
+        confidence = proba.to_numpy().max(axis=1)
+        novel = novelty > novelty_threshold
+        reference_types = [str(t) for t in model.label_categories_]
+        label_names = proba.columns.to_numpy(dtype=object)[proba.to_numpy().argmax(axis=1)]
+        categories = list(model.label_categories_)
+        if novel_label is not None:
+            label_names = np.where(novel, novel_label, label_names)
+            categories.append(novel_label)
+        labels = pd.Categorical(label_names, categories=categories)
+        if computed_activity:
+            mdata.mod[GENE_ACTIVITY_MODALITY] = activity
+        if computed_neighbors:
+            for key in work_atac.obsp:
+                atac.obsp[key] = work_atac.obsp[key]
+            atac.obsm["X_lsi"] = work_atac.obsm["X_lsi"]
+            atac.uns[NEIGHBORS_KEY] = work_atac.uns[NEIGHBORS_KEY]
+        atac.obs[names["label"]] = labels
+        atac.obs[names["confidence"]] = confidence.astype(np.float32)
+        atac.obs[names["novelty"]] = novelty
+        atac.obs[names["novel"]] = novel
+        atac.obsm[names["probabilities"]] = proba.to_numpy(dtype=np.float32)
+        atac.obsm[names["embedding"]] = atac_embedding
+        if rna_embedding is not None:
+            mdata[rna_key].obsm[names["embedding"]] = rna_embedding
+        update_mudata(mdata)
+        mdata.uns[key_added] = {
+            "params": without_none(
+                {
+                    "labels_key": labels_key,
+                    "rna_key": rna_key if training else None,
+                    "atac_key": atac_key,
+                    "trained_here": training,
+                    "novelty_threshold": float(novelty_threshold),
+                    "novel_label": novel_label,
+                    "random_state": int(random_state),
+                    "model": {
+                        **model.init_params_["non_kwargs"],
+                        **{k: v for group in model.init_params_["kwargs"].values() for k, v in group.items()},
+                    },
+                    "train": dict(getattr(model, "train_params_", {})),
+                    "predict": dict(predict_kwargs or {}),
+                }
+            ),
+            "reference_types": reference_types,
+            "n_cells": int(atac.n_obs),
+            "label_counts": {str(k): int(v) for k, v in labels.value_counts().items()},
+            "novel_fraction": float(novel.mean()),
+        }
     logger.info(
         "Label transfer: %d ATAC cells labelled; %.1f%% called novel (novelty score > %.2f).",
         atac.n_obs,
