@@ -212,3 +212,21 @@ def test_missing_graph_raises_key_error():
     adata.uns["peak_neighbors"] = {}
     with pytest.raises(KeyError, match="peak_neighbors"):
         neighbor_indices(adata)  # the obsp graph is missing too
+
+
+def test_knn_query_exact_and_approximate_agree():
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(8, 16)) * 3
+    reference = (centres[rng.integers(0, 8, 3000)] + rng.normal(size=(3000, 16))).astype(np.float32)
+    query = (centres[rng.integers(0, 8, 500)] + rng.normal(size=(500, 16))).astype(np.float32)
+    exact, exact_dist = st.pp.knn_query(reference, query, 15, method="exact")
+    brute = cdist(query, reference, metric="cosine")
+    np.testing.assert_array_equal(np.sort(exact, axis=1), np.sort(np.argsort(brute, axis=1)[:, :15], axis=1))
+    np.testing.assert_allclose(exact_dist, np.sort(brute, axis=1)[:, :15], atol=1e-5)
+    assert (np.diff(exact_dist, axis=1) >= 0).all()  # nearest first
+    approx, approx_dist = st.pp.knn_query(reference, query, 15, method="pynndescent")
+    recall = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(exact, approx, strict=True)])
+    assert recall >= 0.9
+    assert (np.diff(approx_dist, axis=1) >= -1e-6).all()
+    with pytest.raises(ValueError, match="method must be"):
+        st.pp.knn_query(reference, query, 5, method="annoy")

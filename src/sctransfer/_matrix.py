@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-#: Rows per block: about 65 million non-zeros at 1,000 per row.
-ROW_BLOCK = 65_536
+#: Non-zeros per row block (the rows of a block are chosen to hold about this many).
+BLOCK_NONZEROS = 1 << 24
 _VALUES_BLOCK = 1 << 26
 
 
@@ -38,12 +38,28 @@ def row_block(x, rows: slice | np.ndarray) -> sp.csr_matrix:
     return block if isinstance(block, sp.csr_matrix) else sp.csr_matrix(block)
 
 
-def row_blocks(x, block_rows: int = ROW_BLOCK) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """``(rows, block)`` for consecutive blocks of ``block_rows`` rows, each block CSR.
+def stored_values(x) -> int:
+    """Number of stored values of a matrix (non-zeros of a sparse one, every entry of a dense one)."""
+    from anndata.abc import CSCDataset, CSRDataset
 
-    In-memory CSR blocks share nothing with ``x`` that could be modified (slicing copies), and a
-    backed matrix is read one block at a time.
+    if isinstance(x, CSRDataset | CSCDataset):
+        return int(x.group["data"].shape[0])
+    if sp.issparse(x):
+        return int(x.nnz)
+    return int(np.prod(x.shape))
+
+
+def row_blocks(x, block_rows: int | None = None) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    """``(rows, block)`` for consecutive blocks of rows, each block CSR.
+
+    ``block_rows=None`` sizes the blocks to about 16 million stored values each (at least 1,024
+    rows), so that the temporaries of a block stay near 100 MB whatever the density. In-memory
+    blocks share nothing with ``x`` that could be modified (slicing copies), and a backed matrix
+    is read one block at a time.
     """
+    if block_rows is None:
+        per_row = stored_values(x) / max(x.shape[0], 1)
+        block_rows = max(1024, int(BLOCK_NONZEROS / max(per_row, 1.0)))
     for lo in range(0, x.shape[0], block_rows):
         rows = slice(lo, min(lo + block_rows, x.shape[0]))
         yield rows, row_block(x, rows)

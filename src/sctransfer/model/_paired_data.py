@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from sctransfer.module._scclip import ATAC, RNA
 
+from ._distributed import stream_generator
 from ._scclip_input import FeatureScaling
 
 
@@ -39,20 +40,23 @@ class _PairedStream(IterableDataset):
     """``n_steps`` batches ``{"rna": ..., "atac": ...}`` of the same cells.
 
     Cells are visited in a fresh random order each pass over the data (no cell repeats within
-    a pass); a pass that does not fill the last batch continues into the next one.
+    a pass); a pass that does not fill the last batch continues into the next one. Under DDP
+    every process draws its own order (:func:`stream_generator`).
     """
 
     def __init__(self, rna: ScaledCounts, atac: ScaledCounts, batch_size: int, n_steps: int, seed: int):
         super().__init__()
         self.rna, self.atac = rna, atac
         self.batch_size, self.n_steps = min(batch_size, rna.n_cells), n_steps
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, None
         self.queue = np.empty(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return self.n_steps
 
     def __iter__(self):
+        if self.rng is None:
+            self.rng = stream_generator(self.seed)
         for _ in range(self.n_steps):
             while len(self.queue) < self.batch_size:
                 self.queue = np.concatenate([self.queue, self.rng.permutation(self.rna.n_cells)])

@@ -9,12 +9,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
+from sctransfer._matrix import row_blocks
 from sctransfer.pp._lsi import inverse_document_frequency, tfidf
 
 from ._transform import _log_normalised
 
 ScalingKind = Literal["log", "tfidf"]
-_CHUNK_CELLS = 16_384
 
 
 @dataclass
@@ -41,8 +41,8 @@ class FeatureScaling:
         idf = inverse_document_frequency(counts).astype(np.float32) if kind == "tfidf" else None
         scaling = cls(kind=kind, idf=idf, feature_max=np.ones(counts.shape[1], dtype=np.float32))
         feature_max = np.zeros(counts.shape[1], dtype=np.float32)
-        for lo in range(0, counts.shape[0], _CHUNK_CELLS):
-            block = scaling(counts[lo : lo + _CHUNK_CELLS])
+        for _, block in row_blocks(counts):
+            block = scaling(block)
             feature_max = np.maximum(feature_max, block.max(axis=0).toarray().ravel())
         scaling.feature_max = np.where(feature_max > 0, feature_max, 1.0).astype(np.float32)
         return scaling

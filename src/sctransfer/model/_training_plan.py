@@ -38,7 +38,14 @@ class StepTrainingPlan(TrainingPlan):
     def on_train_epoch_end(self):
         for name, total in self._sums.items():
             key = name if name == "train_loss" else f"{name}_train"
-            self.log(key, total / max(self._n_steps, 1), on_step=False, on_epoch=True, prog_bar=name == "train_loss")
+            self.log(
+                key,
+                total / max(self._n_steps, 1),
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "train_loss",
+                sync_dist=True,  # averaged over the processes under DDP; a no-op otherwise
+            )
         self._sums, self._n_steps = {}, 0
 
 

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from sctransfer._matrix import row_block
 from sctransfer.module._scncl import ATAC, LABELS_KEY, PEAK_KEY, POSITIVE_KEY, RNA, X_KEY
 
+from ._distributed import stream_generator
 from ._transform import InputTransform
 
 
@@ -68,6 +69,7 @@ class _UnpairedStream(IterableDataset):
     Cells are drawn with replacement, independently per modality; RNA cells are drawn with
     probability proportional to ``rna_weights`` (class balancing); each ATAC cell comes with one
     of its peak-space neighbours, redrawn at every step, and its peak view when there is one.
+    Under DDP every process draws its own cells (:func:`stream_generator`).
     """
 
     def __init__(
@@ -87,12 +89,14 @@ class _UnpairedStream(IterableDataset):
         self.peak_view = None if peak_view is None else torch.from_numpy(np.ascontiguousarray(peak_view))
         self.rna_cdf = np.cumsum(rna_weights / rna_weights.sum())
         self.batch_size, self.n_steps = batch_size, n_steps
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, None
 
     def __len__(self) -> int:
         return self.n_steps
 
     def __iter__(self):
+        if self.rng is None:
+            self.rng = stream_generator(self.seed)
         rng, b = self.rng, self.batch_size
         for _ in range(self.n_steps):
             rna_rows = np.minimum(np.searchsorted(self.rna_cdf, rng.random(b), side="right"), len(self.rna_cdf) - 1)

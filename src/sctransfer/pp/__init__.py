@@ -3,13 +3,14 @@
 from sctransfer._intervals import IntervalError, gene_coordinates, peak_coordinates, read_gene_annotation
 
 from ._gene_activity import gene_activity
-from ._neighbors import knn_graph, peak_neighbors, tfidf_lsi
+from ._neighbors import knn_graph, knn_query, peak_neighbors, tfidf_lsi
 
 __all__ = [
     "IntervalError",
     "gene_activity",
     "gene_coordinates",
     "knn_graph",
+    "knn_query",
     "peak_coordinates",
     "peak_neighbors",
     "read_gene_annotation",

@@ -70,7 +70,7 @@ def tfidf_lsi(
 
 
 EXACT_KNN_MAX_CELLS = 50_000
-_EXACT_CHUNK = 2048
+_EXACT_BLOCK_PAIRS = 1 << 24  # query x reference distances per block of the exact search (64 MB)
 _QUERY_CHUNK = 65_536
 
 
@@ -88,8 +88,9 @@ def _exact_knn(
     n = query.shape[0]
     indices = np.empty((n, n_neighbors), dtype=np.int64)
     distances = np.empty((n, n_neighbors), dtype=np.float32)
-    for lo in range(0, n, _EXACT_CHUNK):
-        block = query[lo : lo + _EXACT_CHUNK]
+    chunk = max(64, _EXACT_BLOCK_PAIRS // max(len(reference), 1))
+    for lo in range(0, n, chunk):
+        block = query[lo : lo + chunk]
         d = (block**2).sum(axis=1)[:, None] - 2.0 * block @ reference.T + ref_sq[None, :]
         np.maximum(d, 0.0, out=d)
         part = np.argpartition(d, n_neighbors - 1, axis=1)[:, :n_neighbors]
