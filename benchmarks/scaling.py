@@ -137,7 +137,7 @@ def measure(args, n_atac: int) -> dict:
         "atac_backed": not args.in_memory,
         "label_transfer_s": end - start,
         "loaded_rss_gb": loaded_gb,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,  # ru_maxrss is in KiB
         "stages": {
             name: {"seconds": by_name[name].seconds, "peak_rss_gb": sampler.peak(by_name[name].start, by_name[name].end)}
             for name in STAGES
