@@ -3,7 +3,8 @@
 For each size, ``st.datasets.simulate_multiome`` makes an unpaired data set (100,000 peaks,
 20,000 genes, 12 types, a 100,000-cell labelled RNA reference; 1,000 detected peaks and 1,500
 detected genes per cell by default) and writes it to an ``.h5mu`` file once (cached in
-``--data-dir``). A fresh process then opens the file with the ATAC matrix *backed* (read from disk
+``--data-dir``, by default ``sctransfer_scaling`` in the system's temporary folder; about 9 GB for
+the 1M-cell file). A fresh process then opens the file with the ATAC matrix *backed* (read from disk
 block by block; the RNA reference in memory) and runs ``st.tl.label_transfer`` on it, recording
 the wall time and the peak resident memory of every stage (gene activity, TF-IDF / LSI, kNN
 graph, model set-up, training, prediction, writing results) and of the whole call. Each size
@@ -23,6 +24,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,7 +40,7 @@ STAGES = (
     "prediction",
     "writing results",
 )
-DEFAULT_DATA_DIR = Path(os.environ.get("SCTRANSFER_SCALING_DIR", "/tmp/sctransfer_scaling"))
+DEFAULT_DATA_DIR = Path(os.environ.get("SCTRANSFER_SCALING_DIR", Path(tempfile.gettempdir()) / "sctransfer_scaling"))
 
 
 def _rss_gb() -> float:
@@ -139,7 +141,10 @@ def measure(args, n_atac: int) -> dict:
         "loaded_rss_gb": loaded_gb,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,  # ru_maxrss is in KiB
         "stages": {
-            name: {"seconds": by_name[name].seconds, "peak_rss_gb": sampler.peak(by_name[name].start, by_name[name].end)}
+            name: {
+                "seconds": by_name[name].seconds,
+                "peak_rss_gb": sampler.peak(by_name[name].start, by_name[name].end),
+            }
             for name in STAGES
             if name in by_name
         },
@@ -215,7 +220,8 @@ def main() -> None:
         row = _run_child(args, "measure", n_atac)
         rows.append(row)
         print(
-            f"{n_atac:>10,} ATAC cells: label_transfer {row['label_transfer_s']:.0f} s, peak {row['peak_rss_gb']:.2f} GB "
+            f"{n_atac:>10,} ATAC cells: label_transfer {row['label_transfer_s']:.0f} s, "
+            f"peak {row['peak_rss_gb']:.2f} GB "
             f"(data loaded {row['loaded_rss_gb']:.2f} GB), accuracy {row['accuracy']:.3f}",
             flush=True,
         )

@@ -54,11 +54,11 @@ def test_input_transform_standardises_per_gene():
     dense = transform(counts)
     np.testing.assert_allclose(dense.mean(axis=0), 0.0, atol=1e-5)
     np.testing.assert_allclose(dense.std(axis=0), 1.0, atol=1e-4)
-    others = [InputTransform.fit(counts, clip=0.8), InputTransform.fit(counts, name="log"), InputTransform.fit(counts, name="binary")]
-    for transform in [transform, *others]:
-        sparse, offset = transform.decomposed(counts)
+    clipped = InputTransform.fit(counts, clip=0.8)
+    for each in (transform, clipped, InputTransform.fit(counts, name="log"), InputTransform.fit(counts, name="binary")):
+        sparse, offset = each.decomposed(counts)
         assert sp.issparse(sparse) and sparse.nnz <= counts.nnz
-        np.testing.assert_allclose(offset + sparse.toarray(), transform(counts), atol=1e-6)
+        np.testing.assert_allclose(offset + sparse.toarray(), each(counts), atol=1e-6)
     binary = InputTransform.fit(counts, name="binary")(counts)
     np.testing.assert_array_equal(binary, counts.toarray() > 0)
 

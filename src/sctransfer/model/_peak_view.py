@@ -32,8 +32,10 @@ class PeakView:
     def fit_transform(
         cls, counts, peak_names, *, n_components: int = 50, random_state: int = 0
     ) -> tuple[PeakView, np.ndarray]:
-        """Fit on cells x peaks counts (in memory or backed); returns the view and the cells' scores
-        (as :meth:`transform` gives them)."""
+        """Fit on cells x peaks counts (in memory or backed).
+
+        Returns the view and the cells' scores (as :meth:`transform` gives them).
+        """
         n_components = min(n_components, min(counts.shape) - 1)
         lsi, _ = LSI.fit(counts, n_components, random_state=random_state)
         lsi.components = np.ascontiguousarray(lsi.components[:, 1:])

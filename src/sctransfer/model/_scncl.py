@@ -18,7 +18,7 @@ from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from sctransfer._matrix import column_selection, row_blocks
+from sctransfer._matrix import column_selection
 from sctransfer._validation import check_layer, check_numeric, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._neighbors import knn_query, neighbor_indices
@@ -126,6 +126,7 @@ class SCNCL(BaseModelClass):
     ):
         super().__init__(mdata, registry)
         self._training_data: dict[str, tuple[pd.Index, ModalityData]] = {}
+        self._training_peak_inputs: np.ndarray | None = None
         self.gene_names_ = _shared_genes(self.registry_)
         self.label_categories_ = np.asarray(
             self.registry_[_FIELD_REGISTRIES_KEY][REGISTRY_KEYS.LABELS_KEY][_STATE_REGISTRY_KEY]["categorical_mapping"]
@@ -179,7 +180,7 @@ class SCNCL(BaseModelClass):
             return None
         if not peaks.obs_names.equals(obs_names):
             return None
-        if mdata is self.adata and getattr(self, "_training_peak_inputs", None) is not None:
+        if mdata is self.adata and self._training_peak_inputs is not None:
             return self._training_peak_inputs
         return view.transform(peaks.X, peaks.var_names)
 
@@ -322,11 +323,13 @@ class SCNCL(BaseModelClass):
         was_training = self.module.training
         self.module.eval()
         device = next(self.module.parameters()).device
-        outputs = [
-            fn(rows_to_input(slice(lo, min(lo + batch_size, n_cells))).to(device)).cpu().numpy()
-            for lo in range(0, n_cells, batch_size)
-        ]
-        self.module.train(was_training)
+        try:
+            outputs = [
+                fn(rows_to_input(slice(lo, min(lo + batch_size, n_cells))).to(device)).cpu().numpy()
+                for lo in range(0, n_cells, batch_size)
+            ]
+        finally:
+            self.module.train(was_training)
         return np.concatenate(outputs)
 
     def _encoder_inputs(self, data: ModalityData) -> CellInputs:
@@ -343,10 +346,10 @@ class SCNCL(BaseModelClass):
             return data.encoder_inputs
         mean = self.module.pca_mean.cpu().numpy()
         components = self.module.pca_components.cpu().numpy()
-        blocks = []
-        for _, block in row_blocks(data.counts):
-            sparse, offset = data.transform.decomposed(block @ data.selection)
-            blocks.append(np.asarray(sparse @ components) + (offset - mean) @ components)
+        blocks = [
+            np.asarray(sparse @ components) + (offset - mean) @ components
+            for sparse, offset in data.decomposed_blocks()
+        ]
         data.encoder_inputs = PrecomputedInputs(np.concatenate(blocks).astype(np.float32, copy=False))
         return data.encoder_inputs
 

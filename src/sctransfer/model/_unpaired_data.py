@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
-from sctransfer._matrix import row_block
+from sctransfer._matrix import row_block, row_blocks
 from sctransfer.module._scncl import ATAC, LABELS_KEY, PEAK_KEY, POSITIVE_KEY, RNA, X_KEY
 
 from ._distributed import stream_generator
@@ -57,6 +58,11 @@ class ModalityData:
     def decomposed(self, rows: np.ndarray | slice) -> tuple[sp.csr_matrix, np.ndarray]:
         """The transformed genes of the given cells as ``(sparse, offset)``, see :meth:`InputTransform.decomposed`."""
         return self.transform.decomposed(row_block(self.counts, rows) @ self.selection)
+
+    def decomposed_blocks(self) -> Iterator[tuple[sp.csr_matrix, np.ndarray]]:
+        """:meth:`decomposed` of every cell, block after block (see :func:`sctransfer._matrix.row_blocks`)."""
+        for _, block in row_blocks(self.counts):
+            yield self.transform.decomposed(block @ self.selection)
 
 
 #: What the sampler draws batches from: transformed genes batch by batch, or precomputed inputs.

@@ -132,7 +132,6 @@ class SCNCLModule(BaseModuleClass):
         self.pca_mean.copy_(mean)
         self.pca_components.copy_(components)
 
-
     def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor | None]:
         return {
             "rna_x": tensors[RNA][X_KEY],

@@ -24,6 +24,7 @@ from sctransfer._validation import check_numeric, get_modality, update_mudata
 
 logger = logging.getLogger(__name__)
 
+
 def gene_regions(
     genes: pd.DataFrame, *, upstream: int = 2000, downstream: int = 0, gene_body: bool = True
 ) -> pd.DataFrame:
@@ -139,7 +140,9 @@ def compute_gene_activity(
             f"No peak of modality {modality!r} overlaps any gene of the annotation. The peaks and the annotation "
             "are probably from different genome builds or species (e.g. peaks on hg19, genes on hg38)."
         )
-    blocks = [sp.csr_matrix(block.astype(np.float32, copy=False) @ links, dtype=np.float32) for _, block in row_blocks(x)]
+    blocks = [
+        sp.csr_matrix(block.astype(np.float32, copy=False) @ links, dtype=np.float32) for _, block in row_blocks(x)
+    ]
     activity = stack_rows(blocks)
     var = table.set_index("gene_name")[["chrom", "start", "end", "strand"]].copy()
     var.index = var.index.astype(str)
