@@ -230,3 +230,5 @@ def test_knn_query_exact_and_approximate_agree():
     assert (np.diff(approx_dist, axis=1) >= -1e-6).all()
     with pytest.raises(ValueError, match="method must be"):
         st.pp.knn_query(reference, query, 5, method="annoy")
+    with pytest.raises(ValueError, match="exact search supports metric"):
+        st.pp.knn_query(reference, query, 5, metric="manhattan", method="exact")

@@ -78,6 +78,8 @@ def _exact_knn(
     query: np.ndarray, reference: np.ndarray, n_neighbors: int, metric: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact kNN of each query row among the reference rows by blocked matrix products (cosine or euclidean)."""
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"The exact search supports metric 'cosine' or 'euclidean', got {metric!r}.")
 
     def prepared(x):
         x = x.astype(np.float32)
@@ -103,6 +105,8 @@ def _exact_knn(
 
 
 def _search_method(n_pairs: int, metric: str, method: str) -> str:
+    if method not in ("auto", "exact", "pynndescent"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'pynndescent', got {method!r}.")
     if method != "auto":
         return method
     exact = n_pairs <= EXACT_KNN_MAX_CELLS**2 and metric in ("cosine", "euclidean")
@@ -137,8 +141,6 @@ def knn_query(
     method = _search_method(len(query) * len(reference), metric, method)
     if method == "exact":
         return _exact_knn(query, reference, n_neighbors, metric)
-    if method != "pynndescent":
-        raise ValueError(f"method must be 'auto', 'exact' or 'pynndescent', got {method!r}.")
     from pynndescent import NNDescent
 
     index = NNDescent(
@@ -192,18 +194,14 @@ def knn_graph(
         raise ValueError(f"Need more than n_neighbors={n_neighbors} cells to build a kNN graph; got {n}.")
     method = resolve_knn_method(n, metric, method)
     if method == "exact":
-        if metric not in ("cosine", "euclidean"):
-            raise ValueError(f"The exact search supports metric 'cosine' or 'euclidean', got {metric!r}.")
         indices, distances = _exact_knn(embedding, embedding, n_neighbors + 1, metric)
-    elif method == "pynndescent":
+    else:
         from pynndescent import NNDescent
 
         index = NNDescent(
             embedding, n_neighbors=n_neighbors + 1, metric=metric, random_state=random_state, n_jobs=-1, low_memory=True
         )
         indices, distances = index.neighbor_graph
-    else:
-        raise ValueError(f"method must be 'auto', 'exact' or 'pynndescent', got {method!r}.")
     indices, distances = _drop_self(indices, distances, n_neighbors)
     return indices.astype(np.int64), distances.astype(np.float32)
 
