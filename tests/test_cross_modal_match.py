@@ -152,6 +152,20 @@ def test_save_load_identical_embeddings(trained, held_out, tmp_path):
     np.testing.assert_array_equal(with_data.get_latent_representation(modality="rna"), mdata["rna"].obsm["X_scclip"])
 
 
+def test_ensemble_trains_saves_and_loads(held_out, tmp_path):
+    train = st.datasets.mop_snareseq(TRAIN_LIBRARIES)
+    st.model.SCCLIP.setup_mudata(train)
+    model = st.model.SCCLIP(train, annotation="mm10", preset="tiny", n_members=2, n_output=16)
+    model.train(max_steps=20, steps_per_epoch=10, enable_progress_bar=False)
+    z = model.get_latent_representation(held_out, modality="atac")
+    assert z.shape == (held_out.n_obs, 32)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+    model.save(tmp_path / "ensemble")
+    alone = st.model.SCCLIP.load(tmp_path / "ensemble")
+    assert alone.module.n_members == 2
+    np.testing.assert_array_equal(alone.get_latent_representation(held_out, modality="atac"), z)
+
+
 def test_existing_fields_are_not_overwritten(trained, held_out):
     _, model = trained
     mdata = held_out.copy()

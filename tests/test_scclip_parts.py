@@ -183,3 +183,25 @@ def test_module_loss_reports_temperature():
     assert torch.isfinite(out.loss)
     z = module.embed(x, "rna")
     torch.testing.assert_close(z, F.normalize(z, dim=1))
+
+
+def test_ensemble_loss_and_embedding_are_the_members_mean():
+    layout = _layout().to_dict()
+    torch.manual_seed(0)
+    size = {"n_components": 2, "n_hidden": 4, "n_layers": 1, "n_heads": 2, "n_ff": 8}
+    module = SCCLIPModule(layout, layout, **size, n_output=3, n_members=2)
+    module.eval()
+    rna, atac = torch.rand(5, 7), torch.rand(5, 7)
+    _, _, out = module({"rna": rna, "atac": atac})
+    members = [(member["rna"](rna), member["atac"](atac)) for member in module.members]
+    assert not torch.allclose(members[0][0], members[1][0])  # initialised differently
+    expected = (clip_loss(*members[0], module.logit_scale) + clip_loss(*members[1], module.logit_scale)) / 2
+    torch.testing.assert_close(out.loss, expected)
+    z_rna, z_atac = module.embed(rna, "rna"), module.embed(atac, "atac")
+    assert z_rna.shape == (5, 6)
+    torch.testing.assert_close(z_rna.norm(dim=1), torch.ones(5))
+    # the joint embedding's cosine similarity is the mean of the members' similarities
+    member_mean = (members[0][0] @ members[0][1].T + members[1][0] @ members[1][1].T) / 2
+    torch.testing.assert_close(z_rna @ z_atac.T, member_mean)
+    with pytest.raises(ValueError, match="n_members"):
+        SCCLIPModule(layout, layout, **size, n_members=0)

@@ -37,12 +37,22 @@ DEFAULT_MODALITIES = {"rna_layer": "rna", "atac_layer": "atac"}
 BASIS_MAX_CELLS = 20_000
 #: Zero-shot use is refused when a data set reaches less than this share of the model's genes or peaks.
 MIN_ZERO_SHOT_COVERAGE = 0.1
-#: Model sizes. ``"small"`` (default): 1,000 steps of 256 cells took 6.6 minutes on 2 CPU cores (MOp
-#: SNARE-seq, 7,688 cells; the time does not grow with the number of cells). ``"base"`` is the
-#: scCLIP authors' "small" transformer (for a GPU); ``"tiny"`` is for tests and quick looks.
-PRESETS: dict[str, dict[str, int]] = {
+#: Model sizes. ``"small"`` (default): an ensemble of two encoder pairs without transformer dropout;
+#: 1,000 steps of 256 cells took about 8 minutes on 2 CPU cores (MOp SNARE-seq, 7,688 cells; the time
+#: does not grow with the number of cells). ``"base"`` is the scCLIP authors' "small" transformer (for
+#: a GPU); ``"tiny"`` is for tests and quick looks.
+PRESETS: dict[str, dict[str, float]] = {
     "tiny": {"n_patches": 16, "n_components": 16, "n_hidden": 32, "n_layers": 1, "n_heads": 2, "n_ff": 64},
-    "small": {"n_patches": 32, "n_components": 50, "n_hidden": 64, "n_layers": 2, "n_heads": 4, "n_ff": 128},
+    "small": {
+        "n_patches": 32,
+        "n_components": 50,
+        "n_hidden": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "n_ff": 128,
+        "dropout": 0.0,
+        "n_members": 2,
+    },
     "base": {"n_patches": 128, "n_components": 64, "n_hidden": 256, "n_layers": 6, "n_heads": 8, "n_ff": 512},
 }
 Preset = Literal["tiny", "small", "base"]
@@ -79,7 +89,8 @@ class SCCLIP(BaseModelClass):
     **module_kwargs
         Override the preset or set other :class:`~sctransfer.module.SCCLIPModule` arguments
         (``n_patches``, ``n_components``, ``n_hidden``, ``n_layers``, ``n_heads``, ``n_ff``,
-        ``dropout``, ``n_output``, ``initial_temperature``, ``max_logit_scale``).
+        ``dropout``, ``n_output``, ``pooling``, ``input_dropout``, ``initial_temperature``,
+        ``max_logit_scale``, ``n_members``).
 
     Attributes
     ----------
@@ -130,7 +141,8 @@ class SCCLIP(BaseModelClass):
         self._model_summary_string = (
             f"SCCLIP ({preset}): {self.rna_layout_.n_features} genes in {self.rna_layout_.n_patches} patches, "
             f"{self.atac_layout_.n_features} peaks in {self.atac_layout_.n_patches} patches, "
-            f"{size['n_layers']} transformer layer(s) of width {size['n_hidden']} per modality."
+            f"{size['n_layers']} transformer layer(s) of width {size['n_hidden']} per modality"
+            + (f", an ensemble of {self.module.n_members} encoder pairs." if self.module.n_members > 1 else ".")
         )
         # the layouts built from the data are what load() must rebuild the module with
         annotation = None
@@ -260,7 +272,7 @@ class SCCLIP(BaseModelClass):
                 n_components,
                 random_state=random_state,
             )
-            self.module.encoders[modality].set_basis(*basis)
+            self.module.set_basis(modality, *basis)
 
     # ------------------------------------------------------------------------------------
     # new data
@@ -388,7 +400,11 @@ class SCCLIP(BaseModelClass):
         _, rna = self._scaled_counts(None, RNA)
         _, atac = self._scaled_counts(None, ATAC)
         data_module = PairedDataModule(
-            rna, atac, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=random_state
+            rna,
+            atac,
+            batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+            seed=random_state,
         )
         plan = CosineTrainingPlan(
             self.module, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, max_steps=max_steps
