@@ -400,11 +400,7 @@ class SCCLIP(BaseModelClass):
         _, rna = self._scaled_counts(None, RNA)
         _, atac = self._scaled_counts(None, ATAC)
         data_module = PairedDataModule(
-            rna,
-            atac,
-            batch_size=batch_size,
-            steps_per_epoch=steps_per_epoch,
-            seed=random_state,
+            rna, atac, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=random_state
         )
         plan = CosineTrainingPlan(
             self.module, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, max_steps=max_steps

@@ -235,8 +235,10 @@ class SCCLIPModule(BaseModuleClass):
         0.115, 500 steps 0.132; a weight decay of 0.2 (0.113) or a temperature held at 0.1 or
         above (0.113) changed nothing. An ensemble of two such models without dropout
         (``n_members=2, dropout=0``, the ``"small"`` preset of :class:`~sctransfer.model.SCCLIP`)
-        gave 0.109 in 468 s; drawing separate batches per member (0.109) or soft CLIP targets
-        from the cells' principal-component similarity (0.114 for one model) did not help.
+        gave 0.109 on seed 0 and 0.110 over seeds 0-2, against 0.116 for the single model, in
+        about 470 s of training (``benchmarks/cross_modal_match.py``); drawing separate batches
+        per member (0.109) or soft CLIP targets from the cells' principal-component similarity
+        (0.114 for one model) did not help.
     initial_temperature
         Starting temperature of the contrastive loss.
     max_logit_scale
