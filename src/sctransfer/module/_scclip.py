@@ -333,7 +333,7 @@ class SCCLIPModule(BaseModuleClass):
         return LossOutput(
             loss=loss,
             n_obs_minibatch=z_rna.shape[1],
-            extra_metrics={"loss_clip": loss.detach(), "temperature": 1.0 / self.logit_scale.detach()},
+            extra_metrics={"loss_clip": loss.detach(), "temperature": 1.0 / logit_scale.detach()},
         )
 
     @torch.inference_mode()
