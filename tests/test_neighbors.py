@@ -9,7 +9,8 @@ from scipy.spatial.distance import cdist
 
 import sctransfer as st
 from sctransfer.pp._lsi import tfidf
-from sctransfer.pp._neighbors import knn_graph, neighbor_indices, tfidf_lsi
+from sctransfer._knn import knn_graph, similarity_blocks, top_columns, unit_rows
+from sctransfer.pp._neighbors import neighbor_indices, tfidf_lsi
 
 # --------------------------------------------------------------------------------------------
 # TF-IDF
@@ -114,6 +115,27 @@ def test_knn_never_returns_self_even_with_duplicate_points():
         copies = 3 if metric == "cosine" else 2  # 2 * base is far away in euclidean distance
         np.testing.assert_allclose(dist[:40, :copies], 0, atol=1e-3)
         assert ((idx[:40, :copies] % 40) == np.arange(40)[:, None]).all()
+
+
+def test_similarity_blocks_cover_every_row_once():
+    rng = np.random.default_rng(4)
+    query, target = rng.normal(size=(23, 4)), rng.normal(size=(9, 4))
+    for chunk_size in (1, 5, 23, 100):
+        blocks = list(similarity_blocks(query, target, chunk_size))
+        assert [b.shape[0] for _, b in blocks] == [min(chunk_size, 23 - r.start) for r, _ in blocks]
+        np.testing.assert_allclose(np.vstack([b for _, b in blocks]), query @ target.T, rtol=1e-12)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got 0"):
+        next(similarity_blocks(query, target, 0))
+
+
+def test_top_columns_and_unit_rows():
+    block = np.array([[0.1, 0.9, 0.5, 0.7], [4.0, 3.0, 2.0, 1.0]])
+    assert [sorted(row) for row in top_columns(block, 2).tolist()] == [[1, 3], [0, 1]]
+    np.testing.assert_array_equal(top_columns(block, 9), np.tile(np.arange(4), (2, 1)))
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0]], dtype=np.float32)
+    unit = unit_rows(x)
+    assert unit.dtype == np.float32
+    np.testing.assert_allclose(unit, [[0.6, 0.8], [0.0, 0.0], [0.0, -1.0]])
 
 
 def test_knn_errors():

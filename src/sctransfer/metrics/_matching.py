@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.metrics import silhouette_score
-from sklearn.neighbors import NearestNeighbors
+
+from sctransfer._knn import exact_knn, similarity_blocks, unit_rows
 
 _METRICS = ("cosine", "euclidean")
 
@@ -67,16 +68,14 @@ def _paired(rna_embedding: Any, atac_embedding: Any, metric: str) -> tuple[np.nd
     dtype = np.result_type(rna.dtype, atac.dtype)
     rna, atac = rna.astype(dtype, copy=False), atac.astype(dtype, copy=False)
     if metric == "cosine":
-        rna, atac = _unit_rows(rna, "rna_embedding"), _unit_rows(atac, "atac_embedding")
+        for name, array in (("rna_embedding", rna), ("atac_embedding", atac)):
+            n_zero = int((~array.any(axis=1)).sum())
+            if n_zero:
+                raise ValueError(
+                    f"{name} has {n_zero} all-zero row(s): cosine distance is undefined; use metric='euclidean'."
+                )
+        rna, atac = unit_rows(rna), unit_rows(atac)
     return rna, atac
-
-
-def _unit_rows(array: np.ndarray, name: str) -> np.ndarray:
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    n_zero = int((norms == 0).sum())
-    if n_zero:
-        raise ValueError(f"{name} has {n_zero} all-zero row(s): cosine distance is undefined; use metric='euclidean'.")
-    return array / norms
 
 
 def _partner_counts(x: np.ndarray, y: np.ndarray, metric: str, chunk_size: int, *, strict: bool) -> np.ndarray:
@@ -86,22 +85,19 @@ def _partner_counts(x: np.ndarray, y: np.ndarray, metric: str, chunk_size: int, 
     processed `chunk_size` at a time: memory is ``chunk_size * len(y)`` values. Every distance of a row,
     the partner's included, comes from the same matrix product, so the comparison is exact.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
     # Closeness of y[j] to x[i], up to a per-row constant: x.y for unit rows (cosine), 2 x.y - |y|^2 otherwise.
     y_sq = np.einsum("ij,ij->i", y, y) if metric == "euclidean" else None
     counts = np.empty(x.shape[0], dtype=np.int64)
-    for start in range(0, x.shape[0], chunk_size):
-        stop = min(start + chunk_size, x.shape[0])
-        closeness = x[start:stop] @ y.T
+    for rows, closeness in similarity_blocks(x, y, chunk_size):
         if y_sq is not None:
             closeness *= 2
             closeness -= y_sq
-        partner = closeness[np.arange(stop - start), np.arange(start, stop)][:, None]
+        own = np.arange(rows.start, rows.stop)
+        partner = closeness[own - rows.start, own][:, None]
         if strict:
-            counts[start:stop] = np.count_nonzero(closeness > partner, axis=1)
+            counts[rows] = np.count_nonzero(closeness > partner, axis=1)
         else:
-            counts[start:stop] = np.count_nonzero(closeness >= partner, axis=1) - 1
+            counts[rows] = np.count_nonzero(closeness >= partner, axis=1) - 1
     return counts
 
 
@@ -401,7 +397,7 @@ def batch_entropy_mixing(
     k = min(n_neighbors, n_cells - 1)
     drawn = np.random.default_rng(random_state).integers(0, n_cells, size=n_pools * n_samples_per_pool)
     cells, times_drawn = np.unique(drawn, return_counts=True)
-    neighbors = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(data).kneighbors(data[cells])[1]
+    neighbors = exact_knn(data[cells], data, k + 1, metric)[0]
     # Drop the cell itself; where duplicates push it out of the list, drop the farthest neighbour instead.
     is_self = neighbors == cells[:, None]
     is_self[~is_self.any(axis=1), -1] = True

@@ -18,10 +18,11 @@ from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
+from sctransfer._knn import knn_query, unit_rows
 from sctransfer._matrix import column_selection
 from sctransfer._validation import check_layer, check_numeric, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
-from sctransfer.pp._neighbors import knn_query, neighbor_indices
+from sctransfer.pp._neighbors import neighbor_indices
 
 from ._novelty import DEFAULT_SMOOTHING_ROUNDS, combine_novelty_evidence
 from ._peak_view import PeakView
@@ -476,7 +477,7 @@ class SCNCL(BaseModelClass):
         _, rna = self._modality_data(self.adata, "rna")
         embedding = self._embedding(rna, PREDICT_BATCH_SIZE)
         labelled = labels >= 0
-        self.reference_embedding_ = _unit_rows(embedding[labelled])
+        self.reference_embedding_ = unit_rows(embedding[labelled])
         self.reference_labels_ = labels[labelled].astype(np.int64)
 
     def _reference_vote(self, nearest: np.ndarray) -> np.ndarray:
@@ -720,11 +721,6 @@ def _reweighted(proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Rows of ``proba * weights``, renormalised to sum to one (float32)."""
     scaled = proba * weights
     return (scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32), for cosine similarity by dot product."""
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _check_labels(rna, labels_key: str, modality: str) -> None:

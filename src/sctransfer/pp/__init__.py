@@ -1,9 +1,10 @@
 """Preprocessing: gene activity, peak coordinates and the peak-space neighbour graph."""
 
 from sctransfer._intervals import IntervalError, gene_coordinates, peak_coordinates, read_gene_annotation
+from sctransfer._knn import knn_graph, knn_query
 
 from ._gene_activity import gene_activity
-from ._neighbors import knn_graph, knn_query, peak_neighbors, tfidf_lsi
+from ._neighbors import peak_neighbors, tfidf_lsi
 
 __all__ = [
     "IntervalError",

@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._constants import ATAC, LSI_KEY, NEIGHBORS_KEY
+from sctransfer._knn import knn_graph, resolve_knn_method
 from sctransfer._profiling import stage
 from sctransfer._validation import check_numeric, get_modality
 
@@ -69,158 +71,10 @@ def tfidf_lsi(
     return np.ascontiguousarray(embedding, dtype=np.float32)
 
 
-EXACT_KNN_MAX_CELLS = 50_000
-_EXACT_BLOCK_PAIRS = 1 << 24  # query x reference distances per block of the exact search (64 MB)
-_QUERY_CHUNK = 65_536
-
-
-def _exact_knn(
-    query: np.ndarray, reference: np.ndarray, n_neighbors: int, metric: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact kNN of each query row among the reference rows by blocked matrix products (cosine or euclidean)."""
-    if metric not in ("cosine", "euclidean"):
-        raise ValueError(f"The exact search supports metric 'cosine' or 'euclidean', got {metric!r}.")
-
-    def prepared(x):
-        x = x.astype(np.float32)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if metric == "cosine" else x
-
-    query, reference = prepared(query), prepared(reference)
-    ref_sq = (reference**2).sum(axis=1)
-    n = query.shape[0]
-    indices = np.empty((n, n_neighbors), dtype=np.int64)
-    distances = np.empty((n, n_neighbors), dtype=np.float32)
-    chunk = max(64, _EXACT_BLOCK_PAIRS // max(len(reference), 1))
-    for lo in range(0, n, chunk):
-        block = query[lo : lo + chunk]
-        d = (block**2).sum(axis=1)[:, None] - 2.0 * block @ reference.T + ref_sq[None, :]
-        np.maximum(d, 0.0, out=d)
-        part = np.argpartition(d, n_neighbors - 1, axis=1)[:, :n_neighbors]
-        part_d = np.take_along_axis(d, part, axis=1)
-        order = np.argsort(part_d, axis=1, kind="stable")
-        indices[lo : lo + len(block)] = np.take_along_axis(part, order, axis=1)
-        best = np.take_along_axis(part_d, order, axis=1)
-        distances[lo : lo + len(block)] = best / 2.0 if metric == "cosine" else np.sqrt(best)
-    return indices, distances
-
-
-def _search_method(n_pairs: int, metric: str, method: str) -> str:
-    if method not in ("auto", "exact", "pynndescent"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'pynndescent', got {method!r}.")
-    if method != "auto":
-        return method
-    exact = n_pairs <= EXACT_KNN_MAX_CELLS**2 and metric in ("cosine", "euclidean")
-    return "exact" if exact else "pynndescent"
-
-
-def resolve_knn_method(n_cells: int, metric: str, method: str) -> str:
-    """The search :func:`knn_graph` runs: ``method``, or for ``"auto"`` exact up to 50,000 cells."""
-    return _search_method(n_cells * n_cells, metric, method)
-
-
-def knn_query(
-    reference: np.ndarray,
-    query: np.ndarray,
-    n_neighbors: int,
-    *,
-    metric: str = "cosine",
-    method: str = "auto",
-    random_state: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n_neighbors`` nearest reference rows of each query row, nearest first.
-
-    ``method="auto"`` searches exactly (blocked matrix products) while there are at most
-    2.5 billion query-reference pairs (50,000 x 50,000), and with a pynndescent index of the
-    reference otherwise (approximate; both CPU cores).
-
-    Returns
-    -------
-    ``(indices, distances)``, each ``(n_query, n_neighbors)``; cosine distances are ``1 - cosine similarity``.
-    """
-    n_neighbors = min(n_neighbors, reference.shape[0])
-    method = _search_method(len(query) * len(reference), metric, method)
-    if method == "exact":
-        return _exact_knn(query, reference, n_neighbors, metric)
-    from pynndescent import NNDescent
-
-    index = NNDescent(
-        reference,
-        n_neighbors=max(n_neighbors, 15),
-        metric=metric,
-        random_state=random_state,
-        n_jobs=-1,
-        low_memory=True,
-    )
-    indices = np.empty((len(query), n_neighbors), dtype=np.int64)
-    distances = np.empty((len(query), n_neighbors), dtype=np.float32)
-    for lo in range(0, len(query), _QUERY_CHUNK):
-        found, dist = index.query(query[lo : lo + _QUERY_CHUNK], k=n_neighbors)
-        indices[lo : lo + len(found)], distances[lo : lo + len(found)] = found, dist
-    return indices, distances
-
-
-def knn_graph(
-    embedding: np.ndarray,
-    *,
-    n_neighbors: int = 10,
-    metric: str = "cosine",
-    method: str = "auto",
-    random_state: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Find the k nearest neighbours of each row, self excluded.
-
-    Parameters
-    ----------
-    embedding
-        Cells x dimensions.
-    n_neighbors
-        Neighbours per cell.
-    metric
-        ``"cosine"`` or ``"euclidean"`` for the exact search; any pynndescent metric otherwise.
-    method
-        ``"exact"`` (blocked matrix products), ``"pynndescent"`` (approximate), or ``"auto"``:
-        exact up to 50,000 cells with the cosine or euclidean metric (faster there, and exact),
-        pynndescent otherwise.
-    random_state
-        Seed of pynndescent.
-
-    Returns
-    -------
-    ``(indices, distances)``, each of shape ``(n, n_neighbors)``; indices int64. Cosine distances
-    are ``1 - cosine similarity``.
-    """
-    n = embedding.shape[0]
-    if n <= n_neighbors:
-        raise ValueError(f"Need more than n_neighbors={n_neighbors} cells to build a kNN graph; got {n}.")
-    method = resolve_knn_method(n, metric, method)
-    if method == "exact":
-        indices, distances = _exact_knn(embedding, embedding, n_neighbors + 1, metric)
-    else:
-        from pynndescent import NNDescent
-
-        index = NNDescent(
-            embedding, n_neighbors=n_neighbors + 1, metric=metric, random_state=random_state, n_jobs=-1, low_memory=True
-        )
-        indices, distances = index.neighbor_graph
-    indices, distances = _drop_self(indices, distances, n_neighbors)
-    return indices.astype(np.int64), distances.astype(np.float32)
-
-
-def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each row's own index (wherever it sits) and keep k neighbours."""
-    rows = np.arange(indices.shape[0])[:, None]
-    is_self = indices == rows
-    # put self entries last, keeping the order of the others
-    order = np.argsort(is_self, axis=1, kind="stable")
-    indices = np.take_along_axis(indices, order, axis=1)[:, :k]
-    distances = np.take_along_axis(distances, order, axis=1)[:, :k]
-    return indices, distances
-
-
 def peak_neighbors(
     data: MuData | AnnData,
     *,
-    atac_key: str = "atac",
+    atac_key: str = ATAC,
     n_neighbors: int = 10,
     n_components: int = 30,
     drop_first: bool = True,
@@ -228,7 +82,7 @@ def peak_neighbors(
     method: str = "auto",
     layer: str | None = None,
     use_rep: str | None = None,
-    key_added: str = "peak_neighbors",
+    key_added: str = NEIGHBORS_KEY,
     random_state: int = 0,
 ) -> None:
     """KNN graph of the ATAC cells in raw peak space (TF-IDF + LSI, then a neighbour search).
@@ -283,7 +137,7 @@ def peak_neighbors(
     dist = sp.csr_matrix((distances.ravel(), indices.ravel(), indptr), shape=(n, n), dtype=np.float32)
     conn = sp.csr_matrix((np.ones(n * n_neighbors, dtype=np.float32), indices.ravel(), indptr), shape=(n, n))
     if use_rep is None:
-        atac.obsm["X_lsi"] = embedding
+        atac.obsm[LSI_KEY] = embedding
     atac.obsp[f"{key_added}_distances"] = dist
     atac.obsp[f"{key_added}_connectivities"] = conn
     atac.uns[key_added] = {
@@ -294,9 +148,9 @@ def peak_neighbors(
             "n_components": int(n_components),
             "drop_first": bool(drop_first),
             "metric": metric,
-            "use_rep": use_rep or "X_lsi",
+            "use_rep": use_rep or LSI_KEY,
             "random_state": int(random_state),
-            "method": resolve_knn_method(n, metric, method),
+            "method": resolve_knn_method(n * n, metric, method),
         },
     }
     logger.info(
@@ -304,7 +158,7 @@ def peak_neighbors(
     )
 
 
-def neighbor_indices(atac: AnnData, key: str = "peak_neighbors") -> np.ndarray:
+def neighbor_indices(atac: AnnData, key: str = NEIGHBORS_KEY) -> np.ndarray:
     """The ``(n_cells, k)`` neighbour index array of a graph written by :func:`peak_neighbors`."""
     if key not in atac.uns or f"{key}_distances" not in atac.obsp:
         raise KeyError(f"No peak-space neighbour graph {key!r}; run sctransfer.pp.peak_neighbors first.")

@@ -7,12 +7,13 @@ given (no normalisation, no check that rows have unit length): callers validate 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+from sctransfer._knn import similarity_blocks, top_columns
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +31,6 @@ def _check_pair(query: np.ndarray, target: np.ndarray) -> None:
         )
     if query.shape[0] == 0 or target.shape[0] == 0:
         raise ValueError(f"query and target need at least one cell each, got {query.shape[0]} and {target.shape[0]}.")
-
-
-def _similarity_chunks(query: np.ndarray, target: np.ndarray, chunk_size: int) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield ``(rows, query[rows] @ target.T)`` for consecutive blocks of `chunk_size` query rows."""
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
-    for start in range(0, query.shape[0], chunk_size):
-        rows = slice(start, min(start + chunk_size, query.shape[0]))
-        yield rows, query[rows] @ target.T
 
 
 def nearest_partners(query: np.ndarray, target: np.ndarray, *, chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -61,17 +53,10 @@ def nearest_partners(query: np.ndarray, target: np.ndarray, *, chunk_size: int =
     _check_pair(query, target)
     partner = np.empty(query.shape[0], dtype=np.int64)
     similarity = np.empty(query.shape[0], dtype=np.result_type(query, target))
-    for rows, block in _similarity_chunks(query, target, chunk_size):
+    for rows, block in similarity_blocks(query, target, chunk_size):
         partner[rows] = block.argmax(axis=1)
         similarity[rows] = block[np.arange(block.shape[0]), partner[rows]]
     return partner, similarity
-
-
-def _top_columns(block: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the `k` largest entries of each row of `block` (in no particular order)."""
-    if k >= block.shape[1]:
-        return np.broadcast_to(np.arange(block.shape[1]), block.shape)
-    return np.argpartition(block, block.shape[1] - k, axis=1)[:, block.shape[1] - k :]
 
 
 def _top_candidates(query: np.ndarray, target: np.ndarray, n_candidates: int, chunk_size: int) -> sparse.csr_matrix:
@@ -79,8 +64,8 @@ def _top_candidates(query: np.ndarray, target: np.ndarray, n_candidates: int, ch
     k = min(n_candidates, target.shape[0])
     columns = np.empty((query.shape[0], k), dtype=np.int64)
     costs = np.empty((query.shape[0], k), dtype=np.float64)
-    for rows, block in _similarity_chunks(query, target, chunk_size):
-        top = _top_columns(block, k)
+    for rows, block in similarity_blocks(query, target, chunk_size):
+        top = top_columns(block, k)
         columns[rows] = top
         costs[rows] = 2 - np.take_along_axis(block, top, axis=1)
     indptr = np.arange(0, columns.size + 1, k)
@@ -223,8 +208,8 @@ def topk_pairing(
     k = min(k, target.shape[0])
     indices = np.empty((query.shape[0], k), dtype=np.int32)
     weights = np.empty((query.shape[0], k), dtype=np.float32)
-    for rows, block in _similarity_chunks(query, target, chunk_size):
-        top = np.sort(_top_columns(block, k), axis=1)
+    for rows, block in similarity_blocks(query, target, chunk_size):
+        top = np.sort(top_columns(block, k), axis=1)
         logits = np.take_along_axis(block, top, axis=1).astype(np.float64) / temperature
         logits = np.exp(logits - logits.max(axis=1, keepdims=True))
         indices[rows] = top
