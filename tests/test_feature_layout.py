@@ -10,6 +10,7 @@ import torch
 
 import sctransfer as st
 from sctransfer._intervals import IntervalError, gene_coordinates, genomic_order
+from sctransfer._matrix import column_selection
 from sctransfer.model._feature_layout import FeatureLayout
 from sctransfer.model._feature_mapping import FeatureMapping, map_genes, map_peaks
 
@@ -184,6 +185,15 @@ def test_genes_map_by_name_with_hand_computed_sums(caplog):
     np.testing.assert_array_equal(mapping.apply(np.array([[1, 5, 2, 4]])).toarray(), [[2, 5, 0, 0]])
     with pytest.raises(ValueError, match=r"expects cells x 4 new features, got shape \(2, 3\)"):
         mapping.apply(counts[:, :3])
+
+
+def test_name_matcher_sums_repeated_names_and_refuses_repeated_wanted_names():
+    selection, found = column_selection(["B", "X", "A", "B"], ["A", "B", "C"])
+    assert selection.dtype == np.float32 and selection.shape == (4, 3)
+    np.testing.assert_array_equal(found, [True, True, False])
+    np.testing.assert_array_equal(selection.toarray(), [[0, 1, 0], [0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    with pytest.raises(ValueError, match=r"must be unique; \['a'\] appear more than once"):
+        column_selection(["a"], ["a", "b", "a"])
 
 
 def test_genes_without_a_shared_name_raise_with_examples_and_the_hint():

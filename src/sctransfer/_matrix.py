@@ -102,17 +102,40 @@ def stack_rows(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
 
 
 def column_selection(names, wanted) -> tuple[sp.csr_matrix, np.ndarray]:
-    """A features x wanted 0/1 matrix that picks ``wanted`` columns by name, and which were found.
+    """Match features by name (the package's one name matcher): a features x wanted 0/1 selection matrix.
 
     ``block @ selection`` is the block with its columns in the order of ``wanted`` (absent names
-    give zero columns), without copying or changing the matrix the block comes from.
+    give zero columns), without copying or changing the matrix the block comes from. A name that
+    ``names`` holds twice feeds its ``wanted`` column from both features (their sum).
+
+    Parameters
+    ----------
+    names
+        The ``n_features`` names of the matrix's columns (e.g. ``var_names``).
+    wanted
+        The ``n_wanted`` names to pick, in the order wanted; unique.
+
+    Returns
+    -------
+    ``(selection, found)``: float32 CSR ``n_features x n_wanted`` with a 1 where the names match, and
+    a boolean array of length ``n_wanted``, True for the wanted names present in ``names``.
+
+    Raises
+    ------
+    ValueError
+        If ``wanted`` holds a name twice.
     """
-    names = pd.Index(np.asarray(names, dtype=str))
-    positions = names.get_indexer(np.asarray(wanted, dtype=str))
-    found = positions >= 0
-    columns = np.flatnonzero(found)
+    names = np.asarray(names, dtype=str)
+    wanted = pd.Index(np.asarray(wanted, dtype=str))
+    if not wanted.is_unique:
+        repeated = wanted[wanted.duplicated()].unique()[:3].tolist()
+        raise ValueError(f"The names to select must be unique; {repeated} appear more than once.")
+    positions = wanted.get_indexer(names)
+    rows = np.flatnonzero(positions >= 0)
+    found = np.zeros(len(wanted), dtype=bool)
+    found[positions[rows]] = True
     selection = sp.csr_matrix(
-        (np.ones(len(columns), dtype=np.float32), (positions[found], columns)), shape=(len(names), len(positions))
+        (np.ones(len(rows), dtype=np.float32), (rows, positions[rows])), shape=(len(names), len(wanted))
     )
     return selection, found
 

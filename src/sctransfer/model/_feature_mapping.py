@@ -17,6 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from sctransfer._intervals import INTERVAL_COLUMNS, IntervalError, harmonise_chromosomes, overlap_pairs
+from sctransfer._matrix import column_selection
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +114,10 @@ def _by_name(new: np.ndarray, model: np.ndarray, what: str) -> FeatureMapping | 
     shape = (len(new), len(model))
     if np.array_equal(new, model):
         return _report(_mapping(np.arange(len(new)), np.arange(len(new)), shape, "identical"), what)
-    pos = model_index.get_indexer(new)
-    used = np.flatnonzero(pos >= 0)
-    if len(used) == 0:
+    selection, found = column_selection(new, model)
+    if not found.any():
         return None
-    return _report(_mapping(used, pos[used], shape, "name"), what)
+    return _report(_mapping(*selection.nonzero(), shape, "name"), what)
 
 
 def map_genes(new_names: Sequence[str], model_names: Sequence[str]) -> FeatureMapping:
