@@ -9,10 +9,11 @@ import scipy.sparse as sp
 import torch
 
 import sctransfer as st
-from sctransfer._intervals import IntervalError, gene_coordinates, genomic_order
+from sctransfer._intervals import IntervalError, genomic_order
 from sctransfer._matrix import column_selection
 from sctransfer.model._feature_layout import FeatureLayout
 from sctransfer.model._feature_mapping import FeatureMapping, map_genes, map_peaks
+from sctransfer.pp import gene_coordinates
 
 
 # --------------------------------------------------------------------------------------------

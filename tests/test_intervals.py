@@ -2,6 +2,7 @@
 
 import gzip
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -14,14 +15,14 @@ from sctransfer._intervals import (
     IntervalError,
     annotation_from_dataframe,
     chromosome_rank,
-    gene_coordinates,
     genomic_order,
     harmonise_chromosomes,
     overlap_pairs,
     parse_interval_names,
     peak_coordinates,
-    read_gene_annotation,
+    read_annotation,
 )
+from sctransfer.pp._annotation import gene_coordinates, read_gene_annotation
 
 
 def _peaks(var_names, var=None) -> AnnData:
@@ -316,12 +317,14 @@ def test_genome_name_mm10():
 
 
 def test_unknown_genome_and_missing_file_raise(tmp_path):
-    with pytest.raises(
-        IntervalError, match=r"'mm9' is neither an existing file nor a known genome name \(mm10, hg38\)"
-    ):
+    known = re.escape(", ".join(st.datasets.KNOWN_GENOMES))
+    with pytest.raises(IntervalError, match=rf"'mm9' is neither an existing file nor a known genome name \({known}\)"):
         read_gene_annotation("mm9")
     with pytest.raises(IntervalError, match="does not exist"):
         read_gene_annotation(tmp_path / "missing.gtf")
+    # the interval module reads files and frames only: genome names are resolved by pp.read_gene_annotation
+    with pytest.raises(IntervalError, match="Annotation file 'mm10' does not exist"):
+        read_annotation("mm10")
     with pytest.raises(ValueError, match="Unknown genome 'mm9'"):
         st.datasets.gene_annotation("mm9")
 

@@ -256,43 +256,33 @@ def annotation_from_dataframe(frame: pd.DataFrame, *, one_based: bool = True) ->
     return out
 
 
-def read_gene_annotation(
-    annotation: str | os.PathLike | pd.DataFrame, *, one_based: bool | None = None
-) -> pd.DataFrame:
-    """Read a gene annotation into the standard gene table.
+def read_annotation(annotation: os.PathLike | str | pd.DataFrame, *, one_based: bool | None = None) -> pd.DataFrame:
+    """Read a gene annotation file or data frame into the standard gene table.
+
+    Genome names (``"mm10"``, ...) are resolved by :func:`sctransfer.pp.read_gene_annotation`, which
+    calls this for files and data frames.
 
     Parameters
     ----------
     annotation
-        One of: a GTF / GFF3 path (optionally gzipped); a BED path (chrom, start, end, name,
-        score, strand); a TSV/CSV table path with chrom, start, end, strand and a gene-name column
-        (``gene_name``, ``symbol`` or ``gene``); a :class:`pandas.DataFrame` with such columns;
-        or a genome name known to :func:`sctransfer.datasets.gene_annotation` (``"mm10"``, ``"hg38"``).
+        A GTF / GFF3 path (optionally gzipped); a BED path (chrom, start, end, name, score, strand);
+        a TSV/CSV table path with chrom, start, end, strand and a gene-name column (``gene_name``,
+        ``symbol`` or ``gene``); or a :class:`pandas.DataFrame` with such columns.
     one_based
         Whether table starts are 1-based. ``None``: BED files 0-based, all other tables 1-based.
 
     Returns
     -------
-    Data frame with ``chrom``, ``start``, ``end`` (0-based, half-open), ``strand``, ``gene_name``,
+    Data frame with ``chrom``, ``start``, ``end`` (int64, 0-based, half-open), ``strand``, ``gene_name``,
     one row per gene name.
 
     Raises
     ------
-    sctransfer.pp.IntervalError
-        When ``annotation`` is neither an existing file nor a known genome name, or when the file
-        or data frame lacks the needed columns or gene records.
+    IntervalError
+        When the file does not exist, or the file or data frame lacks the needed columns or gene records.
     """
     if isinstance(annotation, pd.DataFrame):
         return annotation_from_dataframe(annotation, one_based=True if one_based is None else one_based)
-    if isinstance(annotation, str) and not os.path.exists(annotation):
-        from sctransfer.datasets import KNOWN_GENOMES, gene_annotation
-
-        if annotation in KNOWN_GENOMES:
-            return gene_annotation(annotation)
-        raise IntervalError(
-            f"Annotation {annotation!r} is neither an existing file nor a known genome name "
-            f"({', '.join(KNOWN_GENOMES)}). Pass a GTF/GFF3/BED/TSV path, a DataFrame or a genome name."
-        )
     path = Path(annotation)
     if not path.is_file():
         raise IntervalError(f"Annotation file {str(path)!r} does not exist.")
@@ -301,32 +291,31 @@ def read_gene_annotation(
     return _read_table(path, one_based)
 
 
-def gene_coordinates(
-    gene_names: Sequence[str], annotation: str | os.PathLike | pd.DataFrame, *, one_based: bool | None = None
-) -> pd.DataFrame:
-    """Coordinates of named genes (e.g. an RNA matrix's ``var_names``) in a gene annotation.
+def locate_genes(gene_names: Sequence[str], table: pd.DataFrame) -> pd.DataFrame:
+    """Coordinates of named genes in a standard gene table (from :func:`read_annotation`).
 
     Genes are matched by exact name; names without an exact match are then matched
-    case-insensitively (``SOX2`` finds ``Sox2``; the annotation's first such gene is taken).
+    case-insensitively (``SOX2`` finds ``Sox2``; the table's first such gene is taken).
 
     Parameters
     ----------
     gene_names
         Gene names, in the order wanted.
-    annotation
-        Anything :func:`read_gene_annotation` accepts: a GTF/GFF3/BED/TSV path, a
-        :class:`~pandas.DataFrame` or a genome name (``"mm10"``, ``"hg38"``).
-    one_based
-        Passed to :func:`read_gene_annotation`.
+    table
+        Standard gene table: ``chrom``, ``start``, ``end`` (0-based, half-open), ``strand``, ``gene_name``.
 
     Returns
     -------
     Data frame indexed by ``gene_names`` (same order, duplicates kept) with ``chrom`` (object,
     ``None`` when the gene is not found), ``start`` and ``end`` (float64, 0-based half-open,
     ``NaN`` when the gene is not found).
+
+    Raises
+    ------
+    IntervalError
+        When the table holds no gene.
     """
     names = np.asarray(gene_names, dtype=str)
-    table = read_gene_annotation(annotation, one_based=one_based)
     if len(table) == 0:
         raise IntervalError("The gene annotation holds no gene with a start and an end; check the annotation.")
     pos = pd.Index(table["gene_name"]).get_indexer(names)

@@ -18,13 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sctransfer._intervals import (
-    INTERVAL_COLUMNS,
-    IntervalError,
-    chromosome_rank,
-    gene_coordinates,
-    genomic_order,
-)
+from sctransfer._intervals import INTERVAL_COLUMNS, IntervalError, chromosome_rank, genomic_order
+from sctransfer.pp._annotation import gene_coordinates
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """Preprocessing: gene activity, peak coordinates and the peak-space neighbour graph."""
 
-from sctransfer._intervals import IntervalError, gene_coordinates, peak_coordinates, read_gene_annotation
+from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._knn import knn_graph, knn_query
 
+from ._annotation import gene_coordinates, read_gene_annotation
 from ._gene_activity import gene_activity
 from ._neighbors import peak_neighbors, tfidf_lsi
 

@@ -17,10 +17,11 @@ from sctransfer._intervals import (
     harmonise_chromosomes,
     overlap_pairs,
     peak_coordinates,
-    read_gene_annotation,
 )
 from sctransfer._matrix import row_blocks, stack_rows
 from sctransfer._validation import check_numeric, get_modality, update_mudata
+
+from ._annotation import read_gene_annotation
 
 logger = logging.getLogger(__name__)
 
