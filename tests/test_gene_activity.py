@@ -2,6 +2,7 @@
 
 import logging
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from mudata import MuData
 
 import sctransfer as st
 from sctransfer._intervals import IntervalError
+from sctransfer._matrix import empty_rows
 from sctransfer.pp._gene_activity import compute_gene_activity, gene_regions, peak_gene_links
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +154,11 @@ def test_all_requested_genes_missing_is_an_error():
 
 def test_peaks_on_unknown_chromosomes_are_an_error():
     scaffold = [f"scaffold_1:{i * 1000}-{i * 1000 + 500}" for i in range(len(PEAKS))]
-    with pytest.raises(IntervalError, match="No peak of modality 'atac' overlaps any gene.*genome build"):
+    with pytest.raises(
+        IntervalError,
+        match="No peak of modality 'atac' is on a chromosome of the gene annotation.*"
+        "peaks on 'scaffold_1'; genes on 'chr1'.*genome build",
+    ):
         st.pp.gene_activity(_atac(peaks=scaffold), ANNOTATION)
 
 
@@ -178,6 +184,113 @@ def test_gtf_annotation_file(tmp_path):
     )
     out = st.pp.gene_activity(_atac(), path)
     np.testing.assert_array_equal(out.X.toarray(), CASES["default"][3])
+
+
+# --------------------------------------------------------------------------------------------
+# inputs that are not counts, matrix formats, empty cells
+# --------------------------------------------------------------------------------------------
+def _scaled(counts: np.ndarray) -> np.ndarray:
+    """What sc.pp.scale gives: each peak centred and scaled (negative values)."""
+    return ((counts - counts.mean(axis=0)) / np.maximum(counts.std(axis=0), 1e-6)).astype(np.float32)
+
+
+def _log_normalised(counts: np.ndarray) -> np.ndarray:
+    """What sc.pp.normalize_total + sc.pp.log1p give: non-negative values that are not whole numbers."""
+    return np.log1p(1e4 * counts / counts.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("transform", "message"),
+    [
+        (
+            _scaled,
+            r"holds \d+ negative values \(smallest -.*looks scaled/log-transformed, pass the raw counts layer via "
+            r"layer= \(e.g. layer='counts'\)",
+        ),
+        (
+            _log_normalised,
+            r"not whole numbers, all at most 8\.\d+, so it is not counts: it looks "
+            r"scaled/log-transformed.*via layer=",
+        ),
+    ],
+)
+def test_scaled_or_log_transformed_peaks_are_refused(transform, message):
+    atac = _atac(counts=transform(COUNTS))
+    with pytest.raises(ValueError, match=message):
+        st.pp.gene_activity(atac, ANNOTATION)
+    # the hint's fix works: the raw counts in a layer are used, whatever .X holds
+    atac.layers["counts"] = sp.csr_matrix(COUNTS)
+    np.testing.assert_array_equal(
+        st.pp.gene_activity(atac, ANNOTATION, layer="counts").X.toarray(), CASES["default"][3]
+    )
+
+
+def test_non_finite_values_are_refused_in_the_matrix_used_only():
+    bad = COUNTS.copy()
+    bad[1, 4] = np.nan
+    atac = _atac(counts=bad)
+    with pytest.raises(ValueError, match=r"modality 'atac' .X holds 1 NaN or infinite values.*layer="):
+        st.pp.gene_activity(atac, ANNOTATION)
+    atac.layers["counts"] = sp.csr_matrix(COUNTS)
+    # NaN in .X does not matter when the layer used holds clean counts (AnnData and MuData input)
+    np.testing.assert_array_equal(
+        st.pp.gene_activity(atac, ANNOTATION, layer="counts").X.toarray(), CASES["default"][3]
+    )
+    mdata = MuData({"atac": atac})
+    st.pp.gene_activity(mdata, ANNOTATION, layer="counts")
+    np.testing.assert_array_equal(mdata["gene_activity"].X.toarray(), CASES["default"][3])
+
+
+def test_missing_layer_names_the_layers_and_the_fix():
+    with pytest.raises(KeyError, match=r"Layer 'counts' is not in modality 'atac' \(layers: \[\]\).*layer=None"):
+        st.pp.gene_activity(_atac(), ANNOTATION, layer="counts")
+    with pytest.raises(KeyError, match="atac_layer= the layer that holds the raw peak counts"):
+        compute_gene_activity(_atac(), ANNOTATION, layer="raw", layer_argument="atac_layer")
+
+
+def test_non_whole_counts_are_used_with_a_warning():
+    corrected = COUNTS * 2.5  # e.g. ambient-corrected counts: not whole, but beyond the log scale
+    with pytest.warns(UserWarning, match=r"holds 10 of 17 values that are not whole numbers \(largest 25\).*layer="):
+        out = st.pp.gene_activity(_atac(counts=corrected), ANNOTATION)
+    np.testing.assert_allclose(out.X.toarray(), 2.5 * np.array(CASES["default"][3]))
+
+
+@pytest.mark.parametrize(
+    "to_format",
+    [sp.csc_matrix, sp.csr_array, sp.csc_array, np.asarray, lambda x: x.astype(np.int64), lambda x: x.astype(bool)],
+)
+def test_any_matrix_format_gives_the_same_activity(to_format):
+    atac = _atac()
+    atac.X = to_format(COUNTS)
+    expected = np.array(CASES["default"][3], dtype=np.float32)
+    if np.asarray(atac.X).dtype == bool:
+        expected = (COUNTS > 0).astype(np.float32)[:, [0, 1, 3, 8]].sum(axis=1, keepdims=True)
+        expected = np.column_stack([expected.ravel(), (COUNTS[:, [4, 8]] > 0).sum(axis=1)])
+    out = st.pp.gene_activity(atac, ANNOTATION)
+    assert isinstance(out.X, sp.csr_matrix) and out.X.dtype == np.float32
+    np.testing.assert_array_equal(out.X.toarray(), expected)
+
+
+def test_backed_peak_matrix_gives_the_same_activity(tmp_path):
+    _atac().write_h5ad(tmp_path / "atac.h5ad")
+    backed = anndata.read_h5ad(tmp_path / "atac.h5ad", backed="r")
+    np.testing.assert_array_equal(st.pp.gene_activity(backed, ANNOTATION).X.toarray(), CASES["default"][3])
+
+
+def test_cells_without_counts_are_reported():
+    counts = np.vstack([COUNTS, np.zeros((2, len(PEAKS)), dtype=np.float32)])
+    counts[3, 9] = 4  # a cell whose only counts are in peak p9, on chr2, where there is no gene
+    atac = AnnData(
+        sp.csr_matrix(counts), obs=pd.DataFrame(index=[f"c{i}" for i in range(5)]), var=pd.DataFrame(index=PEAKS)
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"1 of 5 cells of modality 'atac' have no peak counts \(rows of zeros\); 1 more "
+        r"have counts only in peaks that overlap no gene.*sc.pp.filter_cells",
+    ):
+        out = st.pp.gene_activity(atac, ANNOTATION)
+    np.testing.assert_array_equal(out.X.toarray()[3:], 0)
+    np.testing.assert_array_equal(empty_rows(out.X), [False, False, False, True, True])
 
 
 # --------------------------------------------------------------------------------------------

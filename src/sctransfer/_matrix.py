@@ -9,6 +9,7 @@ whose rows are read from the file block by block and never all at once.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,13 @@ def row_block(x, rows: slice | np.ndarray) -> sp.csr_matrix:
     return block if isinstance(block, sp.csr_matrix) else sp.csr_matrix(block)
 
 
+def _row_sliceable(x):
+    """``x``, or a CSR copy of a sparse matrix whose format cannot be sliced by rows (COO, DIA, ...)."""
+    if sp.issparse(x) and x.format not in ("csr", "csc"):
+        return sp.csr_matrix(x)
+    return x
+
+
 def stored_values(x) -> int:
     """Number of stored values of a matrix (non-zeros of a sparse one, every entry of a dense one)."""
     from anndata.abc import CSCDataset, CSRDataset
@@ -57,6 +65,7 @@ def row_blocks(x, block_rows: int | None = None) -> Iterator[tuple[slice, sp.csr
     blocks share nothing with ``x`` that could be modified (slicing copies), and a backed matrix
     is read one block at a time.
     """
+    x = _row_sliceable(x)
     if block_rows is None:
         per_row = stored_values(x) / max(x.shape[0], 1)
         block_rows = max(1024, int(BLOCK_NONZEROS / max(per_row, 1.0)))
@@ -140,18 +149,112 @@ def column_selection(names, wanted) -> tuple[sp.csr_matrix, np.ndarray]:
     return selection, found
 
 
+def value_blocks(x) -> Iterator[np.ndarray]:
+    """The stored values of ``x`` (1-D arrays), block by block, never the whole matrix at once.
+
+    The values of a sparse matrix (any scipy format, matrix or array) are its ``.data``; those of
+    a backed sparse matrix are read from the file in blocks of 64 million; a dense or backed dense
+    matrix is read in row blocks. Zeros a sparse matrix does not store are not visited.
+    """
+    from anndata.abc import CSCDataset, CSRDataset
+
+    if isinstance(x, CSRDataset | CSCDataset):
+        values = x.group["data"]
+        for lo in range(0, values.shape[0], _VALUES_BLOCK):
+            yield np.asarray(values[lo : lo + _VALUES_BLOCK])
+    elif sp.issparse(x):
+        yield (x if x.format in ("csr", "csc", "coo") else sp.csr_matrix(x)).data
+    elif is_backed(x):
+        for _, block in row_blocks(x):
+            yield block.data
+    else:
+        dense = np.asarray(x)
+        if dense.ndim != 2:
+            yield dense.ravel()
+            return
+        rows = max(1, _VALUES_BLOCK // max(dense.shape[1], 1))
+        for lo in range(0, dense.shape[0], rows):
+            yield dense[lo : lo + rows].ravel()
+
+
 def all_finite(x) -> bool:
     """Whether every stored value of ``x`` is finite (streamed for backed matrices)."""
     if not np.issubdtype(x.dtype, np.floating):
         return True
-    if is_backed(x):
-        from anndata.abc import CSCDataset, CSRDataset
+    return all(np.isfinite(values).all() for values in value_blocks(x))
 
-        if isinstance(x, CSRDataset | CSCDataset):
-            values = x.group["data"]
-            return all(
-                np.isfinite(values[lo : lo + _VALUES_BLOCK]).all() for lo in range(0, values.shape[0], _VALUES_BLOCK)
-            )
-        return all(np.isfinite(block.data).all() for _, block in row_blocks(x))
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    return bool(np.isfinite(values).all())
+
+@dataclass(frozen=True)
+class ValueSummary:
+    """What the stored values of a matrix hold, from one streamed pass (see :func:`value_summary`).
+
+    Attributes
+    ----------
+    n_values
+        Values visited: the stored values of a sparse matrix, every entry of a dense one.
+    n_nonfinite
+        NaN or infinite values.
+    n_negative
+        Values below zero.
+    n_fractional
+        Finite values that are not whole numbers.
+    min_value, max_value
+        Smallest and largest finite value (0.0 when there is none).
+    """
+
+    n_values: int
+    n_nonfinite: int
+    n_negative: int
+    n_fractional: int
+    min_value: float
+    max_value: float
+
+
+def value_summary(x) -> ValueSummary:
+    """Count the NaN/inf, negative and non-whole values of a numeric matrix, streamed (see :func:`value_blocks`).
+
+    Works on any scipy sparse format, numpy arrays and backed matrices without densifying a
+    sparse matrix.
+    """
+    dtype = np.dtype(x.dtype)
+    floating = np.issubdtype(dtype, np.floating)
+    n_values = n_nonfinite = n_negative = n_fractional = 0
+    low, high = np.inf, -np.inf
+    for values in value_blocks(x):
+        n_values += values.size
+        if floating:
+            finite = np.isfinite(values)
+            n_bad = int(values.size - np.count_nonzero(finite))
+            n_nonfinite += n_bad
+            values = values[finite] if n_bad else values
+            n_fractional += int(np.count_nonzero(values != np.floor(values)))
+        if values.size:
+            n_negative += int(np.count_nonzero(values < 0))
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    if low > high:
+        low = high = 0.0
+    return ValueSummary(n_values, n_nonfinite, n_negative, n_fractional, low, high)
+
+
+def empty_rows(x) -> np.ndarray:
+    """Boolean mask of the rows (cells) of ``x`` whose values are all zero, streamed over row blocks.
+
+    Parameters
+    ----------
+    x
+        A cells x features matrix: any scipy sparse format, a numpy array or a backed matrix.
+
+    Returns
+    -------
+    ``(n_rows,)`` bool array, ``True`` for a row without any non-zero value (a cell with no counts).
+    """
+    mask = np.empty(x.shape[0], dtype=bool)
+    for rows, block in row_blocks(x):
+        mask[rows] = zero_rows(block)
+    return mask
+
+
+def zero_rows(block: sp.csr_matrix) -> np.ndarray:
+    """Boolean mask of the rows of a CSR matrix without any non-zero value (stored zeros count as zero)."""
+    row_of_value = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+    return np.bincount(row_of_value[block.data != 0], minlength=block.shape[0]) == 0

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sctransfer._genome_check import check_genome_match
 from sctransfer._intervals import INTERVAL_COLUMNS, IntervalError, chromosome_rank, genomic_order
-from sctransfer.pp._annotation import gene_coordinates
+from sctransfer.pp._annotation import gene_coordinates, read_gene_annotation
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +255,7 @@ class FeatureLayout:
         n_patches: int = 128,
         patch_size: int | None = None,
         modality: str = "rna",
+        peaks: pd.DataFrame | None = None,
     ) -> FeatureLayout:
         """Layout of genes placed by a gene annotation (see :meth:`~sctransfer.model.FeatureLayout.from_coordinates`).
 
@@ -267,12 +269,30 @@ class FeatureLayout:
             Genes not in the annotation go to the ``"unplaced"`` patches.
         n_patches, patch_size, modality
             As in :meth:`~sctransfer.model.FeatureLayout.from_coordinates`.
+        peaks
+            Coordinates of the peaks the genes will be matched with (from
+            :func:`sctransfer.pp.peak_coordinates`): the annotation is checked to be of their genome
+            build and species (see :func:`sctransfer._genome_check.check_genome_match`).
 
         Returns
         -------
         The layout.
+
+        Raises
+        ------
+        sctransfer.pp.IntervalError
+            As :meth:`~sctransfer.model.FeatureLayout.from_coordinates`; or no peak is on a
+            chromosome of the annotation.
+
+        Warns
+        -----
+        sctransfer._genome_check.GenomeMismatchWarning
+            The annotation likely comes from another genome build or species than ``peaks``.
         """
-        coords = gene_coordinates(gene_names, annotation)
+        table = read_gene_annotation(annotation)
+        if peaks is not None:
+            check_genome_match(peaks, table, what=f"the modality matched with {modality!r}")
+        coords = gene_coordinates(gene_names, table, one_based=False)
         return cls.from_coordinates(gene_names, coords, n_patches=n_patches, patch_size=patch_size, modality=modality)
 
     # ----------------------------------------------------------------------------------------

@@ -2,17 +2,76 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
-from sctransfer._matrix import column_sums, row_blocks, stack_rows
+from sctransfer._matrix import column_sums, empty_rows, row_blocks, stack_rows
+from sctransfer._validation import check_counts
 
 #: Above this many cells, the LSI components are fitted on this many randomly chosen cells and
 #: every cell is projected on them.
 LSI_MAX_FIT_CELLS = 100_000
+
+
+def check_peak_matrix(x, n_components: int, *, what: str = "the peak matrix", argument: str = "layer") -> np.ndarray:
+    """Check a cells x peaks matrix before its TF-IDF / LSI, in the user's terms; warn about cells without counts.
+
+    Parameters
+    ----------
+    x
+        Cells x peaks matrix: any scipy sparse format, a numpy array or a backed matrix.
+    n_components
+        LSI components to compute (including the first).
+    what
+        The matrix, for messages (``"modality 'atac' .X"``).
+    argument
+        The caller's argument that selects the layer, named in hints (``"layer"``, ``"atac_layer"``).
+
+    Returns
+    -------
+    ``(n_cells,)`` bool mask of the cells without any count.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The values are not counts (see :func:`sctransfer._validation.check_counts`); ``n_components``
+        is below 2; there are not more cells, or not more peaks, than ``n_components`` (a truncated SVD
+        has fewer components than either dimension).
+
+    Warns
+    -----
+    UserWarning
+        Some cells have no counts: their TF-IDF row and LSI scores are all zero, so their peak-space
+        neighbours are arbitrary.
+    """
+    check_counts(x, what=what, argument=argument)
+    if n_components < 2:
+        raise ValueError(
+            f"The LSI needs at least 2 components (the first, which tracks depth, is dropped); got {n_components}."
+        )
+    n_cells, n_peaks = x.shape
+    for count, unit in ((n_cells, "cells"), (n_peaks, "peaks")):
+        if count <= n_components:
+            raise ValueError(
+                f"{what} has {count:,} {unit}, too few for the TF-IDF / LSI of the peaks: its {n_components} "
+                f"components need at least {n_components + 1} {unit} (an SVD has fewer components than {unit}). "
+                f"Use at least {n_components + 1} {unit}{', e.g. pool several samples' if unit == 'cells' else ''}, "
+                "or ask for fewer components where the function takes n_components=."
+            )
+    empty = empty_rows(x)
+    if empty.any():
+        warnings.warn(
+            f"{int(empty.sum()):,} of {n_cells:,} cells of {what} have no counts (rows of zeros): their LSI scores are "
+            "all zero and their peak-space neighbours arbitrary. Remove them first, e.g. "
+            "sc.pp.filter_cells(adata, min_counts=1).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return empty
 
 
 def inverse_document_frequency(x) -> np.ndarray:
