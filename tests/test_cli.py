@@ -1,4 +1,6 @@
 import logging
+import os
+import warnings
 from pathlib import Path
 
 import mudata
@@ -78,7 +80,7 @@ def _transfer_args(input_file: Path, output: Path, *extra: str) -> list[str]:
         "--input",
         str(input_file),
         "--annotation",
-        "genes.gtf.gz",
+        "mm10",
         "--output",
         str(output),
         *extra,
@@ -178,7 +180,7 @@ def test_read_transfer_write_summary(input_file, tmp_path, fake, capsys):
     assert fake.calls == [
         {
             "labels_key": "cell_type",
-            "annotation": "genes.gtf.gz",
+            "annotation": "mm10",
             "rna_key": "rna",
             "atac_key": "atac",
             "random_state": 7,
@@ -295,3 +297,107 @@ def test_simulate_demo_end_to_end(tmp_path, capsys):
     assert written["atac"].obsm["X_scncl"].shape[0] == written["atac"].n_obs
     assert "sctransfer" in written.uns
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+# --------------------------------------------------------------------------------------------
+# errors in the command line's terms, checked before any work
+# --------------------------------------------------------------------------------------------
+def test_layers_are_passed_to_the_library(input_file, tmp_path, fake, capsys):
+    output = tmp_path / "out.h5mu"
+    code, _, err = _run(_transfer_args(input_file, output, "--rna-layer", "raw", "--atac-layer", "counts"), capsys)
+    assert code == 0, err
+    assert fake.calls[0]["rna_layer"] == "raw" and fake.calls[0]["atac_layer"] == "counts"
+
+
+def test_missing_annotation_is_refused_before_reading_the_input(input_file, tmp_path, fake, monkeypatch, capsys):
+    monkeypatch.setattr(mudata, "read_h5mu", lambda *a, **k: pytest.fail("the input was read"))
+    argv = _transfer_args(input_file, tmp_path / "out.h5mu")
+    argv[argv.index("mm10")] = str(tmp_path / "genes.gtf")
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and fake.calls == []
+    assert err.strip().splitlines() == [
+        f"error: annotation '{tmp_path / 'genes.gtf'}' is neither an existing file nor a known genome "
+        f"({', '.join(sctransfer.datasets.KNOWN_GENOMES)})"
+    ]
+
+
+def test_output_folder_that_is_not_writable(input_file, tmp_path, fake, monkeypatch, capsys):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == folder else real_access(path, mode))
+    code, _, err = _run(_transfer_args(input_file, folder / "out.h5mu"), capsys)
+    assert code == 2 and fake.calls == []
+    assert err.strip().splitlines() == [f"error: output folder '{folder}' is not writable"]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            ValueError(
+                "modality 'atac' .X holds 12 negative values (smallest -1.5), so it is not counts: it looks "
+                "scaled/log-transformed, pass the raw counts layer via atac_layer= (e.g. atac_layer='counts')."
+            ),
+            "error: modality 'atac' .X holds 12 negative values (smallest -1.5), so it is not counts: it looks "
+            "scaled/log-transformed, pass the raw counts layer via --atac-layer (e.g. --atac-layer counts).",
+        ),
+        (
+            KeyError(
+                "Modality 'peaks' (ATAC peaks) is not in the MuData; it has ['rna', 'atac'].\nPass the right "
+                "name (e.g. rna_key=/atac_key=)."
+            ),
+            "error: Modality 'peaks' (ATAC peaks) is not in the MuData; it has ['rna', 'atac']. Pass the right name "
+            "(e.g. --rna-key/--atac-key).",
+        ),
+        (
+            ValueError(
+                "label_transfer would replace existing fields. Pass overwrite=True to replace them, or "
+                "labels_key='cell_type' with random_state=1; or atac_layer=None to use .X."
+            ),
+            "error: label_transfer would replace existing fields. Pass --overwrite to replace them, or "
+            "--labels-key cell_type with --seed 1; or no --atac-layer to use .X.",
+        ),
+        (
+            TypeError("modality 'atac' .X holds non-numeric values (dtype object)"),
+            "error: modality 'atac' .X holds non-numeric values (dtype object)",
+        ),
+    ],
+)
+def test_library_errors_are_one_line_in_flag_terms(input_file, tmp_path, monkeypatch, capsys, error, message):
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", FakeLabelTransfer(error), raising=False)
+    code, out, err = _run(_transfer_args(input_file, tmp_path / "out.h5mu"), capsys)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines()[-1] == message
+    assert "Traceback" not in err
+    assert not (tmp_path / "out.h5mu").exists()
+
+
+def test_warnings_are_one_line_in_flag_terms(input_file, tmp_path, monkeypatch, capsys):
+    class WarningTransfer(FakeLabelTransfer):
+        def __call__(self, mdata, **kwargs):
+            warnings.warn("values are not whole numbers;\n pass atac_layer='counts'", UserWarning, stacklevel=1)
+            super().__call__(mdata, **kwargs)
+
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", WarningTransfer(), raising=False)
+    code, _, err = _run(_transfer_args(input_file, tmp_path / "out.h5mu"), capsys)
+    assert code == 0, err
+    assert "warning: values are not whole numbers; pass --atac-layer counts" in err.splitlines()
+    assert "UserWarning" not in err
+
+
+def test_interrupt_exits_130_without_writing(input_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", FakeLabelTransfer(KeyboardInterrupt()), raising=False)
+    code, _, err = _run(_transfer_args(input_file, tmp_path / "out.h5mu"), capsys)
+    assert code == 130 and err.strip().splitlines()[-1] == "error: interrupted; nothing was written"
+    assert not (tmp_path / "out.h5mu").exists()
+
+
+def test_real_error_from_the_library_is_one_line(input_file, tmp_path, capsys):
+    """No fake: a wrong modality name reaches the user as one line naming the flag."""
+    code, _, err = _run(_transfer_args(input_file, tmp_path / "out.h5mu", "--atac-key", "peaks"), capsys)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "'peaks'" in last and "--atac-key" in last and "atac_key=" not in last
+    assert "Traceback" not in err
+    assert not (tmp_path / "out.h5mu").exists()

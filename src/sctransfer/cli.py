@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -82,11 +85,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "--annotation",
         help=(
             "gene annotation for the gene activity matrix: a GTF/GFF3, BED or TSV file (gzip too) or a genome name "
-            "(mm10, hg38); required with --input (demo defaults: mm10 for MOp, the simulated genes for --simulate)"
+            "(mm10, hg38, hg19); required with --input (demo defaults: mm10 for MOp, the simulated genes for "
+            "--simulate)"
         ),
     )
     transfer.add_argument("--rna-key", default="rna", help="RNA modality (default: %(default)s)")
     transfer.add_argument("--atac-key", default="atac", help="ATAC modality (default: %(default)s)")
+    transfer.add_argument(
+        "--rna-layer", metavar="LAYER", help="layer of the RNA modality with raw counts (default: .X)"
+    )
+    transfer.add_argument(
+        "--atac-layer", metavar="LAYER", help="layer of the ATAC modality with raw peak counts (default: .X)"
+    )
     transfer.add_argument(
         "--max-steps", type=_positive_int, metavar="N", help="training steps (default: chosen by the method)"
     )
@@ -109,17 +119,28 @@ def _check_label_transfer_args(parser: argparse.ArgumentParser, args: argparse.N
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    """Fail before any work if the input is missing or the output cannot be written."""
+    """Fail before any work if the input or annotation is missing or the output cannot be written."""
     if args.input is not None and not args.input.is_file():
         raise FileNotFoundError(f"input file {str(args.input)!r} does not exist")
+    if args.annotation is not None and not os.path.exists(args.annotation):
+        from .datasets import KNOWN_GENOMES
+
+        if args.annotation not in KNOWN_GENOMES:
+            raise FileNotFoundError(
+                f"annotation {args.annotation!r} is neither an existing file nor a known genome "
+                f"({', '.join(KNOWN_GENOMES)})"
+            )
     if args.output is None:
         return
     if args.output.is_dir():
         raise IsADirectoryError(f"output {str(args.output)!r} is a directory")
     if args.output.exists() and not args.overwrite:
         raise FileExistsError(f"output file {str(args.output)!r} exists; pass --overwrite to replace it")
-    if not args.output.parent.is_dir():
-        raise FileNotFoundError(f"output folder {str(args.output.parent)!r} does not exist")
+    folder = args.output.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder {str(folder)!r} is not writable")
 
 
 def _write_atomic(mdata: MuData, output: Path) -> None:
@@ -143,8 +164,9 @@ def _run_transfer(mdata: MuData, args: argparse.Namespace, annotation: Any) -> N
         "random_state": args.seed,
         "overwrite": args.overwrite,
     }
-    if args.max_steps is not None:
-        options["max_steps"] = args.max_steps
+    for option in ("rna_layer", "atac_layer", "max_steps"):  # passed only when given
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
     logger.info("Transferring labels from %r.obs[%r] to %r.", args.rna_key, args.labels_key, args.atac_key)
     tl.label_transfer(mdata, **options)
 
@@ -231,10 +253,44 @@ def _evaluate(mdata: MuData, args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def _error_message(error: Exception) -> str:
+#: The library's argument names and the command-line flags that set them.
+_FLAGS = {
+    "rna_key": "--rna-key",
+    "atac_key": "--atac-key",
+    "labels_key": "--labels-key",
+    "rna_layer": "--rna-layer",
+    "atac_layer": "--atac-layer",
+    "annotation": "--annotation",
+    "max_steps": "--max-steps",
+    "random_state": "--seed",
+    "overwrite": "--overwrite",
+}
+_ARGUMENT = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(True\b|None\b|'[^']*'|\"[^\"]*\"|-?\d+\b)?")
+
+
+def _in_cli_terms(message: str) -> str:
+    """One line, with the library's argument hints (``atac_layer='counts'``) as flags (``--atac-layer counts``)."""
+
+    def flag(match: re.Match) -> str:
+        name, value = _FLAGS[match[1]], match[2]
+        if value == "None":
+            return f"no {name}"
+        if value is None or value == "True":
+            return name
+        return f"{name} {value.strip(chr(39) + chr(34))}"
+
+    return " ".join(_ARGUMENT.sub(flag, message).split())
+
+
+def _error_message(error: BaseException) -> str:
     if isinstance(error, KeyError) and error.args:
-        return str(error.args[0])
-    return str(error)
+        return _in_cli_terms(str(error.args[0]))
+    return _in_cli_terms(str(error))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr, in the command line's terms."""
+    print(f"warning: {_in_cli_terms(str(message))}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,9 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns
     -------
-    The exit status: 0 on success, 2 on a usage error or an error reported by the library
-    (:class:`ValueError`, :class:`KeyError`, :class:`OSError` such as a missing file), printed as a
-    one-line ``error: ...`` message on stderr.
+    The exit status: 0 on success; 2 on a usage error or an error in the user's input or
+    environment (:class:`ValueError`, :class:`KeyError`, :class:`TypeError`, :class:`OSError` such
+    as a missing file, :class:`ImportError`), printed as one ``error: ...`` line on stderr with the
+    library's argument names replaced by the flags that set them (``atac_layer=`` becomes
+    ``--atac-layer``); 130 when interrupted (Ctrl-C). Warnings are printed as one ``warning: ...``
+    line each. The output file is checked before any work and written only when everything
+    succeeded.
     """
     parser = _build_parser()
     try:
@@ -266,10 +326,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     package_logger.setLevel(logging.INFO)
     package_logger.propagate = False  # libraries may configure the root logger; print each line once
     try:
-        args.func(args)
-    except (ValueError, KeyError, OSError) as error:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args.func(args)
+    except (ValueError, KeyError, TypeError, OSError, ImportError) as error:
         print(f"error: {_error_message(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(previous_level)
