@@ -19,10 +19,10 @@ from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
+from sctransfer._constants import ATAC, RNA
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._validation import check_layer, check_numeric, get_modality
 from sctransfer.module import SCCLIPModule
-from sctransfer.module._scclip import ATAC, RNA
 
 from ._feature_layout import FeatureLayout
 from ._feature_mapping import FeatureMapping, map_genes, map_peaks
