@@ -12,9 +12,17 @@ from anndata import AnnData
 from mudata import MuData
 
 import sctransfer as st
-from sctransfer._matrix import all_finite, column_selection, column_sums, row_blocks, stack_rows
+from sctransfer._matrix import (
+    all_finite,
+    column_selection,
+    column_sums,
+    empty_rows,
+    row_blocks,
+    stack_rows,
+    value_summary,
+)
 from sctransfer._profiling import record_stages
-from sctransfer.pp._lsi import LSI
+from sctransfer.pp._lsi import LSI, check_peak_matrix
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +117,45 @@ def test_label_transfer_on_a_backed_atac_matrix_matches_in_memory(mop_h5mu):
     same = on_disk["atac"].obs["sctransfer_label"].astype(str) == in_memory["atac"].obs["sctransfer_label"].astype(str)
     assert same.mean() == 1.0
     np.testing.assert_allclose(on_disk["atac"].obsm["X_scncl"], in_memory["atac"].obsm["X_scncl"], atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# input checks: streamed, sparse-aware, any format
+# --------------------------------------------------------------------------------------------
+def test_value_summary_and_empty_rows_are_the_same_in_memory_backed_and_in_any_format(counts, tmp_path):
+    x = counts.tolil()
+    x[5] = 0  # a cell without counts
+    x = x.tocsr()
+    x.data[:3] = [-1.0, 0.5, np.nan]
+    AnnData(x).write_h5ad(tmp_path / "x.h5ad")
+    backed = anndata.read_h5ad(tmp_path / "x.h5ad", backed="r").X
+    expected = value_summary(x)
+    assert (expected.n_values, expected.n_nonfinite, expected.n_negative, expected.n_fractional) == (x.nnz, 1, 1, 1)
+    assert (expected.min_value, expected.max_value) == (-1.0, 3.0)
+    for variant in (backed, x.tocsc(), x.tocoo(), sp.csr_array(x), x.todok()):
+        assert value_summary(variant) == expected
+    empty = np.zeros(x.shape[0], dtype=bool)
+    empty[5] = True
+    for variant in (x, backed, x.tocsc(), x.tocoo(), sp.coo_array(x), x.toarray()):
+        np.testing.assert_array_equal(empty_rows(variant), empty)
+    assert not all_finite(x.tocoo())
+
+
+def test_peak_matrix_check_in_the_users_terms(counts):
+    with pytest.raises(
+        ValueError,
+        match=r"has 20 cells, too few for the TF-IDF / LSI of the peaks: its 30 components need "
+        r"at least 31 cells",
+    ):
+        check_peak_matrix(counts[:20], 30, what="modality 'atac' .X")
+    with pytest.raises(ValueError, match=r"has 25 peaks, too few"):
+        check_peak_matrix(counts[:, :25], 30)
+    scaled = counts.copy()
+    scaled.data -= 2
+    with pytest.raises(ValueError, match="looks scaled/log-transformed, pass the raw counts layer via atac_layer="):
+        check_peak_matrix(scaled, 30, argument="atac_layer")
+    with_empty = counts.tolil()
+    with_empty[[3, 7]] = 0
+    with pytest.warns(UserWarning, match=r"2 of 3,000 cells of the peak matrix have no counts"):
+        empty = check_peak_matrix(with_empty.tocoo(), 30)
+    assert np.flatnonzero(empty).tolist() == [3, 7]
