@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 import sctransfer as st
 from sctransfer._intervals import annotation_from_dataframe, peak_coordinates
 from sctransfer.datasets import _registry, _simulate
-from sctransfer.datasets._registry import REGISTRY, RemoteFile, Source
+from sctransfer.datasets._registry import REGISTRY, DownloadError, HashMismatchError, RemoteFile, Source, fetch_file
 from sctransfer.pp import read_gene_annotation
 
 SHARED = st.datasets.data_dir()
@@ -63,20 +63,27 @@ def test_registry_lists_every_shared_file_with_its_hash():
             assert hashlib.sha256(gzip.open(SHARED / relative).read()).hexdigest() == entry.sha256
 
 
+def test_public_surface_is_the_loaders_and_the_data_folder():
+    assert set(st.datasets.__all__) >= {"data_dir", "mop_snareseq", "bmmc_multiome_starter", "gene_annotation"}
+    assert not {"fetch_file", "REGISTRY", "DownloadError", "HashMismatchError"} & set(dir(st.datasets))
+    # what the loaders raise is caught as the built-in errors the module docstring names
+    assert issubclass(DownloadError, OSError) and issubclass(HashMismatchError, ValueError)
+
+
 def test_fetch_existing_file_is_hash_checked_once(monkeypatch):
-    path = st.datasets.fetch_file("scmomat_mop/genes.txt")
+    path = fetch_file("scmomat_mop/genes.txt")
     assert path == SHARED / "scmomat_mop" / "genes.txt"
 
     def no_hashing(*args, **kwargs):
         raise AssertionError("the file was hashed again")
 
     monkeypatch.setattr(_registry, "_sha256", no_hashing)
-    assert st.datasets.fetch_file("scmomat_mop/genes.txt") == path
+    assert fetch_file("scmomat_mop/genes.txt") == path
 
 
 def test_unknown_file_is_rejected():
     with pytest.raises(KeyError, match="not a registered data file"):
-        st.datasets.fetch_file("scmomat_mop/nope.txt")
+        fetch_file("scmomat_mop/nope.txt")
 
 
 def test_corrupt_file_raises_a_clear_error(monkeypatch, tmp_path):
@@ -88,8 +95,8 @@ def test_corrupt_file_raises_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("SCTRANSFER_DATA_DIR", str(tmp_path))
     expected = REGISTRY["scmomat_mop/genes.txt"].sha256
     found = hashlib.sha256(target.read_bytes()).hexdigest()
-    with pytest.raises(st.datasets.HashMismatchError) as info:
-        st.datasets.fetch_file("scmomat_mop/genes.txt")
+    with pytest.raises(HashMismatchError) as info:
+        fetch_file("scmomat_mop/genes.txt")
     message = str(info.value)
     assert str(target) in message and expected in message and found in message
     assert "delete it" in message
@@ -111,7 +118,7 @@ def test_missing_file_is_downloaded_to_its_place(monkeypatch, tmp_path, caplog):
     monkeypatch.setattr(pooch, "retrieve", _fake_retrieve(SHARED / "scmomat_mop" / "genes.txt", calls))
     monkeypatch.setenv("SCTRANSFER_DATA_DIR", str(tmp_path))
     with caplog.at_level(logging.INFO, logger="sctransfer"):
-        path = st.datasets.fetch_file("scmomat_mop/genes.txt")
+        path = fetch_file("scmomat_mop/genes.txt")
     assert path == tmp_path / "scmomat_mop" / "genes.txt"
     assert path.read_bytes() == (SHARED / "scmomat_mop" / "genes.txt").read_bytes()
     entry = REGISTRY["scmomat_mop/genes.txt"]
@@ -124,8 +131,8 @@ def test_missing_file_is_downloaded_to_its_place(monkeypatch, tmp_path, caplog):
 def test_downloaded_file_is_hash_checked(monkeypatch, tmp_path):
     monkeypatch.setattr(pooch, "retrieve", _fake_retrieve(SHARED / "scmomat_mop" / "regions.txt", []))
     monkeypatch.setenv("SCTRANSFER_DATA_DIR", str(tmp_path))
-    with pytest.raises(st.datasets.HashMismatchError, match="genes.txt"):
-        st.datasets.fetch_file("scmomat_mop/genes.txt")
+    with pytest.raises(HashMismatchError, match="genes.txt"):
+        fetch_file("scmomat_mop/genes.txt")
 
 
 def test_offline_download_failure_names_the_fix(monkeypatch, tmp_path):
@@ -134,8 +141,8 @@ def test_offline_download_failure_names_the_fix(monkeypatch, tmp_path):
 
     monkeypatch.setattr(pooch, "retrieve", refuse)
     monkeypatch.setenv("SCTRANSFER_DATA_DIR", str(tmp_path))
-    with pytest.raises(st.datasets.DownloadError, match="SCTRANSFER_DATA_DIR"):
-        st.datasets.fetch_file("scmomat_mop/genes.txt")
+    with pytest.raises(DownloadError, match="SCTRANSFER_DATA_DIR"):
+        fetch_file("scmomat_mop/genes.txt")
     assert not (tmp_path / "scmomat_mop" / "genes.txt").exists()
 
 
@@ -165,8 +172,8 @@ def test_derived_table_is_converted_from_its_source(monkeypatch, tmp_path):
         entry.url, entry.sha256, Source(entry.url, None, "x.tsv", lambda p: pd.read_csv(p, sep="\t")[:10])
     )
     monkeypatch.setitem(REGISTRY, relative, changed)
-    with pytest.raises(st.datasets.HashMismatchError, match="source has changed"):
-        st.datasets.fetch_file(relative)
+    with pytest.raises(HashMismatchError, match="source has changed"):
+        fetch_file(relative)
     assert not (data / relative).exists()
 
 
@@ -339,7 +346,7 @@ def test_gene_annotation_is_zero_based():
 def test_hg19_table_is_registered_as_a_plain_download():
     entry = REGISTRY["annotation/hg19_genes_simba.bed"]
     assert entry.source is None and entry.url.endswith("/simba/data/gene_anno/hg19_genes.bed")
-    st.datasets.fetch_file("annotation/hg19_genes_simba.bed")  # the local copy has the registered hash
+    fetch_file("annotation/hg19_genes_simba.bed")  # the local copy has the registered hash
 
 
 def test_unknown_genome():
