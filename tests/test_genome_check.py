@@ -16,7 +16,7 @@ from sctransfer._genome_check import (
     tss_enrichment,
 )
 from sctransfer._intervals import IntervalError, peak_coordinates
-from sctransfer.model import FeatureLayout
+from sctransfer.nn import FeatureLayout
 from sctransfer.pp import read_gene_annotation
 
 
@@ -99,7 +99,7 @@ def test_gene_activity_with_another_species_warns_with_the_statistic(mop):
 
 def test_gene_activity_with_another_build_warns():
     bmmc = st.datasets.bmmc_multiome_starter()
-    with pytest.warns(GenomeMismatchWarning, match=r"enrichment 1\.23\).*e\.g\. hg38, not hg19"):
+    with pytest.warns(st.pp.GenomeMismatchWarning, match=r"enrichment 1\.23\).*e\.g\. hg38, not hg19"):
         st.pp.gene_activity(bmmc["atac"], "hg19", layer="counts")
 
 

@@ -1,5 +1,6 @@
 """Preprocessing: gene activity, peak coordinates and the peak-space neighbour graph."""
 
+from sctransfer._genome_check import GenomeMismatchWarning
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._knn import knn_graph, knn_query
 
@@ -8,6 +9,7 @@ from ._gene_activity import gene_activity
 from ._neighbors import peak_neighbors, tfidf_lsi
 
 __all__ = [
+    "GenomeMismatchWarning",
     "IntervalError",
     "gene_activity",
     "gene_coordinates",

@@ -269,9 +269,9 @@ def gene_activity(
     -------
     For an AnnData input: a new cells x genes AnnData (float32 CSR counts; ``var`` holds ``chrom``,
     ``start``, ``end``, ``strand`` and ``n_peaks``, the number of linked peaks; ``uns["gene_activity"]``
-    holds the ``"params"``, the ``"genes_without_coordinates"`` and the ``"genome_check"``: ``at_tss``,
-    ``background``, ``enrichment``, ``likely_mismatch``, ... of
-    :class:`~sctransfer._genome_check.TssEnrichment`).
+    holds the ``"params"``, the ``"genes_without_coordinates"`` and the ``"genome_check"``: the
+    share of peaks at TSSs ``at_tss``, the ``background`` share, their ratio ``enrichment``, and
+    ``decided`` / ``likely_mismatch``).
 
     For a MuData input: None. The same AnnData is stored as the modality ``mdata.mod[key_added]``,
     whose cells (``obs_names``) are those of ``mdata.mod[atac_key]``, and ``mdata.update()`` is called.
@@ -296,7 +296,7 @@ def gene_activity(
     UserWarning
         Some counts are not whole numbers (used as they are); some cells have no counts, or
         counts only in peaks that overlap no gene (their gene activity is all zero).
-    sctransfer._genome_check.GenomeMismatchWarning
+    sctransfer.pp.GenomeMismatchWarning
         The annotation likely comes from another genome build or species than the peaks.
     """
     if isinstance(data, AnnData):
