@@ -6,14 +6,17 @@ import warnings
 
 import mudata
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
 from sctransfer._matrix import ValueSummary, all_finite, value_summary
 
 
-def get_modality(mdata: MuData, key: str, *, role: str) -> AnnData:
-    """Return ``mdata.mod[key]`` after checking that it exists, is not empty and holds numbers.
+def get_modality(
+    mdata: MuData, key: str, *, role: str, layer: str | None = None, counts_argument: str | None = None
+) -> AnnData:
+    """Return ``mdata.mod[key]`` after checking that it can be used and written into.
 
     Parameters
     ----------
@@ -23,6 +26,22 @@ def get_modality(mdata: MuData, key: str, *, role: str) -> AnnData:
         Modality name.
     role
         What the modality is used for, for error messages (``"RNA reference"``, ``"ATAC query"``).
+    layer
+        Layer that holds the values used (``None``: ``.X``); only that matrix is checked.
+    counts_argument
+        When given, the matrix used must hold counts (:func:`check_counts`); the argument that selects
+        it (``"rna_layer"``, ``"atac_layer"``) is named in the hint. Otherwise it must hold finite numbers.
+
+    Raises
+    ------
+    TypeError
+        ``mdata`` is not a MuData, or the matrix used is not numeric.
+    KeyError
+        The modality or the layer does not exist.
+    ValueError
+        The MuData or the modality is a view, the modality is empty, its ``obs_names`` or
+        ``var_names`` repeat, or the matrix used holds NaN/inf (or, with ``counts_argument``, values
+        that are not counts).
     """
     if not isinstance(mdata, MuData):
         raise TypeError(f"Expected a MuData object, got {type(mdata).__name__}. Wrap modalities: md.MuData({{...}}).")
@@ -41,8 +60,86 @@ def get_modality(mdata: MuData, key: str, *, role: str) -> AnnData:
         raise ValueError(f"Modality {key!r} is a view; call `.copy()` on it before passing it in.")
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(f"Modality {key!r} ({role}) is empty: {adata.n_obs} cells x {adata.n_vars} features.")
-    check_numeric(adata.X, what=f"modality {key!r} .X")
+    check_unique_names(adata, key=key)
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
+    x = adata.X if layer is None else adata.layers[layer]
+    what = f"modality {key!r} .X" if layer is None else f"layer {layer!r} of modality {key!r}"
+    if counts_argument is None:
+        check_numeric(x, what=what)
+    else:
+        check_counts(x, what=what, argument=counts_argument)
     return adata
+
+
+def check_unique_names(adata: AnnData, *, key: str) -> None:
+    """Raise a clear error when a modality repeats cell (``obs_names``) or feature (``var_names``) names.
+
+    Results are written back by name, and genes and peaks are matched by name: repeated names
+    would make both ambiguous.
+    """
+    for axis, names, fix in (
+        ("obs_names", adata.obs_names, "obs_names_make_unique()"),
+        ("var_names", adata.var_names, "var_names_make_unique()"),
+    ):
+        repeated = names[names.duplicated()].unique()
+        if len(repeated):
+            what = "cell" if axis == "obs_names" else "feature"
+            hint = " (10x readers give repeated gene symbols)" if axis == "var_names" else ""
+            raise ValueError(
+                f"Modality {key!r} has {len(repeated)} repeated {what} names in .{axis}{hint}, e.g. "
+                f"{', '.join(map(repr, repeated[:5]))}. Make them unique first: mdata[{key!r}].{fix}, "
+                "then mdata.update()."
+            )
+
+
+def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Categorical:
+    """The reference cell types of ``adata.obs[labels_key]``, cleaned, or a clear error.
+
+    Missing labels (NaN, None, and the strings ``""``, ``"nan"``, ``"NaN"``, ``"None"`` that a round
+    trip through text files leaves) become NaN; categories no labelled cell carries (left by
+    subsetting an atlas) are dropped. The user's column is not changed.
+
+    Returns
+    -------
+    A :class:`pandas.Categorical` of str categories, one entry per cell (NaN = unlabelled).
+
+    Raises
+    ------
+    KeyError
+        The column does not exist.
+    TypeError
+        The column holds continuous numbers (a float column is not a set of cell types).
+    ValueError
+        No cell is labelled, or a single type is.
+    """
+    if labels_key is None or labels_key not in adata.obs:
+        raise KeyError(
+            f"Label column {labels_key!r} is not in modality {key!r} .obs (columns: {list(adata.obs.columns)[:10]})."
+        )
+    column = adata.obs[labels_key]
+    values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+    if pd.api.types.is_float_dtype(values.dtype) and not np.all(np.mod(values.dropna(), 1) == 0):
+        raise TypeError(
+            f"Label column {labels_key!r} of modality {key!r} holds continuous numbers (dtype {values.dtype}), "
+            "not cell types. Pass the column with the cell-type names."
+        )
+    text = column.astype(object).where(column.notna(), None)
+    text = text.map(lambda v: None if v is None or str(v).strip() in _MISSING_LABELS else str(v))
+    labels = pd.Categorical(text.to_numpy(dtype=object))
+    labels = labels.remove_unused_categories()
+    n_labelled = int((~pd.isna(labels)).sum())
+    if n_labelled == 0:
+        raise ValueError(f"Label column {labels_key!r} of modality {key!r} has no labelled cell (all NaN).")
+    if len(labels.categories) < 2:
+        raise ValueError(
+            f"Label column {labels_key!r} of modality {key!r} holds a single cell type ({labels.categories[0]!r}); "
+            "label transfer needs at least two reference types."
+        )
+    return labels
+
+
+_MISSING_LABELS = frozenset({"", "nan", "NaN", "None", "NA", "<NA>"})
 
 
 def check_numeric(x, *, what: str) -> None:
@@ -135,6 +232,33 @@ def check_layer(adata: AnnData, layer: str | None, *, key: str) -> None:
     if layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
     check_numeric(adata.layers[layer], what=f"layer {layer!r} of modality {key!r}")
+
+
+def check_indices(indices, n_cells: int) -> np.ndarray | None:
+    """Cell positions given to a model method (``indices=``) as an int64 array, or None for all cells.
+
+    Raises
+    ------
+    TypeError
+        ``indices`` is not a 1-D sequence of integers (a boolean mask is refused: pass its
+        ``np.flatnonzero``).
+    IndexError
+        A position lies outside ``[0, n_cells)``.
+    """
+    if indices is None:
+        return None
+    positions = np.asarray(indices)
+    integer = positions.size == 0 or np.issubdtype(positions.dtype, np.integer)
+    if positions.dtype == bool or positions.ndim != 1 or not integer:
+        raise TypeError(
+            "indices must be a 1-D sequence of integer cell positions (for a boolean mask, pass np.flatnonzero(mask))."
+        )
+    positions = positions.astype(np.int64)
+    if positions.size and (positions.min() < 0 or positions.max() >= n_cells):
+        raise IndexError(
+            f"indices must lie in [0, {n_cells}) (the modality's cells); got {positions.min()}..{positions.max()}."
+        )
+    return positions
 
 
 def check_unpaired(rna: AnnData, atac: AnnData, *, rna_key: str, atac_key: str) -> None:
