@@ -11,8 +11,8 @@ import torch
 import sctransfer as st
 from sctransfer._intervals import IntervalError, genomic_order
 from sctransfer._matrix import column_selection
-from sctransfer.model._feature_layout import FeatureLayout
 from sctransfer.model._feature_mapping import FeatureMapping, map_genes, map_peaks
+from sctransfer.nn import FeatureLayout
 from sctransfer.pp import gene_coordinates
 
 

@@ -10,12 +10,11 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from sctransfer.model._feature_layout import FeatureLayout
 from sctransfer.model._scclip_input import FeatureScaling, patch_basis
 from sctransfer.model._training_plan import CosineTrainingPlan
 from sctransfer.module import SCCLIPModule
 from sctransfer.module._losses import clip_loss
-from sctransfer.nn import GenomicPatchEncoder, TransformerBlock
+from sctransfer.nn import FeatureLayout, GenomicPatchEncoder, TransformerBlock
 from sctransfer.pp._lsi import tfidf
 
 

@@ -173,7 +173,7 @@ _BMMC_FILES = {
 }
 
 #: Every data file sctransfer can fetch, by path relative to :func:`~sctransfer.datasets.data_dir`.
-#: The keys are the valid arguments of :func:`~sctransfer.datasets.fetch_file`; each value holds the
+#: The keys are the valid arguments of :func:`fetch_file`; each value holds the
 #: public URL and the sha256 of the file.
 REGISTRY: dict[str, RemoteFile] = {
     **{f"scmomat_mop/{name}": RemoteFile(_MOP_URL + name, sha) for name, sha in _MOP_FILES.items()},

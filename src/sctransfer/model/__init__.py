@@ -1,8 +1,10 @@
-"""scvi-tools models: data registration, training, prediction, saving."""
+"""scvi-tools models: data registration, training, prediction, saving.
 
-from ._feature_layout import FeatureLayout
+The models' torch modules are in :mod:`sctransfer.module`, their building blocks in :mod:`sctransfer.nn`.
+"""
+
 from ._feature_mapping import FeatureMapping
-from ._scclip import PRESETS, SCCLIP
+from ._scclip import SCCLIP
 from ._scncl import SCNCL
 
-__all__ = ["PRESETS", "SCCLIP", "SCNCL", "FeatureLayout", "FeatureMapping"]
+__all__ = ["SCCLIP", "SCNCL", "FeatureMapping"]

@@ -23,8 +23,8 @@ from sctransfer._constants import ATAC, RNA
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._validation import check_layer, check_numeric, get_modality
 from sctransfer.module import SCCLIPModule
+from sctransfer.nn import FeatureLayout
 
-from ._feature_layout import FeatureLayout
 from ._feature_mapping import FeatureMapping, map_genes, map_peaks
 from ._paired_data import PairedDataModule, ScaledCounts
 from ._scclip_input import FeatureScaling, patch_basis
@@ -81,7 +81,11 @@ class SCCLIP(BaseModelClass):
         ``chrom``/``start``/``end`` columns of the RNA modality's ``.var``. Genes without a
         coordinate are reported and placed in trailing ``"unplaced"`` patches.
     preset
-        Model size, one of :data:`PRESETS` (``"tiny"``, ``"small"``, ``"base"``).
+        Model size: ``"small"`` (default; an ensemble of two encoder pairs, 2 transformer layers of 64
+        units, made for CPUs), ``"base"`` (the scCLIP authors' "small" transformer, 6 layers of 256 units,
+        for a GPU) or ``"tiny"`` (tests and quick looks). A preset sets ``n_patches``, ``n_components``,
+        ``n_hidden``, ``n_layers``, ``n_heads`` and ``n_ff`` (``"small"`` also ``dropout=0`` and
+        ``n_members=2``); ``module_kwargs`` override them. Training times are on the :doc:`/benchmarks` page.
     random_state
         Seed of the weight initialisation and of the SVD behind the token projections.
     feature_layouts
@@ -95,7 +99,7 @@ class SCCLIP(BaseModelClass):
     Attributes
     ----------
     rna_layout_, atac_layout_
-        :class:`~sctransfer.model.FeatureLayout` of the genes and peaks.
+        :class:`~sctransfer.nn.FeatureLayout` of the genes and peaks.
     peak_coordinates_
         The model's peaks (``chrom``, ``start``, ``end``), for mapping new peak sets.
     rna_scaling_, atac_scaling_

@@ -40,12 +40,12 @@ def _patches(columns: np.ndarray, patch_size: int) -> np.ndarray:
 class FeatureLayout:
     """The features of one modality in genomic order, cut into patch tokens.
 
-    Build it with :meth:`~sctransfer.model.FeatureLayout.from_coordinates` (peaks: coordinates
+    Build it with :meth:`~sctransfer.nn.FeatureLayout.from_coordinates` (peaks: coordinates
     from :func:`sctransfer.pp.peak_coordinates`) or
-    :meth:`~sctransfer.model.FeatureLayout.from_genes` (genes: coordinates from a gene
+    :meth:`~sctransfer.nn.FeatureLayout.from_genes` (genes: coordinates from a gene
     annotation). All attributes are read-only numpy arrays;
-    :meth:`~sctransfer.model.FeatureLayout.to_dict` and
-    :meth:`~sctransfer.model.FeatureLayout.from_dict` store and restore them (e.g. in a saved
+    :meth:`~sctransfer.nn.FeatureLayout.to_dict` and
+    :meth:`~sctransfer.nn.FeatureLayout.from_dict` store and restore them (e.g. in a saved
     model's attributes).
 
     Fields:
@@ -257,7 +257,7 @@ class FeatureLayout:
         modality: str = "rna",
         peaks: pd.DataFrame | None = None,
     ) -> FeatureLayout:
-        """Layout of genes placed by a gene annotation (see :meth:`~sctransfer.model.FeatureLayout.from_coordinates`).
+        """Layout of genes placed by a gene annotation (see :meth:`~sctransfer.nn.FeatureLayout.from_coordinates`).
 
         Parameters
         ----------
@@ -268,11 +268,11 @@ class FeatureLayout:
             genes are matched by name, then case-insensitively (see :func:`sctransfer.pp.gene_coordinates`).
             Genes not in the annotation go to the ``"unplaced"`` patches.
         n_patches, patch_size, modality
-            As in :meth:`~sctransfer.model.FeatureLayout.from_coordinates`.
+            As in :meth:`~sctransfer.nn.FeatureLayout.from_coordinates`.
         peaks
             Coordinates of the peaks the genes will be matched with (from
             :func:`sctransfer.pp.peak_coordinates`): the annotation is checked to be of their genome
-            build and species (see :func:`sctransfer._genome_check.check_genome_match`).
+            build and species (as in :func:`sctransfer.pp.gene_activity`).
 
         Returns
         -------
@@ -281,12 +281,12 @@ class FeatureLayout:
         Raises
         ------
         sctransfer.pp.IntervalError
-            As :meth:`~sctransfer.model.FeatureLayout.from_coordinates`; or no peak is on a
+            As :meth:`~sctransfer.nn.FeatureLayout.from_coordinates`; or no peak is on a
             chromosome of the annotation.
 
         Warns
         -----
-        sctransfer._genome_check.GenomeMismatchWarning
+        sctransfer.pp.GenomeMismatchWarning
             The annotation likely comes from another genome build or species than ``peaks``.
         """
         table = read_gene_annotation(annotation)
@@ -319,7 +319,7 @@ class FeatureLayout:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, np.ndarray]) -> FeatureLayout:
-        """Restore a layout from :meth:`~sctransfer.model.FeatureLayout.to_dict` output.
+        """Restore a layout from :meth:`~sctransfer.nn.FeatureLayout.to_dict` output.
 
         Returns
         -------

@@ -70,7 +70,7 @@ class GenomicPatchEncoder(nn.Module):
     """Encoder of one modality: genomic patches -> tokens -> transformer -> [CLS] -> unit vector.
 
     The input (cells x features, already scaled by the model) is cut into the patches of a
-    :class:`~sctransfer.model.FeatureLayout`: contiguous runs of features in
+    :class:`~sctransfer.nn.FeatureLayout`: contiguous runs of features in
     genomic order that never cross a chromosome. Token ``c`` is a linear projection of patch
     ``c``, in two steps: a fixed projection onto the patch's rows of the modality's principal
     axes (the ``basis`` buffer, fitted on the training cells by the model; summed over patches
