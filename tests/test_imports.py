@@ -313,3 +313,16 @@ def test_cli_help_is_fast_and_loads_no_torch():
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # the bound is generous (a busy machine); the measured figure is in the CHANGELOG
     assert cpu < 3.0, f"`sctransfer --help` took {cpu:.2f} s of CPU"
+
+
+def test_scvi_setup_view_works_once_the_models_are_imported():
+    """``model.view_anndata_setup()`` prints the setup arguments through ``rich.pretty`` (a declared dependency)."""
+    result = _run(
+        "import sctransfer.model\n"
+        "from scvi.data import AnnDataManager\n"
+        "from scvi.data import _constants as c\n"
+        "registry = {c._MODEL_NAME_KEY: 'SCNCL', c._SETUP_ARGS_KEY: {'labels_key': 'cell_type'}}\n"
+        "AnnDataManager.view_setup_method_args(registry)\n"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SCNCL.setup_anndata" in result.stdout and "'labels_key': 'cell_type'" in result.stdout
