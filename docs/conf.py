@@ -10,6 +10,7 @@ build is always online and fully strict. Force a mode with ``SCTRANSFER_DOCS_OFF
 """
 
 import importlib
+import json
 import os
 import pkgutil
 import re
@@ -67,6 +68,92 @@ def _sync_tutorials() -> list[str]:
 
 
 TUTORIALS = _sync_tutorials()
+
+# -- Generated pages: the bibliography and the benchmark tables ----------------------------------
+# docs/references.bib is the one list of citations: docs/references.md (git-ignored) is written from
+# it. The tables of benchmarks.md are read from benchmarks/results/*.json, never copied by hand.
+
+GENERATED = HERE / "generated"
+
+
+def _bib_entries(text: str) -> list[dict[str, str]]:
+    """Entries of a BibTeX file whose field values are in braces (no nested braces)."""
+    entries = []
+    for match in re.finditer(r"@(\w+)\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", text, flags=re.DOTALL):
+        fields = dict(re.findall(r"(\w+)\s*=\s*\{([^{}]*)\}", match[3]))
+        entries.append({"type": match[1].lower(), "key": match[2], **{k.lower(): v for k, v in fields.items()}})
+    return entries
+
+
+def _authors(field: str) -> str:
+    """``Last, First and ... and others`` -> ``Last F, ... et al.``."""
+    names, more = [], False
+    for name in (n.strip() for n in field.split(" and ")):
+        if name == "others":
+            more = True
+            continue
+        last, _, first = name.partition(",")
+        initials = "".join(part[0] for part in re.split(r"[\s.\-]+", first) if part)
+        names.append(f"{last.strip()} {initials}".strip())
+    return ", ".join(names) + (" et al." if more else "")
+
+
+def _write_references() -> None:
+    """docs/references.md from docs/references.bib: one labelled paragraph per work, in file order."""
+    lines = [
+        "# References",
+        "",
+        "The works these pages cite; `docs/references.bib` in the repository holds them as BibTeX.",
+        "",
+    ]
+    for entry in _bib_entries((HERE / "references.bib").read_text(encoding="utf-8")):
+        venue = f"*{entry.get('journal') or entry.get('booktitle', '')}*"
+        if "volume" in entry:
+            venue += f" {entry['volume']}" + (f"({entry['number']})" if "number" in entry else "")
+        if "pages" in entry:
+            venue += f":{entry['pages']}" if "volume" in entry else f", {entry['pages']}"
+        link = f"https://doi.org/{entry['doi']}" if "doi" in entry else entry.get("url")
+        text = f"{_authors(entry['author'])} ({entry['year']}). {entry['title']}. {venue}."
+        lines += [f"({entry['key']})=", text + (f" <{link}>" if link else ""), ""]
+    target = HERE / "references.md"
+    content = "\n".join(lines)
+    if not target.exists() or target.read_text(encoding="utf-8") != content:
+        target.write_text(content, encoding="utf-8")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    )
+
+
+def _write_benchmark_tables() -> None:
+    """The defaults studies of benchmarks/results as Markdown tables, included by benchmarks.md."""
+    results = ROOT / "benchmarks" / "results"
+    GENERATED.mkdir(exist_ok=True)
+    scncl = json.loads((results / "scncl_defaults.json").read_text())
+    splits = list(dict.fromkeys(r["split"] for r in scncl))
+    rows = []
+    for variant in dict.fromkeys(r["variant"] for r in scncl):
+        runs = {r["split"]: r for r in scncl if r["variant"] == variant}
+        cells = [f"{runs[s]['accuracy']:.3f} / {runs[s]['macro_f1']:.3f}" if s in runs else "" for s in splits]
+        mean = [sum(runs[s][k] for s in runs) / len(runs) for k in ("accuracy", "macro_f1", "wall_s")]
+        rows.append([variant, *cells, f"{mean[0]:.3f} / {mean[1]:.3f}", f"{mean[2]:.0f} s"])
+    (GENERATED / "scncl_defaults.inc").write_text(
+        _table(["variant", *(s.replace("->", " → ") for s in splits), "mean", "mean wall time"], rows) + "\n"
+    )
+    scclip = json.loads((results / "scclip_defaults.json").read_text())
+    rows = [
+        [r["variant"], r["held_out"], f"{r['foscttm']:.3f}", f"{r['train_wall_s']:.0f} s"]
+        for r in sorted(scclip, key=lambda r: (r["held_out"], r["foscttm"]))
+    ]
+    (GENERATED / "scclip_defaults.inc").write_text(
+        _table(["variant (seed 0)", "held-out libraries", "FOSCTTM", "training time"], rows) + "\n"
+    )
+
+
+_write_references()
+_write_benchmark_tables()
 
 # -- General configuration ---------------------------------------------------
 

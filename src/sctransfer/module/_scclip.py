@@ -43,20 +43,8 @@ class SCCLIPModule(BaseModuleClass):
         Size of the joint embedding.
     pooling, input_dropout
         How each encoder summarises its tokens, and the input augmentation (see
-        :class:`~sctransfer.nn.GenomicPatchEncoder`). The defaults were measured on MOp SNARE-seq (train 09D-09L,
-        zero-shot on 09A-09C, ``benchmarks/scclip_defaults.py``): held-out FOSCTTM 0.113 with mean
-        pooling and input dropout 0.3, against 0.135 with [CLS] pooling and 0.158 without input
-        dropout. Without the transformer's dropout (``dropout=0``) it was 0.114 in 42% less training
-        time on 2 CPU cores (dropout masks dominate a CPU step), a good choice where time counts;
-        neither 2,000 steps (0.123) nor batches of 512 (0.114) helped then. The defaults sit at a
-        broad optimum: input dropout 0.5 gave 0.125, 25 or 100 principal axes per token 0.119 or
-        0.115, 500 steps 0.132; a weight decay of 0.2 (0.113) or a temperature held at 0.1 or
-        above (0.113) changed nothing. An ensemble of two such models without dropout
-        (``n_members=2, dropout=0``, the ``"small"`` preset of :class:`~sctransfer.model.SCCLIP`)
-        gave 0.109 on seed 0 and 0.110 over seeds 0-2, against 0.116 for the single model, in
-        about 470 s of training (``benchmarks/cross_modal_match.py``); drawing separate batches
-        per member (0.109) or soft CLIP targets from the cells' principal-component similarity
-        (0.114 for one model) did not help.
+        :class:`~sctransfer.nn.GenomicPatchEncoder`). How these defaults and the others compare with
+        their alternatives is on the :doc:`/benchmarks` page.
     initial_temperature
         Starting temperature of the contrastive loss.
     max_logit_scale

@@ -76,9 +76,8 @@ class GenomicPatchEncoder(nn.Module):
     axes (the ``basis`` buffer, fitted on the training cells by the model; summed over patches
     it gives the cells' principal-component scores), then a learned per-patch linear map to
     ``n_hidden``. Reading the patch through the data's principal axes first keeps the tokens on
-    the cell-to-cell programmes both modalities share instead of single sparse features: on MOp
-    SNARE-seq a free per-patch projection memorised the training pairs (held-out FOSCTTM about
-    0.23, no better than linear CCA). Each token gets a position
+    the cell-to-cell programmes both modalities share instead of single sparse features (a free
+    per-patch projection memorises the training pairs: see :doc:`/benchmarks`). Each token gets a position
     encoding that knows its chromosome (a learned embedding) and its relative position along it
     (fixed sinusoids through a learned linear map); a learned [CLS] token is prepended. The
     pooled output (see ``pooling``) goes through ``Linear -> tanh -> Linear`` (no bias) to

@@ -45,8 +45,8 @@ def tfidf_lsi(
     Returns
     -------
     Cells x components float32 array: the left singular vectors times the singular values
-    (components keep their weights; neighbours are then found by cosine distance, which on
-    MOp SNARE-seq gave purer neighbourhoods than standardised components, see ``benchmarks/``).
+    (components keep their weights; :func:`peak_neighbors` searches cosine neighbours in this
+    space, see :doc:`/benchmarks` for the comparison with standardised components).
 
     Notes
     -----
