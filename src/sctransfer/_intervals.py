@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from sctransfer._constants import ATAC
+
 logger = logging.getLogger(__name__)
 
 INTERVAL_COLUMNS = ["chrom", "start", "end"]
@@ -72,7 +74,7 @@ def _find_column(columns: Sequence[str], aliases: Sequence[str]) -> str | None:
     return None
 
 
-def peak_coordinates(adata: AnnData, *, modality: str = "atac") -> pd.DataFrame:
+def peak_coordinates(adata: AnnData, *, modality: str = ATAC) -> pd.DataFrame:
     """Coordinates of the features of a peak matrix.
 
     Read from ``adata.var`` columns ``chrom``/``start``/``end`` when present (aliases such as

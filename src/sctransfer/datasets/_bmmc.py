@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._constants import ATAC, CELL_TYPE_KEY, RNA
 from sctransfer._intervals import peak_coordinates
 
 from ._registry import fetch_file
@@ -69,11 +70,11 @@ def bmmc_multiome_starter() -> MuData:
     """
     rna_file = _read("common", "output_rna")
     atac_file = _read("common", "output_mod2")
-    obs = _categorical_obs(rna_file, ["cell_type", "batch"])
+    obs = _categorical_obs(rna_file, [CELL_TYPE_KEY, "batch"])
     rna = _counts_modality(rna_file, obs.copy(), pd.DataFrame({"gene_ids": rna_file.var["gene_ids"].astype(str)}))
     atac = _counts_modality(atac_file, obs.copy(), _atac_var(atac_file))
     with mudata.set_options(pull_on_update=False):
-        return MuData({"rna": rna, "atac": atac})
+        return MuData({RNA: rna, ATAC: atac})
 
 
 def bmmc_multiome_match(split: Literal["train", "test"]) -> MuData:
@@ -133,7 +134,7 @@ def bmmc_multiome_match(split: Literal["train", "test"]) -> MuData:
     rna = _counts_modality(rna_file, rna_obs, pd.DataFrame({"gene_ids": rna_file.var["gene_ids"].astype(str)}))
     atac = _counts_modality(atac_file, atac_obs, _atac_var(atac_file))
     with mudata.set_options(pull_on_update=False):
-        return MuData({"rna": rna, "atac": atac})
+        return MuData({RNA: rna, ATAC: atac})
 
 
 def _pairing(solution: AnnData, rna: AnnData, atac: AnnData) -> np.ndarray:

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._constants import ATAC, CELL_TYPE_KEY, RNA
 from sctransfer._intervals import peak_coordinates
 
 from ._registry import fetch_file
@@ -50,7 +51,7 @@ def _read_obs() -> pd.DataFrame:
         {
             "library": pd.Categorical(meta["Batch"].astype(str)),
             "barcode": meta["Barcode"].astype(str).to_numpy(),
-            "cell_type": pd.Categorical(meta["cluster (remapped)"].astype(str)),
+            CELL_TYPE_KEY: pd.Categorical(meta["cluster (remapped)"].astype(str)),
             "cell_type_fine": pd.Categorical(meta["Ident"].astype(str)),
         },
         index=pd.Index(meta.index.astype(str)),
@@ -106,7 +107,7 @@ def mop_snareseq(libraries: Sequence[str] | None = None) -> MuData:
         libraries = _check_libraries(libraries, "libraries")
         rna, atac = _subset(rna, libraries, (), ""), _subset(atac, libraries, (), "")
     with mudata.set_options(pull_on_update=False):
-        return MuData({"rna": rna, "atac": atac})
+        return MuData({RNA: rna, ATAC: atac})
 
 
 def mop_gene_peak_links() -> GenePeakLinks:
@@ -138,10 +139,10 @@ def _check_libraries(libraries: Sequence[str], argument: str) -> list[str]:
 
 
 def _subset(adata: AnnData, libraries: list[str], drop_types: Sequence[str], prefix: str) -> AnnData:
-    keep = adata.obs["library"].isin(libraries).to_numpy() & ~adata.obs["cell_type"].isin(drop_types).to_numpy()
+    keep = adata.obs["library"].isin(libraries).to_numpy() & ~adata.obs[CELL_TYPE_KEY].isin(drop_types).to_numpy()
     out = adata[keep].copy()
     out.obs_names = prefix + out.obs_names
-    for column in ("library", "cell_type", "cell_type_fine"):
+    for column in ("library", CELL_TYPE_KEY, f"{CELL_TYPE_KEY}_fine"):
         out.obs[column] = out.obs[column].cat.remove_unused_categories()
     return out
 
@@ -192,13 +193,13 @@ def mop_label_transfer(
     atac_libs = _check_libraries(atac_libraries, "atac_libraries")
     rna, atac = _modalities()
     drop_types = [drop_types] if isinstance(drop_types, str) else list(drop_types)
-    types = rna.obs["cell_type"].cat.categories
+    types = rna.obs[CELL_TYPE_KEY].cat.categories
     unknown = [t for t in drop_types if t not in types]
     if unknown:
         raise ValueError(f"Unknown cell types in drop_types: {unknown}; cell types: {', '.join(types)}.")
     modalities = {
-        "rna": _subset(rna, rna_libs, drop_types, "rna:"),
-        "atac": _subset(atac, atac_libs, drop_types, "atac:"),
+        RNA: _subset(rna, rna_libs, drop_types, f"{RNA}:"),
+        ATAC: _subset(atac, atac_libs, drop_types, f"{ATAC}:"),
     }
     with mudata.set_options(pull_on_update=False):
         return MuData(modalities)

@@ -25,6 +25,8 @@ from anndata import AnnData
 from mudata import MuData
 from scipy.special import erfinv
 
+from sctransfer._constants import ATAC, CELL_TYPE_KEY, RNA
+
 logger = logging.getLogger(__name__)
 
 #: Chromosomes of mm10 used for the simulated genome, with their lengths in bp.
@@ -169,16 +171,16 @@ def simulate_multiome(
     atac_names = rna_names if paired else _cell_names("atac:cell", n_atac)
     rna = AnnData(
         X=rna_x,
-        obs=pd.DataFrame({"cell_type": pd.Categorical.from_codes(rna_cells[0], type_names)}, index=rna_names),
+        obs=pd.DataFrame({CELL_TYPE_KEY: pd.Categorical.from_codes(rna_cells[0], type_names)}, index=rna_names),
         var=genes.set_index(pd.Index(genes["gene_name"].to_numpy())),
     )
     atac = AnnData(
         X=atac_x,
-        obs=pd.DataFrame({"cell_type": pd.Categorical.from_codes(atac_cells[0], type_names)}, index=atac_names),
+        obs=pd.DataFrame({CELL_TYPE_KEY: pd.Categorical.from_codes(atac_cells[0], type_names)}, index=atac_names),
         var=peaks,
     )
     with mudata.set_options(pull_on_update=False):
-        mdata = MuData({"rna": rna, "atac": atac})
+        mdata = MuData({RNA: rna, ATAC: atac})
     mdata.uns["simulate_multiome"] = {
         "params": {
             "n_rna": n_rna,

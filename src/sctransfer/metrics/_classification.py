@@ -11,6 +11,8 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._constants import ATAC
+
 logger = logging.getLogger(__name__)
 
 _NORMALIZE_OPTIONS = (None, "true", "pred", "all")
@@ -265,7 +267,7 @@ def label_transfer_report(
     truth_key: str,
     *,
     pred_key: str = "sctransfer_label",
-    atac_key: str = "atac",
+    atac_key: str = ATAC,
     reference_types: Iterable[Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate transferred labels against known true labels.

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sctransfer._constants import RNA
 from sctransfer._genome_check import check_genome_match
 from sctransfer._intervals import INTERVAL_COLUMNS, IntervalError, chromosome_rank, genomic_order
 from sctransfer.pp._annotation import gene_coordinates, read_gene_annotation
@@ -254,7 +255,7 @@ class FeatureLayout:
         *,
         n_patches: int = 128,
         patch_size: int | None = None,
-        modality: str = "rna",
+        modality: str = RNA,
         peaks: pd.DataFrame | None = None,
     ) -> FeatureLayout:
         """Layout of genes placed by a gene annotation (see :meth:`~sctransfer.nn.FeatureLayout.from_coordinates`).
