@@ -259,29 +259,10 @@ def annotation_from_dataframe(frame: pd.DataFrame, *, one_based: bool = True) ->
 
 
 def read_annotation(annotation: os.PathLike | str | pd.DataFrame, *, one_based: bool | None = None) -> pd.DataFrame:
-    """Read a gene annotation file or data frame into the standard gene table.
+    """:func:`sctransfer.pp.read_gene_annotation` for a file or a data frame (genome names are resolved there).
 
-    Genome names (``"mm10"``, ...) are resolved by :func:`sctransfer.pp.read_gene_annotation`, which
-    calls this for files and data frames.
-
-    Parameters
-    ----------
-    annotation
-        A GTF / GFF3 path (optionally gzipped); a BED path (chrom, start, end, name, score, strand);
-        a TSV/CSV table path with chrom, start, end, strand and a gene-name column (``gene_name``,
-        ``symbol`` or ``gene``); or a :class:`pandas.DataFrame` with such columns.
-    one_based
-        Whether table starts are 1-based. ``None``: BED files 0-based, all other tables 1-based.
-
-    Returns
-    -------
-    Data frame with ``chrom``, ``start``, ``end`` (int64, 0-based, half-open), ``strand``, ``gene_name``,
-    one row per gene name.
-
-    Raises
-    ------
-    IntervalError
-        When the file does not exist, or the file or data frame lacks the needed columns or gene records.
+    The formats read, the result and the errors are those of :func:`sctransfer.pp.read_gene_annotation`;
+    a path that is not a file raises :class:`IntervalError`.
     """
     if isinstance(annotation, pd.DataFrame):
         return annotation_from_dataframe(annotation, one_based=True if one_based is None else one_based)
@@ -294,28 +275,9 @@ def read_annotation(annotation: os.PathLike | str | pd.DataFrame, *, one_based: 
 
 
 def locate_genes(gene_names: Sequence[str], table: pd.DataFrame) -> pd.DataFrame:
-    """Coordinates of named genes in a standard gene table (from :func:`read_annotation`).
+    """:func:`sctransfer.pp.gene_coordinates` on a standard gene table (from :func:`read_annotation`).
 
-    Genes are matched by exact name; names without an exact match are then matched
-    case-insensitively (``SOX2`` finds ``Sox2``; the table's first such gene is taken).
-
-    Parameters
-    ----------
-    gene_names
-        Gene names, in the order wanted.
-    table
-        Standard gene table: ``chrom``, ``start``, ``end`` (0-based, half-open), ``strand``, ``gene_name``.
-
-    Returns
-    -------
-    Data frame indexed by ``gene_names`` (same order, duplicates kept) with ``chrom`` (object,
-    ``None`` when the gene is not found), ``start`` and ``end`` (float64, 0-based half-open,
-    ``NaN`` when the gene is not found).
-
-    Raises
-    ------
-    IntervalError
-        When the table holds no gene.
+    The matching rules, the result and the errors are those of :func:`sctransfer.pp.gene_coordinates`.
     """
     names = np.asarray(gene_names, dtype=str)
     if len(table) == 0:
