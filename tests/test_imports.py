@@ -32,7 +32,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "sctransfer._profiling",
             "sctransfer._intervals",
             "sctransfer._genome_check",
-            "sctransfer._io",
             "sctransfer.pp",
             "sctransfer.metrics",
             "sctransfer.datasets",
