@@ -8,12 +8,14 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from lightning.pytorch import LightningDataModule
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager
 from torch.utils.data import DataLoader, IterableDataset
 
-from sctransfer.module._scclip import ATAC, RNA
+from sctransfer._constants import ATAC, ATAC_COUNTS_KEY, RNA
 
 from ._distributed import stream_generator
-from ._scclip_input import FeatureScaling
+from ._transform import InputTransform
 
 
 @dataclass
@@ -21,7 +23,7 @@ class ScaledCounts:
     """One modality's cells x features counts (CSR, the model's feature order) and its scaling."""
 
     counts: sp.csr_matrix
-    scaling: FeatureScaling
+    scaling: InputTransform
 
     @property
     def n_cells(self) -> int:
@@ -29,7 +31,7 @@ class ScaledCounts:
 
     def batch(self, rows: np.ndarray) -> torch.Tensor:
         """Scaled network input of the given cells, a sparse COO tensor (never densified)."""
-        scaled = self.scaling(self.counts[rows]).tocoo()
+        scaled = self.scaling.sparse(self.counts[rows]).tocoo()
         indices = torch.from_numpy(np.vstack([scaled.row, scaled.col]).astype(np.int64))
         return torch.sparse_coo_tensor(
             indices, torch.from_numpy(scaled.data), size=scaled.shape, is_coalesced=True, check_invariants=False
@@ -65,13 +67,43 @@ class _PairedStream(IterableDataset):
 
 
 class PairedDataModule(LightningDataModule):
-    """Lightning data module feeding :class:`~sctransfer.module.SCCLIPModule`.
+    """Lightning data module feeding :class:`~sctransfer.module.SCCLIPModule` (``SCCLIP._data_splitter_cls``).
 
-    One "epoch" is ``steps_per_epoch`` steps; losses are averaged per epoch in ``model.history``.
+    Reads the RNA and ATAC counts of the registered cells from the registry of ``adata_manager``
+    (``REGISTRY_KEYS.X_KEY`` and ``ATAC_COUNTS_KEY``) and yields ``{"rna": ..., "atac": ...}``
+    batches of the same cells, scaled as the model scales its input. One "epoch" is
+    ``steps_per_epoch`` steps; losses are averaged per epoch in ``model.history``.
+
+    Parameters
+    ----------
+    adata_manager
+        The model's :class:`~scvi.data.AnnDataManager` (set up by
+        :meth:`~sctransfer.model.SCCLIP.setup_mudata`).
+    rna_scaling, atac_scaling
+        The model's input scaling of each modality (fitted on these cells).
+    batch_size
+        Paired cells per step (at most the number of cells).
+    steps_per_epoch
+        Batches per epoch.
+    seed
+        Seed of the cell order (per DDP process, see :func:`~sctransfer.model._distributed.stream_generator`).
     """
 
-    def __init__(self, rna: ScaledCounts, atac: ScaledCounts, *, batch_size: int, steps_per_epoch: int, seed: int):
+    def __init__(
+        self,
+        adata_manager: AnnDataManager,
+        *,
+        rna_scaling: InputTransform,
+        atac_scaling: InputTransform,
+        batch_size: int = 256,
+        steps_per_epoch: int = 50,
+        seed: int = 0,
+    ):
         super().__init__()
+        rna, atac = (
+            ScaledCounts(sp.csr_matrix(adata_manager.get_from_registry(key), dtype=np.float32), scaling)
+            for key, scaling in ((REGISTRY_KEYS.X_KEY, rna_scaling), (ATAC_COUNTS_KEY, atac_scaling))
+        )
         self.stream = _PairedStream(rna, atac, batch_size, steps_per_epoch, seed)
 
     def train_dataloader(self) -> DataLoader:
