@@ -44,6 +44,7 @@ if int(os.environ.get("LOCAL_RANK", "0")) == 0:
                 "scclip_foscttm": float(foscttm),
                 "scclip_first_loss": float(loss[0]),
                 "scclip_last_loss": float(loss[-1]),
+                "scclip_history_rows": len(loss),
                 "embedding_finite": bool(np.isfinite(rna).all() and np.isfinite(atac).all()),
             },
             f,
