@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +192,25 @@ def test_files_of_the_former_format_are_refused(trained, tmp_path, name):
         getattr(st.model, name).load(tmp_path / "old")
     with pytest.raises(ModelFileError, match="No saved model"):
         getattr(st.model, name).load(tmp_path)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_missing_files_come_from_backup_url(trained, tmp_path):
+    paired, model = trained["SCCLIP"]
+    model.save(tmp_path / "remote")
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path / "remote"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        loaded = st.model.SCCLIP.load(tmp_path / "local", backup_url=f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+    assert sorted(p.name for p in (tmp_path / "local").iterdir()) == ["arrays.npz", "model.json", "weights.pt"]
+    _assert_identical(_outputs("SCCLIP", loaded, paired), _outputs("SCCLIP", model, paired))
 
 
 def test_a_model_of_the_other_class_is_refused(trained, tmp_path):
