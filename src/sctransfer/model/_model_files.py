@@ -208,7 +208,7 @@ def write_model_files(
     allowed: Sequence[type],
     prefix: str | None = None,
     overwrite: bool = False,
-) -> Path | None:
+) -> Path:
     """Write a model folder.
 
     Parameters
