@@ -5,7 +5,8 @@ import scipy.sparse as sp
 import torch
 
 from sctransfer.model._peak_view import PeakView
-from sctransfer.model._transform import InputTransform, joint_pca
+from sctransfer.model._scncl_inputs import joint_pca
+from sctransfer.model._transform import InputTransform
 from sctransfer.module._losses import cross_view_contrastive, neighbourhood_contrastive, projection_regularisation
 
 

@@ -10,8 +10,9 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from sctransfer.model._scclip_input import FeatureScaling, patch_basis
-from sctransfer.model._training_plan import CosineTrainingPlan
+from sctransfer.model._scclip_input import patch_basis
+from sctransfer.model._training_plan import StepTrainingPlan
+from sctransfer.model._transform import InputTransform
 from sctransfer.module import SCCLIPModule
 from sctransfer.module._losses import clip_loss
 from sctransfer.nn import FeatureLayout, GenomicPatchEncoder, TransformerBlock
@@ -142,27 +143,33 @@ def test_patch_basis_tokens_sum_to_principal_component_scores():
 
 def test_feature_scaling_log_and_tfidf():
     counts = sp.csr_matrix(np.array([[1, 0, 3], [2, 2, 0], [0, 0, 5]], dtype=np.float32))
-    log = FeatureScaling.fit(counts, "log")
+    log = InputTransform.fit(counts, name="max_scaled_log")
     expected = np.log1p(counts.toarray() / counts.toarray().sum(axis=1, keepdims=True) * 1e4)
-    np.testing.assert_allclose(log(counts).toarray(), expected / expected.max(axis=0), rtol=1e-5)
-    assert sp.issparse(log(counts)) and log(counts).nnz == counts.nnz
-    peaks = FeatureScaling.fit(counts, "tfidf")
+    np.testing.assert_allclose(log.sparse(counts).toarray(), expected / expected.max(axis=0), rtol=1e-5)
+    assert sp.issparse(log.sparse(counts)) and log.sparse(counts).nnz == counts.nnz
+    peaks = InputTransform.fit(counts, name="max_scaled_tfidf")
     raw = tfidf(counts).toarray()
-    np.testing.assert_allclose(peaks(counts).toarray(), raw / raw.max(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(peaks.sparse(counts).toarray(), raw / raw.max(axis=0), rtol=1e-5)
     # new cells are scaled with the training statistics, not their own
     other = sp.csr_matrix(np.array([[0, 1, 1]], dtype=np.float32))
-    np.testing.assert_allclose(peaks(other).toarray(), tfidf(other, idf=peaks.idf).toarray() / peaks.feature_max)
-    with pytest.raises(ValueError, match="'log' or 'tfidf'"):
-        FeatureScaling.fit(counts, "binary")
+    np.testing.assert_allclose(peaks.sparse(other).toarray(), tfidf(other, idf=peaks.idf).toarray() / peaks.feature_max)
+    # the dense and decomposed forms agree with the sparse one
+    sparse, offset = peaks.decomposed(other)
+    np.testing.assert_array_equal(offset, 0)
+    np.testing.assert_array_equal(peaks(other), sparse.toarray())
+    with pytest.raises(ValueError, match="must be one of"):
+        InputTransform.fit(counts, name="tfidf")
 
 
 def test_cosine_schedule_warms_up_then_decays():
     layout = _layout().to_dict()
-    plan = CosineTrainingPlan(
+    plan = StepTrainingPlan(
         SCCLIPModule(layout, layout, n_components=2, n_hidden=4, n_layers=1, n_heads=2, n_ff=8),
+        optimizer="adamw",
         lr=1e-3,
         weight_decay=0.05,
         warmup_steps=10,
+        schedule="cosine",
         max_steps=100,
     )
     factors = [plan._rate_factor(step) for step in range(101)]

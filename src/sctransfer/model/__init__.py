@@ -8,7 +8,8 @@ The models' torch modules are in :mod:`sctransfer.module`, their building blocks
 import rich.pretty  # noqa: F401
 
 from ._feature_mapping import FeatureMapping
+from ._prediction import TransferResult
 from ._scclip import SCCLIP
 from ._scncl import SCNCL
 
-__all__ = ["SCCLIP", "SCNCL", "FeatureMapping"]
+__all__ = ["SCCLIP", "SCNCL", "FeatureMapping", "TransferResult"]

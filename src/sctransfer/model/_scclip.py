@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -17,18 +17,20 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
 
 from sctransfer._constants import ATAC, RNA
 from sctransfer._intervals import IntervalError, peak_coordinates
-from sctransfer._validation import check_layer, check_numeric, get_modality
+from sctransfer._matrix import row_block
+from sctransfer._validation import check_indices, check_layer, check_numeric, get_modality
 from sctransfer.module import SCCLIPModule
 from sctransfer.nn import FeatureLayout
 
+from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin
+from ._deprecation import renamed_argument
 from ._feature_mapping import FeatureMapping, map_genes, map_peaks
 from ._paired_data import PairedDataModule, ScaledCounts
-from ._scclip_input import FeatureScaling, patch_basis
-from ._training_plan import CosineTrainingPlan
+from ._scclip_input import patch_basis
+from ._transform import InputTransform
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ PRESETS: dict[str, dict[str, float]] = {
 Preset = Literal["tiny", "small", "base"]
 
 
-class SCCLIP(BaseModelClass):
+class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     """scCLIP: contrastive RNA/ATAC pre-training with one genomic-patch transformer per modality.
 
     Genes and peaks are ordered along the genome and cut into patches that never cross a
@@ -114,6 +116,10 @@ class SCCLIP(BaseModelClass):
     """
 
     _module_cls = SCCLIPModule
+    _data_splitter_cls = PairedDataModule
+    _default_modalities = DEFAULT_MODALITIES
+    _saved_attributes = ("peak_coordinates_", "rna_scaling_", "atac_scaling_")
+    _saved_types = (InputTransform,)
 
     def __init__(
         self,
@@ -140,7 +146,7 @@ class SCCLIP(BaseModelClass):
         with torch.random.fork_rng():
             torch.manual_seed(random_state)
             self.module = self._module_cls(feature_layouts[RNA], feature_layouts[ATAC], **size)
-        if mdata is not None:
+        if mdata is not None and registry is None:  # load() restores the fitted inputs
             self._fit_inputs(random_state, size["n_components"])
         self._model_summary_string = (
             f"SCCLIP ({preset}): {self.rna_layout_.n_features} genes in {self.rna_layout_.n_patches} patches, "
@@ -225,10 +231,6 @@ class SCCLIP(BaseModelClass):
         manager.register_fields(mdata, **kwargs)
         cls.register_manager(manager)
 
-    @property
-    def _modalities(self) -> dict[str, str]:
-        return {**DEFAULT_MODALITIES, **(self.registry_["setup_args"].get("modalities") or {})}
-
     def _layer(self, modality: str) -> str | None:
         return self.registry_["setup_args"]["rna_layer" if modality == RNA else "atac_layer"]
 
@@ -262,15 +264,16 @@ class SCCLIP(BaseModelClass):
     def _fit_inputs(self, random_state: int, n_components: int) -> None:
         """Fit the input scaling and the token projections' principal axes on the training cells."""
         rng = np.random.default_rng(random_state)
-        for modality, kind, layout in ((RNA, "log", self.rna_layout_), (ATAC, "tfidf", self.atac_layout_)):
+        layouts = ((RNA, "max_scaled_log", self.rna_layout_), (ATAC, "max_scaled_tfidf", self.atac_layout_))
+        for modality, name, layout in layouts:
             counts = self._training_counts(modality)
-            scaling = FeatureScaling.fit(counts, kind)
+            scaling = InputTransform.fit(counts, name=name)
             setattr(self, f"{modality}_scaling_", scaling)
             rows = np.arange(counts.shape[0])
             if len(rows) > BASIS_MAX_CELLS:
                 rows = np.sort(rng.choice(rows, BASIS_MAX_CELLS, replace=False))
             basis = patch_basis(
-                scaling(counts[rows]),
+                scaling.sparse(counts[rows]),
                 layout.padded_columns(),
                 layout.n_patches,
                 n_components,
@@ -285,6 +288,8 @@ class SCCLIP(BaseModelClass):
         if modality not in (RNA, ATAC):
             raise ValueError(f"modality must be 'rna' or 'atac', got {modality!r}.")
         if data is None:
+            if self.adata is None:
+                raise ValueError("The model was loaded without data; pass the data to embed (adata=...).")
             data = self.adata
         if isinstance(data, AnnData):
             return data
@@ -340,105 +345,117 @@ class SCCLIP(BaseModelClass):
             )
         return mapping
 
-    def _scaled_counts(self, data: MuData | AnnData | None, modality: str) -> tuple[pd.Index, ScaledCounts]:
-        """Cell names and scaled input of one modality of ``data``, in the model's feature order."""
+    def _scaled_counts(
+        self, data: MuData | AnnData | None, modality: str, rows: np.ndarray | None = None
+    ) -> tuple[pd.Index, ScaledCounts]:
+        """Cell names and scaled input of one modality of ``data`` (or of its sorted ``rows``), in model feature order.
+
+        New data are mapped onto the model's features (:meth:`feature_mapping`); the training
+        modality is read as it is.
+        """
         adata = self._modality_of(data, modality)
         layer = self._layer(modality)
         counts = adata.layers[layer] if layer is not None and layer in adata.layers else adata.X
         check_numeric(counts, what=f"the {modality} counts")
-        if data is None or data is self.adata:
+        names = adata.obs_names
+        if rows is not None:
+            counts, names = row_block(counts, rows), names[rows]
+        training = self.adata is not None and adata is self.adata.mod.get(self._modalities[f"{modality}_layer"])
+        if training:
             model_counts = sp.csr_matrix(counts, dtype=np.float32)
         else:
             model_counts = self.feature_mapping(adata, modality).apply(counts)
         scaling = self.rna_scaling_ if modality == RNA else self.atac_scaling_
-        return adata.obs_names, ScaledCounts(counts=model_counts, scaling=scaling)
+        return names, ScaledCounts(counts=model_counts, scaling=scaling)
 
     # ------------------------------------------------------------------------------------
     # training
     # ------------------------------------------------------------------------------------
     def train(
         self,
-        max_steps: int = 1000,
+        max_epochs: int | None = None,
         *,
+        max_steps: int | None = None,
         batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        warmup_steps: int | None = None,
+        steps_per_epoch: int = DEFAULT_STEPS_PER_EPOCH,
         gradient_clip_val: float = 5.0,
-        steps_per_epoch: int = 50,
+        precision: str | None = None,
         random_state: int = 0,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
-        precision: str | None = None,
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
     ) -> None:
         """Train with the CLIP loss (AdamW, linear warm-up then cosine decay, gradient clipping).
 
+        Training is counted in steps of ``batch_size`` paired cells; cells are visited in a fresh
+        random order each pass over the data. An epoch is ``steps_per_epoch`` steps (one row of
+        ``model.history``), not a pass over the cells. Without ``max_epochs`` and ``max_steps``
+        the model trains 1,000 steps (20 epochs of 50 steps).
+
         Parameters
         ----------
+        max_epochs
+            Epochs of ``steps_per_epoch`` steps: ``max_steps = max_epochs * steps_per_epoch``.
         max_steps
-            Training steps; the cosine schedule ends there.
+            Training steps (instead of ``max_epochs``; giving both is an error); the cosine
+            schedule ends there.
         batch_size
             Paired cells per step (the contrastive negatives of each cell).
-        lr
-            Peak learning rate.
-        weight_decay
-            AdamW weight decay.
-        warmup_steps
-            Steps of linear learning-rate warm-up; ``None``: a tenth of ``max_steps``, at most 100.
+        steps_per_epoch
+            Steps per epoch, averaged into one row of ``model.history``.
         gradient_clip_val
             Gradient-norm clipping.
-        steps_per_epoch
-            Steps averaged into one row of ``model.history``.
+        precision
+            Lightning precision; ``None`` uses ``"bf16-mixed"`` on a GPU and ``"32-true"`` otherwise.
         random_state
             Seed of the batch order and dropout.
         accelerator, devices
             Lightning device settings; ``"auto"`` uses a GPU when there is one.
-        precision
-            Lightning precision; ``None`` uses ``"bf16-mixed"`` on a GPU and ``"32-true"`` otherwise.
+        plan_kwargs
+            Optimiser settings of the training plan (``StepTrainingPlan``):
+            ``optimizer`` (``"adamw"``), ``lr`` (peak, 1e-3), ``weight_decay`` (0.05),
+            ``warmup_steps`` (a tenth of the steps, at most 100), ``schedule`` (``"cosine"``).
+            The former keywords ``lr=``, ``weight_decay=``, ``warmup_steps=`` still work, with a
+            DeprecationWarning.
+        datasplitter_kwargs
+            Options of the data module (``PairedDataModule`` has none).
         **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer`.
+            Passed to :class:`scvi.train.Trainer` (Lightning), e.g. ``enable_progress_bar=False``,
+            ``strategy="ddp"``.
+
+        Raises
+        ------
+        ValueError
+            For a training length that is not a positive integer, both ``max_epochs`` and
+            ``max_steps``, or unknown ``plan_kwargs`` / ``datasplitter_kwargs`` (before any work).
+        KeyboardInterrupt
+            On Ctrl-C: training stops, the model keeps the weights reached so far.
         """
-        if warmup_steps is None:
-            warmup_steps = min(100, max(1, max_steps // 10))
-        _, rna = self._scaled_counts(None, RNA)
-        _, atac = self._scaled_counts(None, ATAC)
-        data_module = PairedDataModule(
-            rna, atac, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=random_state
-        )
-        plan = CosineTrainingPlan(
-            self.module, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, max_steps=max_steps
-        )
         if precision is None:
             on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
             precision = "bf16-mixed" if on_gpu else "32-true"
-        trainer_kwargs.setdefault("enable_checkpointing", False)
-        trainer_kwargs.setdefault("num_sanity_val_steps", 0)
-        with torch.random.fork_rng():
-            torch.manual_seed(random_state)
-            runner = TrainRunner(
-                self,
-                training_plan=plan,
-                data_splitter=data_module,
-                max_epochs=max(1, math.ceil(max_steps / steps_per_epoch)),
-                max_steps=max_steps,
-                accelerator=accelerator,
-                devices=devices,
-                precision=precision,
-                gradient_clip_val=gradient_clip_val,
-                **trainer_kwargs,
-            )
-            runner()
-        self.train_params_ = {
-            "max_steps": max_steps,
-            "batch_size": batch_size,
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "warmup_steps": warmup_steps,
-            "gradient_clip_val": gradient_clip_val,
-            "precision": precision,
-            "random_state": random_state,
-        }
+        self._train(
+            max_epochs,
+            max_steps,
+            batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+            random_state=random_state,
+            accelerator=accelerator,
+            devices=devices,
+            plan_kwargs=plan_kwargs,
+            datasplitter_kwargs=datasplitter_kwargs,
+            trainer_kwargs={"precision": precision, "gradient_clip_val": gradient_clip_val, **trainer_kwargs},
+            model_params={"gradient_clip_val": gradient_clip_val, "precision": precision},
+        )
+
+    def _plan_defaults(self, n_steps: int) -> dict:
+        warmup = min(100, max(1, n_steps // 10))
+        return {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05, "warmup_steps": warmup, "schedule": "cosine"}
+
+    def _training_inputs(self) -> dict:
+        return {"rna_scaling": self.rna_scaling_, "atac_scaling": self.atac_scaling_}
 
     # ------------------------------------------------------------------------------------
     # results
@@ -448,59 +465,64 @@ class SCCLIP(BaseModelClass):
         """The learned temperature of the contrastive loss."""
         return float(1.0 / self.module.logit_scale.detach().cpu())
 
+    @renamed_argument("data", "adata")
     def get_latent_representation(
         self,
-        data: MuData | AnnData | None = None,
+        adata: MuData | AnnData | None = None,
         *,
-        modality: Literal["rna", "atac"] = "rna",
-        batch_size: int = 1024,
+        modality: Literal["rna", "atac"],
+        indices: Sequence[int] | np.ndarray | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Joint embedding of the cells of one modality (L2-normalised rows).
 
         Parameters
         ----------
-        data
+        adata
             ``None`` for the training data; otherwise a MuData holding the modality (under the name
             used at training; the other modality is not needed) or the modality's
             :class:`~anndata.AnnData` alone. Its features are mapped onto the model's
             (:meth:`feature_mapping`); counts are read from the layer used at training when the data
-            has it, else from ``.X``.
+            has it, else from ``.X``. (The former keyword ``data=`` works, with a DeprecationWarning.)
         modality
             ``"rna"`` or ``"atac"``.
+        indices
+            Positions of the cells to embed (in the modality's order); ``None`` for all.
         batch_size
-            Cells per forward pass.
+            Cells per forward pass; ``None``: 1,024 cells (as in
+            :meth:`SCNCL.get_latent_representation <sctransfer.model.SCNCL.get_latent_representation>`).
 
         Returns
         -------
-        Cells x ``n_output`` float32 array, in the order of the modality's ``obs_names``.
+        Cells x ``n_output`` float32 array, rows in the order of ``indices`` (or of the modality's
+        ``obs_names``).
+
+        Raises
+        ------
+        ValueError
+            ``modality`` is not ``"rna"``/``"atac"``, or the data reach too few of the model's features.
+        TypeError, IndexError
+            ``indices`` are not integer positions of the modality's cells.
         """
         self._check_if_trained(warn=False)
-        names, data = self._scaled_counts(data, modality)
+        cells = self._modality_of(adata, modality)
+        positions = check_indices(indices, cells.n_obs)
+        if positions is not None and not len(positions):  # the module needs a cell to know its output width
+            return self.get_latent_representation(cells, modality=modality, indices=[0])[:0]
+        rows, order = (None, None) if positions is None else np.unique(positions, return_inverse=True)
+        names, scaled = self._scaled_counts(cells, modality, rows)
+        batch_size = batch_size or INFERENCE_BATCH_SIZE
+        was_training = self.module.training
         self.module.eval()
         device = next(self.module.parameters()).device
-        out = [
-            self.module.embed(data.batch(np.arange(lo, min(lo + batch_size, len(names)))).to(device), modality)
-            .cpu()
-            .numpy()
-            for lo in range(0, len(names), batch_size)
-        ]
-        return np.concatenate(out).astype(np.float32)
-
-    @classmethod
-    def load(cls, dir_path: str, mdata: MuData | None = None, **kwargs) -> SCCLIP:
-        """Load a model saved with :meth:`~scvi.model.base.BaseModelClass.save`.
-
-        The saved model carries everything zero-shot use needs: the feature layouts, the model's
-        peak coordinates, the input scaling and the weights.
-
-        Parameters
-        ----------
-        dir_path
-            Folder given to :meth:`~scvi.model.base.BaseModelClass.save`.
-        mdata
-            The training MuData (set up again from the saved registry), or ``None`` to load the model
-            alone, ready for :meth:`get_latent_representation` on new data.
-        **kwargs
-            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix``).
-        """
-        return super().load(dir_path, adata=mdata if mdata is not None else False, **kwargs)
+        try:
+            out = [
+                self.module.embed(scaled.batch(np.arange(lo, min(lo + batch_size, len(names)))).to(device), modality)
+                .cpu()
+                .numpy()
+                for lo in range(0, len(names), batch_size)
+            ]
+        finally:
+            self.module.train(was_training)
+        z = np.concatenate(out).astype(np.float32)
+        return z if order is None else z[order]

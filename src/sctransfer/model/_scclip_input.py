@@ -1,59 +1,10 @@
-"""scCLIP network input: counts -> scaled features (kept with the model) and the patch-token basis."""
+"""scCLIP's patch-token basis: the principal axes of the scaled training input, cut into patches."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
-
-from sctransfer._matrix import row_blocks
-from sctransfer.pp._lsi import inverse_document_frequency, tfidf
-
-from ._transform import _log_normalised
-
-ScalingKind = Literal["log", "tfidf"]
-
-
-@dataclass
-class FeatureScaling:
-    """How one modality's counts (in the model's feature order) become network input.
-
-    ``"log"`` (RNA): ``log1p`` of counts normalised to 10,000 per cell. ``"tfidf"`` (ATAC):
-    ``log1p(10,000 * tf * idf)`` with the training cells' inverse document frequency. Both are
-    then divided by each feature's largest value on the training cells, so inputs lie in
-    about ``[0, 1]`` (as scCLIP scales genes by their maximum). Zeros stay zero: the result is
-    sparse. The statistics are fitted once on the training cells and kept with the model, so a
-    new data set is scaled exactly as the training data (zero-shot use).
-    """
-
-    kind: ScalingKind
-    idf: np.ndarray | None
-    feature_max: np.ndarray
-
-    @classmethod
-    def fit(cls, counts: sp.csr_matrix, kind: ScalingKind) -> FeatureScaling:
-        """Fit on cells x features counts (the training cells)."""
-        if kind not in ("log", "tfidf"):
-            raise ValueError(f"Scaling must be 'log' or 'tfidf', got {kind!r}.")
-        idf = inverse_document_frequency(counts).astype(np.float32) if kind == "tfidf" else None
-        scaling = cls(kind=kind, idf=idf, feature_max=np.ones(counts.shape[1], dtype=np.float32))
-        feature_max = np.zeros(counts.shape[1], dtype=np.float32)
-        for _, block in row_blocks(counts):
-            block = scaling(block)
-            feature_max = np.maximum(feature_max, block.max(axis=0).toarray().ravel())
-        scaling.feature_max = np.where(feature_max > 0, feature_max, 1.0).astype(np.float32)
-        return scaling
-
-    def __call__(self, counts: sp.spmatrix) -> sp.csr_matrix:
-        """Scaled input of cells x features counts, sparse float32."""
-        counts = sp.csr_matrix(counts, dtype=np.float32)
-        scaled = _log_normalised(counts, 1e4) if self.kind == "log" else tfidf(counts, idf=self.idf)
-        scaled = sp.csr_matrix(scaled, dtype=np.float32)
-        scaled.data /= self.feature_max[scaled.indices]
-        return scaled
 
 
 def patch_basis(
@@ -75,7 +26,7 @@ def patch_basis(
     Parameters
     ----------
     scaled
-        Training cells x features, scaled (:class:`FeatureScaling`), sparse.
+        Training cells x features, scaled (``InputTransform.sparse``), sparse.
     padded_columns
         ``FeatureLayout.padded_columns()``: feature of every patch slot, ``n_features`` for padding.
     n_patches

@@ -1,64 +1,77 @@
-"""SCNCL: the scvi-tools model wrapping :class:`~sctransfer.module.SCNCLModule`."""
+"""SCNCL: the scvi-tools model wrapping :class:`~sctransfer.module.SCNCLModule`.
+
+The wrapper registers the data, builds and trains the module and serves results. Its parts live
+beside it: the input pipeline (:mod:`._scncl_inputs`), the training data module
+(:mod:`._unpaired_data`), the prediction ensemble (:mod:`._prediction`) and the novelty score
+(:mod:`._novelty`).
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.data._constants import _FIELD_REGISTRIES_KEY, _STATE_REGISTRY_KEY
 from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
 
+from sctransfer._constants import ATAC, GENE_ACTIVITY, GENE_ACTIVITY_KEY, NEIGHBORS_KEY, RNA
 from sctransfer._knn import knn_query, unit_rows
-from sctransfer._matrix import column_selection
-from sctransfer._validation import check_layer, check_numeric, check_unpaired, get_modality
+from sctransfer._validation import check_indices, check_labels, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
+from sctransfer.pp._lsi import LSI
 from sctransfer.pp._neighbors import neighbor_indices
 
+from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin
+from ._deprecation import renamed_argument
+from ._labels import MuDataLabelsField
 from ._novelty import DEFAULT_SMOOTHING_ROUNDS, combine_novelty_evidence
 from ._peak_view import PeakView
-from ._training_plan import StepTrainingPlan
-from ._transform import InputTransform, InputTransformName, joint_pca
-from ._unpaired_data import CellInputs, ModalityData, PrecomputedInputs, UnpairedDataModule
+from ._prediction import (
+    DEFAULT_PRIOR_CORRECTION,
+    DEFAULT_REFERENCE_NEIGHBORS,
+    ForwardPass,
+    TransferResult,
+    ensemble_probabilities,
+    most_probable,
+)
+from ._scncl_inputs import (
+    CellInputs,
+    ModalityData,
+    PrecomputedInputs,
+    SelectedRows,
+    annotation_from_var,
+    encoder_inputs,
+    joint_pca,
+    match_genes,
+    modality_counts,
+    read_modality,
+    registered_features,
+    shared_genes,
+)
+from ._transform import InputTransform, InputTransformName
+from ._unpaired_data import UnpairedDataModule
 
 logger = logging.getLogger(__name__)
 
-GENE_ACTIVITY_KEY = "gene_activity"
-#: Reference RNA cells in the neighbour vote of :meth:`SCNCL.predict` and in the novelty score's distance.
-DEFAULT_REFERENCE_NEIGHBORS = 30
-#: Exponent of the reference-frequency correction of :meth:`SCNCL.predict`.
-DEFAULT_PRIOR_CORRECTION = 0.5
-#: Cells per forward pass at prediction.
-PREDICT_BATCH_SIZE = 4096
 DEFAULT_MODALITIES = {
-    "rna_layer": "rna",
-    "gene_activity_layer": "gene_activity",
-    "labels_key": "rna",
-    "neighbors_key": "atac",
+    "rna_layer": RNA,
+    "gene_activity_layer": GENE_ACTIVITY,
+    "labels_key": RNA,
+    "neighbors_key": ATAC,
 }
+Modality = Literal["rna", "atac"]
 
 
-def _column_names(registry: dict, key: str) -> np.ndarray:
-    return np.asarray(registry[_FIELD_REGISTRIES_KEY][key][_STATE_REGISTRY_KEY]["column_names"]).astype(str)
-
-
-def _shared_genes(registry: dict) -> np.ndarray:
-    """Genes in both the RNA reference and the gene activity, in the RNA reference's order."""
-    rna = _column_names(registry, REGISTRY_KEYS.X_KEY)
-    activity = set(_column_names(registry, GENE_ACTIVITY_KEY))
-    return np.asarray([g for g in rna if g in activity], dtype=str)
-
-
-class SCNCL(BaseModelClass):
+class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     """scNCL label transfer from labelled scRNA-seq to unlabelled scATAC-seq (different cells).
 
     The model embeds RNA cells and the gene activity of ATAC cells with one shared encoder,
@@ -72,7 +85,7 @@ class SCNCL(BaseModelClass):
     mdata
         MuData registered with :meth:`setup_mudata`.
     registry
-        Used by :meth:`load` to rebuild a model without data; leave ``None``.
+        Used by ``SCNCL.load`` to rebuild a model without data; leave ``None``.
     n_pcs
         The encoder reads the first ``n_pcs`` components of a PCA of the RNA and gene-activity
         cells together (fitted here, kept with the weights), not the genes: a shared low-rank
@@ -90,15 +103,33 @@ class SCNCL(BaseModelClass):
     encoder
         ``"linear"`` (default) or ``"mlp"``.
     input_transform
-        How counts become network input: ``"standardized_log"`` (default), ``log1p`` of counts
-        normalised to 10,000 per cell, then each gene centred and scaled to unit variance and
-        clipped to [-10, 10]; ``"log"``, the log-normalised values only; ``"binary"``, ``x > 0``
-        (the official scNCL default). The statistics are computed on each data set separately
-        (RNA reference, ATAC gene activity, new data at prediction).
+        How counts become network input (an ``InputTransform``, fitted per data set):
+        ``"standardized_log"`` (default), ``log1p`` of counts normalised to 10,000 per cell, then
+        each gene centred and scaled to unit variance and clipped to [-10, 10]; ``"log"``, the
+        log-normalised values only; ``"binary"``, ``x > 0`` (the official scNCL default). The
+        statistics are computed on each data set separately (RNA reference, ATAC gene activity,
+        new data at prediction).
     random_state
         Seed of the weight initialisation and of the PCA.
     **module_kwargs
         Passed to :class:`~sctransfer.module.SCNCLModule` (loss weights, temperature, ...).
+
+    Attributes
+    ----------
+    gene_names_
+        The model's genes (in both the RNA reference and the gene activity), in model order.
+    label_categories_
+        The reference cell types (labels no cell carries are not types).
+    gene_coordinates_
+        ``chrom``, ``start`` (1-based, as in a GTF), ``end``, ``strand`` and ``gene_name`` of the
+        model's genes, from the gene-activity modality's ``.var`` (as
+        :func:`~sctransfer.pp.gene_activity` writes it), or None when it has no coordinates. It
+        serves as the annotation that computes the gene activity of new ATAC cells.
+    peak_view_
+        The fitted peak view (TF-IDF + LSI of the training peaks), or None.
+    reference_embedding_, reference_labels_
+        Unit-length embedding and type code of the labelled RNA cells (set by :meth:`train`), for
+        the reference vote and the novelty score.
 
     Examples
     --------
@@ -107,10 +138,25 @@ class SCNCL(BaseModelClass):
     >>> st.model.SCNCL.setup_mudata(mdata, labels_key="cell_type")
     >>> model = st.model.SCNCL(mdata)
     >>> model.train()
-    >>> labels = model.predict()
+    >>> result = model.transfer()  # probabilities, embedding and novelty of the ATAC cells
     """
 
     _module_cls = SCNCLModule
+    _data_splitter_cls = UnpairedDataModule
+    _default_modalities = DEFAULT_MODALITIES
+    #: The set-up argument naming each modality's layer.
+    _LAYER_ARGUMENTS = {RNA: "rna_layer", ATAC: "gene_activity_layer"}
+    #: Attributes saved with the model (besides the weights and scvi-tools' own): plain values,
+    #: arrays, data frames and the dataclasses of ``_saved_types``.
+    _saved_attributes = (
+        "gene_names_",
+        "label_categories_",
+        "gene_coordinates_",
+        "peak_view_",
+        "reference_embedding_",
+        "reference_labels_",
+    )
+    _saved_types = (PeakView, LSI)
 
     def __init__(
         self,
@@ -128,15 +174,20 @@ class SCNCL(BaseModelClass):
         super().__init__(mdata, registry)
         self._training_data: dict[str, tuple[pd.Index, ModalityData]] = {}
         self._training_peak_inputs: np.ndarray | None = None
-        self.gene_names_ = _shared_genes(self.registry_)
+        self.gene_names_ = shared_genes(self.registry_)
         self.label_categories_ = np.asarray(
             self.registry_[_FIELD_REGISTRIES_KEY][REGISTRY_KEYS.LABELS_KEY][_STATE_REGISTRY_KEY]["categorical_mapping"]
         ).astype(str)
         self.input_transform = InputTransform(name=input_transform).name
+        self.gene_coordinates_: pd.DataFrame | None = None
+        self.peak_view_: PeakView | None = None
         if n_pcs is not None and n_pcs >= len(self.gene_names_):
             raise ValueError(
                 f"n_pcs={n_pcs} must be smaller than the number of shared genes ({len(self.gene_names_)})."
             )
+        if mdata is not None:
+            activity = mdata.mod[self._modalities["gene_activity_layer"]]
+            self.gene_coordinates_ = annotation_from_var(activity.var, self.gene_names_)
         if n_peak_components is not None and mdata is not None:
             peaks = mdata.mod[self._modalities["neighbors_key"]]
             n_peak_components = min(n_peak_components, min(peaks.shape) - 1)
@@ -159,8 +210,8 @@ class SCNCL(BaseModelClass):
                 **module_kwargs,
             )
         if n_pcs is not None and mdata is not None:
-            _, rna = self._modality_data(mdata, "rna")
-            _, atac = self._modality_data(mdata, "atac")
+            _, rna = self._modality_data(mdata, RNA)
+            _, atac = self._modality_data(mdata, ATAC)
             if rna.n_cells + atac.n_cells <= n_pcs:
                 raise ValueError(f"n_pcs={n_pcs} needs more than {n_pcs} RNA and ATAC cells together.")
             mean, components = joint_pca([rna, atac], n_pcs, random_state=random_state)
@@ -172,18 +223,6 @@ class SCNCL(BaseModelClass):
         )
         # the size actually used (bounded by the data) is what load() must rebuild
         self.init_params_ = self._get_init_params(locals())
-
-    def _peak_inputs(self, mdata: MuData, obs_names: pd.Index) -> np.ndarray | None:
-        """The peak view of the ATAC cells ``obs_names`` of ``mdata``, when the model and the data have one."""
-        view = getattr(self, "peak_view_", None)
-        peaks = mdata.mod.get(self._modalities["neighbors_key"])
-        if view is None or self.module.peak_encoder is None or peaks is None:
-            return None
-        if not peaks.obs_names.equals(obs_names):
-            return None
-        if mdata is self.adata and self._training_peak_inputs is not None:
-            return self._training_peak_inputs
-        return view.transform(peaks.X, peaks.var_names)
 
     # ------------------------------------------------------------------------------------
     # set-up
@@ -201,11 +240,15 @@ class SCNCL(BaseModelClass):
         labels_key: str,
         rna_layer: str | None = None,
         gene_activity_layer: str | None = None,
-        neighbors_key: str = "peak_neighbors",
+        neighbors_key: str = NEIGHBORS_KEY,
         modalities: dict[str, str] | None = None,
         **kwargs,
     ) -> None:
         """Register an unpaired RNA / ATAC MuData.
+
+        Nothing of the MuData is changed but what every scvi-tools set-up adds (the label codes in
+        ``.obs["_scvi_labels"]`` of the RNA modality and scvi's ``uns`` entries); the label column
+        itself is read, not modified.
 
         Parameters
         ----------
@@ -214,8 +257,10 @@ class SCNCL(BaseModelClass):
             ATAC cells, from :func:`sctransfer.pp.gene_activity`) and the ATAC peak modality holding
             the peak-space kNN graph (from :func:`sctransfer.pp.peak_neighbors`).
         labels_key
-            Column of the RNA modality's ``.obs`` with the cell types. Cells with a missing label
-            are not used for training.
+            Column of the RNA modality's ``.obs`` with the cell types (strings, a categorical or
+            integer codes). Cells without a label (NaN, None, or a placeholder string such as
+            ``"nan"``) are not used for training; categories no cell carries are not reference
+            types.
         rna_layer, gene_activity_layer
             Layers holding counts; ``None`` uses ``.X``.
         neighbors_key
@@ -223,22 +268,42 @@ class SCNCL(BaseModelClass):
         modalities
             Modality of each argument: ``{"rna_layer": "rna", "gene_activity_layer": "gene_activity",
             "labels_key": "rna", "neighbors_key": "atac"}`` by default; given entries replace these.
+            The registry keeps the complete mapping.
         **kwargs
             Passed to :meth:`~scvi.data.AnnDataManager.register_fields`.
+
+        Raises
+        ------
+        KeyError
+            A modality, layer, label column or the graph is missing.
+        TypeError
+            The label column holds continuous numbers.
+        ValueError
+            No cell or a single type is labelled; the RNA and ATAC modalities share cell names;
+            a modality repeats cell or gene names; the gene activity and the peaks hold different
+            cells; no gene is shared between the RNA reference and the gene activity.
         """
+        modalities = {**DEFAULT_MODALITIES, **(modalities or {})}
         setup_method_args = cls._get_setup_method_args(**locals())
-        names = {**DEFAULT_MODALITIES, **(modalities or {})}
-        rna = get_modality(mdata, names["rna_layer"], role="RNA reference")
-        activity = get_modality(mdata, names["gene_activity_layer"], role="gene activity of the ATAC cells")
-        atac = get_modality(mdata, names["neighbors_key"], role="ATAC peaks")
-        check_unpaired(rna, activity, rna_key=names["rna_layer"], atac_key=names["gene_activity_layer"])
-        check_layer(rna, rna_layer, key=names["rna_layer"])
-        check_layer(activity, gene_activity_layer, key=names["gene_activity_layer"])
-        _check_labels(rna, labels_key, names["labels_key"])
+        rna = get_modality(mdata, modalities["rna_layer"], role="RNA reference", layer=rna_layer)
+        activity = get_modality(
+            mdata, modalities["gene_activity_layer"], role="gene activity of the ATAC cells", layer=gene_activity_layer
+        )
+        atac = get_modality(mdata, modalities["neighbors_key"], role="ATAC peaks")
+        check_unpaired(rna, activity, rna_key=modalities["rna_layer"], atac_key=modalities["gene_activity_layer"])
+        labels = check_labels(rna, labels_key, key=modalities["labels_key"])
+        n_unlabelled = int(pd.isna(labels).sum())
+        if n_unlabelled:
+            logger.info(
+                "%d of %d RNA cells have no label in %r; they are not used for training.",
+                n_unlabelled,
+                len(labels),
+                labels_key,
+            )
         if not activity.obs_names.equals(atac.obs_names):
             raise ValueError(
-                f"Modalities {names['gene_activity_layer']!r} and {names['neighbors_key']!r} must hold the same "
-                "cells in the same order (the gene activity is computed from the peaks)."
+                f"Modalities {modalities['gene_activity_layer']!r} and {modalities['neighbors_key']!r} must hold the "
+                "same cells in the same order (the gene activity is computed from the peaks)."
             )
         neighbor_indices(atac, neighbors_key)
         if not len(rna.var_names.intersection(activity.var_names)):
@@ -247,7 +312,7 @@ class SCNCL(BaseModelClass):
                 f"(e.g. {list(rna.var_names[:3])} vs {list(activity.var_names[:3])}). Check that the annotation uses "
                 "the same gene names (symbols vs Ensembl IDs) and species as the RNA data."
             )
-        modality_map = cls._create_modalities_attr_dict(names, setup_method_args)
+        modality_map = cls._create_modalities_attr_dict(modalities, setup_method_args)
         mudata_fields = [
             fields.MuDataLayerField(
                 REGISTRY_KEYS.X_KEY, rna_layer, mod_key=modality_map.rna_layer, is_count_data=False, mod_required=True
@@ -259,7 +324,13 @@ class SCNCL(BaseModelClass):
                 is_count_data=False,
                 mod_required=True,
             ),
-            fields.MuDataCategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key, mod_key=modality_map.labels_key),
+            MuDataLabelsField(
+                REGISTRY_KEYS.LABELS_KEY,
+                labels_key,
+                modality=modality_map.labels_key,
+                mod_key=modality_map.labels_key,
+                mod_required=True,
+            ),
         ]
         manager = AnnDataManager(
             fields=mudata_fields,
@@ -272,52 +343,77 @@ class SCNCL(BaseModelClass):
     # ------------------------------------------------------------------------------------
     # data access
     # ------------------------------------------------------------------------------------
-    @property
-    def _modalities(self) -> dict[str, str]:
-        return {**DEFAULT_MODALITIES, **(self.registry_["setup_args"].get("modalities") or {})}
+    def _data(self, adata: MuData | None) -> MuData:
+        """``adata``, or the training MuData for None."""
+        if adata is None:
+            if self.adata is None:
+                raise ValueError("The model was loaded without data; pass the MuData to use (adata=...).")
+            return self.adata
+        if not isinstance(adata, MuData):
+            raise TypeError(
+                f"Expected a MuData with the gene-activity modality {self._modalities['gene_activity_layer']!r}, got "
+                f"{type(adata).__name__}."
+            )
+        return adata
 
-    def _modality_data(self, mdata: MuData, modality: Literal["rna", "atac"]) -> tuple[pd.Index, ModalityData]:
+    def _modality_data(self, data: MuData | AnnData, modality: Modality) -> tuple[pd.Index, ModalityData]:
         """Cell names and counts of ``modality`` in model gene order, with the data set's own input statistics.
 
-        For the training MuData the result is kept (the statistics and encoder inputs are computed
-        once for the set-up, training and predictions of the same cells).
+        The training MuData is read through the registry and kept (the statistics and encoder
+        inputs are computed once for the set-up, training and predictions of the same cells).
+        Other data (a MuData holding the modality under the name used at set-up, or the
+        modality's AnnData itself) are checked against the model's genes by name
+        (:func:`~sctransfer.model._scncl_inputs.match_genes`).
         """
-        if mdata is self.adata and modality in self._training_data:
-            return self._training_data[modality]
-        names, data = self._read_modality(mdata, modality)
-        if mdata is self.adata:
-            self._training_data[modality] = (names, data)
-        return names, data
-
-    def _read_modality(self, mdata: MuData, modality: Literal["rna", "atac"]) -> tuple[pd.Index, ModalityData]:
-        setup = self.registry_["setup_args"]
-        if modality == "rna":
-            key, layer = self._modalities["rna_layer"], setup["rna_layer"]
-        elif modality == "atac":
-            key, layer = self._modalities["gene_activity_layer"], setup["gene_activity_layer"]
-        else:
+        if modality not in (RNA, ATAC):
             raise ValueError(f"modality must be 'rna' or 'atac', got {modality!r}.")
-        if key not in mdata.mod:
-            hint = " Compute it with sctransfer.pp.gene_activity(mdata, annotation)." if modality == "atac" else ""
-            raise KeyError(f"The MuData has no modality {key!r} ({modality}); it has {list(mdata.mod)}.{hint}")
-        adata = mdata.mod[key]
-        counts = adata.layers[layer] if layer is not None else adata.X
-        check_numeric(counts, what=f"modality {key!r}")
-        selection, found = column_selection(adata.var_names, self.gene_names_)
-        if not found.any():
-            raise ValueError(
-                f"None of the model's {len(self.gene_names_)} genes is in modality {key!r}; was it computed with the "
-                "same annotation and gene names?"
-            )
-        if not found.all():
-            logger.warning(
-                "%d of the model's %d genes are missing from modality %r; they are treated as zero.",
-                int((~found).sum()),
-                len(found),
-                key,
-            )
-        transform = InputTransform.fit(counts, selection, name=self.input_transform)
-        return adata.obs_names, ModalityData(counts=counts, selection=selection, transform=transform)
+        if data is self.adata and data is not None:
+            if modality not in self._training_data:
+                self._training_data[modality] = self._read_registered(modality)
+            return self._training_data[modality]
+        return self._read_modality(data, modality)
+
+    def _read_registered(self, modality: Modality) -> tuple[pd.Index, ModalityData]:
+        """A modality of the training MuData, as the registry gives it."""
+        key = REGISTRY_KEYS.X_KEY if modality == RNA else GENE_ACTIVITY_KEY
+        counts = self.adata_manager.get_from_registry(key)
+        data = read_modality(counts, registered_features(self.registry_, key), self.gene_names_, self.input_transform)
+        return self.adata.mod[self._modalities[self._LAYER_ARGUMENTS[modality]]].obs_names, data
+
+    def _read_modality(self, data: MuData | AnnData, modality: Modality) -> tuple[pd.Index, ModalityData]:
+        """A modality of new data, checked against the model (layer, numbers, genes by name)."""
+        argument = self._LAYER_ARGUMENTS[modality]
+        key, layer = self._modalities[argument], self.registry_["setup_args"][argument]
+        adata, counts, what = modality_counts(data, key, layer, argument=argument)
+        match_genes(adata.var_names, self.gene_names_, what=what)
+        return adata.obs_names, read_modality(counts, adata.var_names, self.gene_names_, self.input_transform)
+
+    def _training_inputs(self) -> dict[str, CellInputs | np.ndarray | None]:
+        """What the training data module (:attr:`_data_splitter_cls`) samples from, for the registered cells.
+
+        Returns
+        -------
+        ``{"rna_inputs": ..., "atac_inputs": ..., "peak_inputs": ...}``: the encoder inputs of the
+        RNA and gene-activity cells and the peak view of the ATAC cells (or None).
+        """
+        names, atac = self._modality_data(self.adata, ATAC)
+        _, rna = self._modality_data(self.adata, RNA)
+        return {
+            "rna_inputs": self._encoder_inputs(rna),
+            "atac_inputs": self._encoder_inputs(atac),
+            "peak_inputs": self._peak_inputs(self.adata, names),
+        }
+
+    def _peak_inputs(self, mdata: MuData, obs_names: pd.Index) -> np.ndarray | None:
+        """The peak view of the ATAC cells ``obs_names`` of ``mdata``, when the model and the data have one."""
+        peaks = mdata.mod.get(self._modalities["neighbors_key"])
+        if self.peak_view_ is None or self.module.peak_encoder is None or peaks is None:
+            return None
+        if not peaks.obs_names.equals(obs_names):
+            return None
+        if mdata is self.adata and self._training_peak_inputs is not None:
+            return self._training_peak_inputs
+        return self.peak_view_.transform(peaks.X, peaks.var_names)
 
     def _batched(self, rows_to_input, n_cells: int, batch_size: int, fn) -> np.ndarray:
         """``fn`` (a module method) over all cells, ``batch_size`` at a time; ``rows_to_input(rows)`` gives a batch."""
@@ -333,213 +429,209 @@ class SCNCL(BaseModelClass):
             self.module.train(was_training)
         return np.concatenate(outputs)
 
-    def _encoder_inputs(self, data: ModalityData) -> CellInputs:
-        """What the encoder reads for every cell: the joint-PCA scores, computed once and sparse.
+    def _encoder_inputs(self, data: ModalityData, rows: np.ndarray | None = None) -> CellInputs | SelectedRows:
+        """What the encoder reads for every cell of ``data`` (or the sorted ``rows``): the joint-PCA scores.
 
-        The transformed genes are ``offset + sparse`` (:meth:`InputTransform.decomposed`), so the
-        scores are ``sparse @ components + (offset - mean) @ components``, block by block, with no
-        dense cells x genes block. With ``n_pcs=None`` the encoder reads the genes: they are
-        transformed batch by batch.
+        All cells' scores are computed once and kept with ``data`` (sparse products, see
+        :func:`~sctransfer.model._scncl_inputs.encoder_inputs`); a subset of rows of data without
+        them is computed alone. With ``n_pcs=None`` the encoder reads the genes, transformed batch
+        by batch.
         """
         if self.module.n_pcs is None:
-            return data
+            return data if rows is None else SelectedRows(data, rows)
         if data.encoder_inputs is not None:
-            return data.encoder_inputs
+            return data.encoder_inputs if rows is None else PrecomputedInputs(data.encoder_inputs.values[rows])
         mean = self.module.pca_mean.cpu().numpy()
         components = self.module.pca_components.cpu().numpy()
-        blocks = [
-            np.asarray(sparse @ components) + (offset - mean) @ components
-            for sparse, offset in data.decomposed_blocks()
-        ]
-        data.encoder_inputs = PrecomputedInputs(np.concatenate(blocks).astype(np.float32, copy=False))
+        if rows is not None:
+            return encoder_inputs(data, mean, components, rows)
+        data.encoder_inputs = encoder_inputs(data, mean, components)
         return data.encoder_inputs
 
-    def _embedding(self, data: ModalityData, batch_size: int) -> np.ndarray:
-        """Embedding of every cell of ``data``."""
-        inputs = self._encoder_inputs(data)
-        return self._batched(inputs.batch, inputs.n_cells, batch_size, self.module.encode)
+    def _embedding(self, data: ModalityData, batch_size: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Embedding of every cell of ``data`` (or of the positions ``rows``, in their order), float32."""
+        if rows is None:
+            inputs = self._encoder_inputs(data)
+            return self._batched(inputs.batch, inputs.n_cells, batch_size, self.module.encode)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        inputs = self._encoder_inputs(data, unique)
+        if not inputs.n_cells:
+            return np.zeros((0, self.module.classifier.in_features), dtype=np.float32)
+        return self._batched(inputs.batch, inputs.n_cells, batch_size, self.module.encode)[inverse]
 
     # ------------------------------------------------------------------------------------
     # training
     # ------------------------------------------------------------------------------------
     def train(
         self,
-        max_steps: int = 1000,
+        max_epochs: int | None = None,
         *,
+        max_steps: int | None = None,
         batch_size: int = 256,
-        optimizer: Literal["auto", "sgd", "adam"] = "auto",
-        lr: float | None = None,
-        weight_decay: float = 5e-4,
+        steps_per_epoch: int = DEFAULT_STEPS_PER_EPOCH,
         class_balance: float = 0.0,
-        steps_per_epoch: int = 50,
         random_state: int = 0,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
     ) -> None:
-        """Train the model (step-based; cells drawn with replacement).
+        """Train the model, then keep the labelled RNA cells' embedding for predictions.
+
+        Training is counted in steps: each step draws ``batch_size`` RNA and ATAC cells with
+        replacement. An epoch is ``steps_per_epoch`` steps (one row of ``model.history``), not a
+        pass over the cells. Without ``max_epochs`` and ``max_steps`` the model trains 1,000 steps
+        (20 epochs of 50 steps).
 
         Parameters
         ----------
+        max_epochs
+            Epochs of ``steps_per_epoch`` steps: ``max_steps = max_epochs * steps_per_epoch``.
         max_steps
-            Training steps.
+            Training steps (instead of ``max_epochs``; giving both is an error).
         batch_size
             Cells per modality and step (the ATAC batch also carries one neighbour per cell).
-        optimizer
-            ``"sgd"`` (momentum 0.9, lr 0.01), ``"adam"`` (lr 1e-3), or ``"auto"``: SGD for the linear
-            encoder, Adam for the MLP (as the scNCL authors).
-        lr
-            Learning rate; ``None`` for the optimizer's default above.
-        weight_decay
-            L2 weight decay.
+        steps_per_epoch
+            Steps per epoch, averaged into one row of ``model.history``.
         class_balance
             RNA cells are drawn with probability proportional to ``1 / n_type ** class_balance``:
             0 (default) samples cells uniformly, 1 gives every type the same share. Balancing
             over-predicted rare types on MOp SNARE-seq (accuracy 0.64 -> 0.47 with the PCA input).
-        steps_per_epoch
-            Steps averaged into one row of ``model.history``.
         random_state
             Seed of the weights' initialisation order, the sampler and dropout.
         accelerator, devices
             Lightning device settings.
+        plan_kwargs
+            Optimiser settings of the training plan (``StepTrainingPlan``):
+            ``optimizer`` (``"sgd"`` with momentum 0.9 for the linear encoder, ``"adam"`` for the
+            MLP, as the scNCL authors; ``"adamw"``), ``lr`` (0.01 for SGD, 1e-3 for Adam),
+            ``weight_decay`` (5e-4), ``momentum``, ``warmup_steps`` (0), ``schedule``
+            (``"constant"``). The former keywords ``optimizer=``, ``lr=``, ``weight_decay=`` still
+            work, with a DeprecationWarning.
+        datasplitter_kwargs
+            Options of the data module (``UnpairedDataModule``):
+            ``class_balance`` (as the keyword above).
         **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer`.
+            Passed to :class:`scvi.train.Trainer` (Lightning), e.g. ``enable_progress_bar=False``,
+            ``strategy="ddp"``.
+
+        Raises
+        ------
+        ValueError
+            For a training length that is not a positive integer, both ``max_epochs`` and
+            ``max_steps``, or unknown ``plan_kwargs`` / ``datasplitter_kwargs`` (before any work).
+        KeyboardInterrupt
+            On Ctrl-C: training stops, the model keeps the weights reached so far and is not
+            marked as trained.
         """
-        setup = self.registry_["setup_args"]
-        mdata = self.adata
-        _, rna = self._modality_data(mdata, "rna")
-        atac_names, atac = self._modality_data(mdata, "atac")
-        labels = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1)
-        labelled = labels >= 0
-        counts = np.bincount(labels[labelled], minlength=len(self.label_categories_)).astype(np.float64)
-        weights = np.zeros(len(labels))
-        weights[labelled] = 1.0 / np.maximum(counts[labels[labelled]], 1.0) ** class_balance
-        neighbors = neighbor_indices(mdata.mod[self._modalities["neighbors_key"]], setup["neighbors_key"])
-        n_epochs = max(1, math.ceil(max_steps / steps_per_epoch))
-        data_module = UnpairedDataModule(
-            self._encoder_inputs(rna),
-            labels.astype(np.int64),
-            self._encoder_inputs(atac),
-            neighbors,
-            peak_view=self._peak_inputs(mdata, atac_names),
-            rna_weights=weights,
+        datasplitter_kwargs = {"class_balance": class_balance, **(datasplitter_kwargs or {})}
+        self._train(
+            max_epochs,
+            max_steps,
             batch_size=batch_size,
             steps_per_epoch=steps_per_epoch,
-            seed=random_state,
+            random_state=random_state,
+            accelerator=accelerator,
+            devices=devices,
+            plan_kwargs=plan_kwargs,
+            datasplitter_kwargs=datasplitter_kwargs,
+            trainer_kwargs=trainer_kwargs,
+            model_params={"class_balance": datasplitter_kwargs["class_balance"]},
         )
-        choice = (
-            ("sgd" if isinstance(self.module.encoder, torch.nn.Linear) else "adam")
-            if optimizer == "auto"
-            else optimizer
-        )
-        if choice == "sgd":
-            rate = 0.01 if lr is None else lr
-
-            def creator(params):
-                return torch.optim.SGD(params, lr=rate, momentum=0.9, weight_decay=weight_decay)
-        elif choice == "adam":
-            rate = 1e-3 if lr is None else lr
-
-            def creator(params):
-                return torch.optim.Adam(params, lr=rate, weight_decay=weight_decay)
-        else:
-            raise ValueError(f"optimizer must be 'auto', 'sgd' or 'adam', got {optimizer!r}.")
-        plan = StepTrainingPlan(self.module, optimizer="Custom", optimizer_creator=creator)
-        trainer_kwargs.setdefault("enable_checkpointing", False)
-        trainer_kwargs.setdefault("num_sanity_val_steps", 0)
-        with torch.random.fork_rng():
-            torch.manual_seed(random_state)
-            runner = TrainRunner(
-                self,
-                training_plan=plan,
-                data_splitter=data_module,
-                max_epochs=n_epochs,
-                max_steps=max_steps,
-                accelerator=accelerator,
-                devices=devices,
-                **trainer_kwargs,
-            )
-            runner()
         self._store_reference()
-        self.train_params_ = {
-            "max_steps": max_steps,
-            "batch_size": batch_size,
-            "optimizer": choice,
-            "lr": rate,
-            "weight_decay": weight_decay,
-            "class_balance": class_balance,
-            "random_state": random_state,
-        }
+
+    def _plan_defaults(self, n_steps: int) -> dict:
+        linear = isinstance(self.module.encoder, torch.nn.Linear)
+        return {"optimizer": "sgd" if linear else "adam", "weight_decay": 5e-4}
 
     def _store_reference(self) -> None:
-        """Keep the labelled RNA cells' embedding, for the reference-neighbour vote of :meth:`predict`."""
+        """Keep the labelled RNA cells' embedding, for the reference vote and the novelty score."""
         labels = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1)
-        _, rna = self._modality_data(self.adata, "rna")
-        embedding = self._embedding(rna, PREDICT_BATCH_SIZE)
+        _, rna = self._modality_data(self.adata, RNA)
+        embedding = self._embedding(rna, INFERENCE_BATCH_SIZE)
         labelled = labels >= 0
         self.reference_embedding_ = unit_rows(embedding[labelled])
         self.reference_labels_ = labels[labelled].astype(np.int64)
 
-    def _reference_vote(self, nearest: np.ndarray) -> np.ndarray:
-        """Share of each type among the given reference RNA cells of each cell (``nearest``: cells x k)."""
-        n_cells, k = nearest.shape
-        n_types = len(self.label_categories_)
-        keys = (np.arange(n_cells)[:, None] * n_types + self.reference_labels_[nearest]).ravel()
-        votes = np.bincount(keys, minlength=n_cells * n_types).reshape(n_cells, n_types)
-        return (votes / max(k, 1)).astype(np.float32)
-
     # ------------------------------------------------------------------------------------
     # results
     # ------------------------------------------------------------------------------------
+    @renamed_argument("mdata", "adata")
     def get_latent_representation(
-        self, mdata: MuData | None = None, *, modality: Literal["rna", "atac"] = "atac", batch_size: int = 4096
+        self,
+        adata: MuData | AnnData | None = None,
+        *,
+        modality: Modality,
+        indices: Sequence[int] | np.ndarray | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
-        """Embedding of the cells of one modality.
+        """Embedding of the cells of one modality in the shared space.
 
         Parameters
         ----------
-        mdata
-            MuData to embed; ``None`` for the training data. A new MuData needs only the modality
-            asked for (for ``"atac"``, the gene-activity modality). Genes are matched by name;
-            input statistics are those of the given data set.
+        adata
+            ``None`` for the training data; otherwise a MuData holding the modality (under the name
+            used at set-up; the other modalities are not needed) or the modality's
+            :class:`~anndata.AnnData` itself. Genes are matched by name: a gene of the model that
+            the data lack is read as zero (with a warning naming how many and which); none at all,
+            or a model gene named twice, is an error. Input statistics are those of the given
+            data set (all its cells, also when ``indices`` picks some).
         modality
             ``"rna"`` (the RNA modality) or ``"atac"`` (the gene activity of the ATAC cells).
+        indices
+            Positions of the cells to embed (in the modality's order); ``None`` for all.
         batch_size
-            Cells per forward pass.
+            Cells per forward pass; ``None``: 1,024 cells (as in
+            :meth:`SCCLIP.get_latent_representation <sctransfer.model.SCCLIP.get_latent_representation>`).
 
         Returns
         -------
-        Cells x ``n_latent`` float32 array, in the order of the modality's ``obs_names``.
+        Cells x ``n_latent`` float32 array, rows in the order of ``indices`` (or of the modality's
+        ``obs_names``).
+
+        Raises
+        ------
+        KeyError
+            The MuData lacks the modality or the layer used at set-up.
+        ValueError
+            ``modality`` is not ``"rna"``/``"atac"``; the data share no gene with the model or name one twice.
+        TypeError, IndexError
+            ``indices`` are not integer positions of the modality's cells.
         """
         self._check_if_trained(warn=False)
-        mdata = self.adata if mdata is None else mdata
-        names, data = self._modality_data(mdata, modality)
-        return self._embedding(data, batch_size)
+        data = self.adata if adata is None else adata
+        if data is None:
+            raise ValueError("The model was loaded without data; pass the data to embed (adata=...).")
+        names, cells = self._modality_data(data, modality)
+        return self._embedding(cells, batch_size or INFERENCE_BATCH_SIZE, check_indices(indices, len(names)))
 
+    @renamed_argument("mdata", "adata")
     def predict(
         self,
-        mdata: MuData | None = None,
+        adata: MuData | None = None,
         *,
         soft: bool = False,
-        modality: Literal["rna", "atac"] = "atac",
+        modality: Modality = ATAC,
         reference_neighbors: int = DEFAULT_REFERENCE_NEIGHBORS,
         prior_correction: float = DEFAULT_PRIOR_CORRECTION,
-        batch_size: int = PREDICT_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> np.ndarray | pd.DataFrame:
         """Predicted reference cell types.
 
-        Two estimates of each cell's type probabilities are averaged: the classifier's softmax,
-        and the share of each type among the cell's ``reference_neighbors`` most similar
-        labelled RNA cells in the shared embedding. Before averaging, each estimate is divided
-        by the reference frequency of the type to the power ``prior_correction`` and
-        renormalised, so that abundant reference types do not absorb the rare ones. On three
-        MOp SNARE-seq library splits this raised accuracy / macro-F1 from 0.634-0.643 /
-        0.378-0.382 (classifier alone) to 0.672-0.677 / 0.432-0.448 (``benchmarks/``).
+        The prediction ensemble: the classifier's softmax
+        (averaged with the peak view's for ATAC cells when the model and the data have one) and
+        the share of each type among the cell's ``reference_neighbors`` most similar labelled
+        RNA cells in the shared embedding, each divided by the reference frequency of the type to
+        the power ``prior_correction`` and renormalised, then averaged. On three MOp SNARE-seq
+        library splits this raised accuracy / macro-F1 from 0.634-0.643 / 0.378-0.382 (classifier
+        alone) to 0.672-0.677 / 0.432-0.448 (``benchmarks/``).
 
         Parameters
         ----------
-        mdata
+        adata
             MuData to predict; ``None`` for the training data (see :meth:`get_latent_representation`).
+            The peak view is used when the MuData has the peak modality with the same cells.
         soft
             Return class probabilities instead of labels.
         modality
@@ -550,72 +642,31 @@ class SCNCL(BaseModelClass):
             Exponent of the reference-frequency correction: 0 keeps the reference's type
             proportions as a prior, 1 removes them entirely.
         batch_size
-            Cells per forward pass.
+            Cells per forward pass; ``None``: 1,024 cells.
 
         Returns
         -------
         ``soft=False``: array of type names (argmax of the probabilities). ``soft=True``: a
-        :class:`~pandas.DataFrame` of probabilities, cells (``obs_names``) x types.
+        :class:`~pandas.DataFrame` of float32 probabilities, cells (``obs_names``) x types.
         """
         self._check_if_trained(warn=False)
-        mdata = self.adata if mdata is None else mdata
+        mdata = self._data(adata)
+        batch_size = batch_size or INFERENCE_BATCH_SIZE
         cells = self._forward(mdata, modality, batch_size, reference_neighbors)
-        proba = self._type_probabilities(mdata, cells, modality, reference_neighbors, prior_correction, batch_size)
-        if soft:
-            return pd.DataFrame(proba, index=cells.names, columns=self.label_categories_)
-        return self.label_categories_[proba.argmax(axis=1)]
-
-    def _forward(
-        self, mdata: MuData, modality: Literal["rna", "atac"], batch_size: int, reference_neighbors: int
-    ) -> _ForwardPass:
-        """One modality's cells through the model, with their ``reference_neighbors`` nearest reference cells."""
-        names, data = self._modality_data(mdata, modality)
-        embedding = self._embedding(data, batch_size)
-        classified = self._batched(
-            lambda rows: torch.from_numpy(embedding[rows]), len(names), batch_size, self.module.classify
+        proba = self._probability_frame(
+            cells, self._type_probabilities(mdata, cells, modality, reference_neighbors, prior_correction, batch_size)
         )
-        if reference_neighbors > 0:
-            nearest, distance = knn_query(self.reference_embedding_, embedding, reference_neighbors, metric="cosine")
-        else:
-            nearest, distance = np.zeros((len(names), 0), dtype=np.int64), np.zeros((len(names), 0), dtype=np.float32)
-        return _ForwardPass(names, embedding, classified, nearest, 1.0 - distance)
+        return proba if soft else most_probable(proba)
 
-    def _type_probabilities(
-        self,
-        mdata: MuData,
-        cells: _ForwardPass,
-        modality: Literal["rna", "atac"],
-        reference_neighbors: int,
-        prior_correction: float,
-        batch_size: int,
-    ) -> np.ndarray:
-        """:meth:`predict`'s probabilities of the cells of a forward pass."""
-        counts = np.bincount(self.reference_labels_, minlength=len(self.label_categories_))
-        weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
-        proba = cells.classified
-        peak_inputs = self._peak_inputs(mdata, cells.names) if modality == "atac" else None
-        if peak_inputs is not None:
-            peak_proba = self._batched(
-                lambda rows: torch.from_numpy(peak_inputs[rows]),
-                len(cells.names),
-                batch_size,
-                self.module.predict_proba_peaks,
-            )
-            proba = 0.5 * proba + 0.5 * peak_proba
-        proba = _reweighted(proba, weights)
-        if reference_neighbors > 0:
-            vote = _reweighted(self._reference_vote(cells.nearest[:, :reference_neighbors]), weights)
-            proba = 0.5 * proba + 0.5 * vote
-        return proba
-
+    @renamed_argument("mdata", "adata")
     def novelty_score(
         self,
-        mdata: MuData | None = None,
+        adata: MuData | None = None,
         *,
         reference_neighbors: int = DEFAULT_REFERENCE_NEIGHBORS,
         smoothing_rounds: int = DEFAULT_SMOOTHING_ROUNDS,
         neighbors_key: str | None = None,
-        batch_size: int = PREDICT_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> pd.Series:
         """Evidence that each ATAC cell belongs to a type missing from the reference.
 
@@ -635,18 +686,18 @@ class SCNCL(BaseModelClass):
 
         Parameters
         ----------
-        mdata
+        adata
             MuData with the gene-activity modality and the ATAC modality holding the peak-space
             graph; ``None`` for the training data.
         reference_neighbors
-            Reference RNA cells in the mean similarity.
+            Reference RNA cells in the mean similarity (at least 1).
         smoothing_rounds
             Rounds of averaging over the peak-space neighbours; 0 skips it (no graph needed).
         neighbors_key
             Key of the peak-space graph in the ATAC modality; ``None``: the key given to
             :meth:`setup_mudata`.
         batch_size
-            Cells per forward pass.
+            Cells per forward pass; ``None``: 1,024 cells.
 
         Returns
         -------
@@ -654,15 +705,119 @@ class SCNCL(BaseModelClass):
         likely novel.
         """
         self._check_if_trained(warn=False)
-        mdata = self.adata if mdata is None else mdata
-        cells = self._forward(mdata, "atac", batch_size, reference_neighbors)
+        if reference_neighbors < 1:
+            raise ValueError(
+                f"reference_neighbors must be at least 1 for the novelty score, got {reference_neighbors}."
+            )
+        mdata = self._data(adata)
+        cells = self._forward(mdata, ATAC, batch_size or INFERENCE_BATCH_SIZE, reference_neighbors)
         score = self._novelty(mdata, cells, reference_neighbors, smoothing_rounds, neighbors_key)
         return pd.Series(score, index=cells.names, name="novelty")
+
+    def transfer(
+        self,
+        adata: MuData | None = None,
+        *,
+        reference_neighbors: int = DEFAULT_REFERENCE_NEIGHBORS,
+        prior_correction: float = DEFAULT_PRIOR_CORRECTION,
+        smoothing_rounds: int = DEFAULT_SMOOTHING_ROUNDS,
+        neighbors_key: str | None = None,
+        batch_size: int | None = None,
+    ) -> TransferResult:
+        """Type probabilities, embedding and novelty score of the ATAC cells, from one forward pass.
+
+        The same values as :meth:`predict` (``soft=True``, with ``reference_neighbors`` and
+        ``prior_correction``), :meth:`get_latent_representation` (``modality="atac"``) and
+        :meth:`novelty_score` (with its default of 30 reference cells, the setting it was measured
+        with, and ``smoothing_rounds`` and ``neighbors_key``), at the cost of one pass through the
+        model and one reference search.
+
+        Parameters
+        ----------
+        adata
+            MuData with the gene-activity modality (and the ATAC modality with the peak-space
+            graph, for the peak view and the novelty smoothing); ``None`` for the training data.
+        reference_neighbors
+            Reference RNA cells in the vote of the probabilities; 0 uses the classifier alone.
+        prior_correction
+            Exponent of the reference-frequency correction (see :meth:`predict`).
+        smoothing_rounds
+            Rounds of averaging of the novelty score over the peak-space neighbours; 0 skips it.
+        neighbors_key
+            Key of the peak-space graph; ``None``: the key given to :meth:`setup_mudata`.
+        batch_size
+            Cells per forward pass; ``None``: 1,024 cells.
+
+        Returns
+        -------
+        A :class:`~sctransfer.model.TransferResult` indexed by the ATAC ``obs_names``.
+
+        Raises
+        ------
+        KeyError
+            The MuData lacks the gene-activity modality, or (``smoothing_rounds > 0``) the peak-space graph.
+        ValueError
+            The gene activity shares no gene with the model, or names one twice.
+        """
+        self._check_if_trained(warn=False)
+        mdata = self._data(adata)
+        batch_size = batch_size or INFERENCE_BATCH_SIZE
+        cells = self._forward(mdata, ATAC, batch_size, max(reference_neighbors, DEFAULT_REFERENCE_NEIGHBORS))
+        proba = self._type_probabilities(mdata, cells, ATAC, reference_neighbors, prior_correction, batch_size)
+        novelty = self._novelty(mdata, cells, DEFAULT_REFERENCE_NEIGHBORS, smoothing_rounds, neighbors_key)
+        return TransferResult(
+            probabilities=self._probability_frame(cells, proba),
+            embedding=cells.embedding,
+            novelty=pd.Series(novelty, index=cells.names, name="novelty"),
+        )
+
+    def _probability_frame(self, cells: ForwardPass, proba: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(proba, index=cells.names, columns=self.label_categories_)
+
+    def _forward(self, mdata: MuData, modality: Modality, batch_size: int, reference_neighbors: int) -> ForwardPass:
+        """One modality's cells through the model, with their ``reference_neighbors`` nearest reference cells."""
+        names, data = self._modality_data(mdata, modality)
+        embedding = self._embedding(data, batch_size)
+        classified = self._batched(
+            lambda rows: torch.from_numpy(embedding[rows]), len(names), batch_size, self.module.classify
+        )
+        if reference_neighbors > 0:
+            nearest, distance = knn_query(self.reference_embedding_, embedding, reference_neighbors, metric="cosine")
+        else:
+            nearest, distance = np.zeros((len(names), 0), dtype=np.int64), np.zeros((len(names), 0), dtype=np.float32)
+        return ForwardPass(names, embedding, classified, nearest, 1.0 - distance)
+
+    def _type_probabilities(
+        self,
+        mdata: MuData,
+        cells: ForwardPass,
+        modality: Modality,
+        reference_neighbors: int,
+        prior_correction: float,
+        batch_size: int,
+    ) -> np.ndarray:
+        """:meth:`predict`'s probabilities of the cells of a forward pass (cells x types, float32)."""
+        peak_inputs = self._peak_inputs(mdata, cells.names) if modality == ATAC else None
+        peak_classified = None
+        if peak_inputs is not None:
+            peak_classified = self._batched(
+                lambda rows: torch.from_numpy(peak_inputs[rows]),
+                len(cells.names),
+                batch_size,
+                self.module.predict_proba_peaks,
+            )
+        return ensemble_probabilities(
+            cells.classified,
+            peak_classified,
+            cells.nearest[:, :reference_neighbors],
+            self.reference_labels_,
+            prior_correction,
+        )
 
     def _novelty(
         self,
         mdata: MuData,
-        cells: _ForwardPass,
+        cells: ForwardPass,
         reference_neighbors: int,
         smoothing_rounds: int,
         neighbors_key: str | None,
@@ -685,62 +840,4 @@ class SCNCL(BaseModelClass):
             cells.similarity[:, :reference_neighbors].mean(axis=1),
             neighbors,
             smoothing_rounds,
-        )
-
-    @classmethod
-    def load(cls, dir_path: str, mdata: MuData | None = None, **kwargs) -> SCNCL:
-        """Load a model saved with :meth:`~scvi.model.base.BaseModelClass.save`.
-
-        Parameters
-        ----------
-        dir_path
-            Folder given to :meth:`~scvi.model.base.BaseModelClass.save`.
-        mdata
-            The training MuData (set up again from the saved registry), or ``None`` to load the model
-            alone, ready for :meth:`predict` / :meth:`get_latent_representation` on new data.
-        **kwargs
-            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix``).
-        """
-        return super().load(dir_path, adata=mdata if mdata is not None else False, **kwargs)
-
-
-@dataclass
-class _ForwardPass:
-    """One modality's cells through a trained model (rows in the order of ``names``)."""
-
-    names: pd.Index
-    embedding: np.ndarray
-    classified: np.ndarray
-    #: indices of each cell's nearest labelled reference RNA cells (cosine), most similar first
-    nearest: np.ndarray
-    #: their cosine similarities
-    similarity: np.ndarray
-
-
-def _reweighted(proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Rows of ``proba * weights``, renormalised to sum to one (float32)."""
-    scaled = proba * weights
-    return (scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def _check_labels(rna, labels_key: str, modality: str) -> None:
-    if labels_key is None or labels_key not in rna.obs:
-        raise KeyError(
-            f"Label column {labels_key!r} is not in modality {modality!r} .obs (columns: {list(rna.obs.columns)[:10]})."
-        )
-    labels = rna.obs[labels_key]
-    known = labels.dropna()
-    if known.empty:
-        raise ValueError(f"Label column {labels_key!r} of modality {modality!r} has no labelled cell (all NaN).")
-    if known.nunique() < 2:
-        raise ValueError(
-            f"Label column {labels_key!r} holds a single cell type ({known.iloc[0]!r}); label transfer needs at least "
-            "two reference types."
-        )
-    if len(known) < len(labels):
-        logger.warning(
-            "%d of %d RNA cells have no label in %r and are not used for training.",
-            len(labels) - len(known),
-            len(labels),
-            labels_key,
         )

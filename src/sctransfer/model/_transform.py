@@ -1,17 +1,20 @@
-"""Per-data-set input transformation of count matrices, applied batch by batch."""
+"""How counts become network input: one family of per-cell normalisations and per-feature scalings for both models."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
 
 from sctransfer._matrix import row_blocks
+from sctransfer.pp._lsi import inverse_document_frequency, tfidf
 
-InputTransformName = Literal["standardized_log", "log", "binary"]
-_TRANSFORMS = ("standardized_log", "log", "binary")
+InputTransformName = Literal["standardized_log", "log", "binary", "max_scaled_log", "max_scaled_tfidf"]
+_TRANSFORMS: tuple[str, ...] = get_args(InputTransformName)
+#: Transformations that keep a zero count at zero (their output is sparse).
+_ZERO_PRESERVING = ("log", "binary", "max_scaled_log", "max_scaled_tfidf")
 
 
 def _log_normalised(block: sp.csr_matrix, scale: float) -> sp.csr_matrix:
@@ -25,12 +28,38 @@ def _log_normalised(block: sp.csr_matrix, scale: float) -> sp.csr_matrix:
 
 @dataclass
 class InputTransform:
-    """How counts become network input, with the statistics of one data set.
+    """How counts become network input, with statistics fitted on one set of cells.
 
-    ``"standardized_log"``: ``log1p`` of counts normalised to ``scale`` per cell, then each gene
-    centred and scaled to unit variance *within its own data set* (clipped to +-``clip``), which
-    removes gene-level differences between RNA and gene activity; ``"log"``: the log-normalised
-    values only; ``"binary"``: ``x > 0`` (the official scNCL default).
+    A per-cell normalisation, then (for some names) a per-feature scaling whose statistics are
+    fitted by :meth:`fit`:
+
+    - ``"standardized_log"`` (SCNCL's default): ``log1p`` of counts normalised to ``scale`` per
+      cell, then each feature centred and scaled to unit variance (clipped to +-``clip``). SCNCL
+      fits it on each data set separately, which removes feature-level differences between RNA
+      and gene activity. Zeros do not stay zero: use :meth:`decomposed` for a sparse form.
+    - ``"log"``: the log-normalised values only.
+    - ``"binary"``: ``x > 0`` (the official scNCL input).
+    - ``"max_scaled_log"`` (scCLIP's RNA): the log-normalised values divided by each feature's
+      largest value over the fitted cells, so inputs lie in about ``[0, 1]``.
+    - ``"max_scaled_tfidf"`` (scCLIP's ATAC): ``log1p(scale * tf * idf)`` with the fitted cells'
+      inverse document frequency, divided by each feature's largest value over the fitted cells.
+
+    Every name but ``"standardized_log"`` keeps zeros at zero (:meth:`sparse`).
+
+    Attributes
+    ----------
+    name
+        One of the names above.
+    scale
+        Per-cell total of the normalisation (10,000).
+    clip
+        Bound of the standardised values (``"standardized_log"`` only).
+    mean, std
+        Per-feature mean and standard deviation of the log-normalised values (``"standardized_log"``).
+    idf
+        Per-feature inverse document frequency (``"max_scaled_tfidf"``).
+    feature_max
+        Per-feature largest normalised value (``"max_scaled_*"``; 1 where a feature is all zero).
     """
 
     name: InputTransformName = "standardized_log"
@@ -38,6 +67,8 @@ class InputTransform:
     clip: float = 10.0
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    idf: np.ndarray | None = None
+    feature_max: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.name not in _TRANSFORMS:
@@ -47,133 +78,97 @@ class InputTransform:
     def fit(
         cls, x, selection: sp.spmatrix | None = None, name: InputTransformName = "standardized_log", **kwargs
     ) -> InputTransform:
-        """Compute the per-gene statistics of cells x features ``x`` (any matrix, backed too), streamed.
+        """Fit the per-feature statistics on cells x features counts ``x`` (any matrix, backed too), streamed.
 
-        ``selection`` (features x genes, see :func:`sctransfer._matrix.column_selection`) picks and
-        orders the genes; ``None`` takes the columns as they are.
+        Parameters
+        ----------
+        x
+            Cells x features counts: scipy sparse, numpy, or a backed AnnData matrix.
+        selection
+            Features x model features 0/1 matrix (see :func:`sctransfer._matrix.column_selection`)
+            that picks and orders the features; ``None`` takes the columns as they are.
+        name
+            Transformation (see the class docstring).
+        **kwargs
+            ``scale``, ``clip``.
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``name``.
         """
         transform = cls(name=name, **kwargs)
-        if name != "standardized_log":
-            return transform
-        n_genes = x.shape[1] if selection is None else selection.shape[1]
-        total, total_sq = np.zeros(n_genes), np.zeros(n_genes)
-        for _, block in row_blocks(x):
-            block = _log_normalised(block if selection is None else block @ selection, transform.scale)
-            total += np.bincount(block.indices, weights=block.data, minlength=n_genes)
-            total_sq += np.bincount(block.indices, weights=block.data.astype(np.float64) ** 2, minlength=n_genes)
-        n = max(x.shape[0], 1)
-        mean = total / n
-        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
-        transform.mean = mean.astype(np.float32)
-        transform.std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        n_features = x.shape[1] if selection is None else selection.shape[1]
+        if name == "max_scaled_tfidf":
+            idf = inverse_document_frequency(x)
+            transform.idf = (idf if selection is None else selection.T @ idf).astype(np.float32)
+        if name == "standardized_log":
+            total, total_sq = np.zeros(n_features), np.zeros(n_features)
+            for _, block in row_blocks(x):
+                block = transform._normalised(block if selection is None else block @ selection)
+                total += np.bincount(block.indices, weights=block.data, minlength=n_features)
+                total_sq += np.bincount(block.indices, weights=block.data.astype(np.float64) ** 2, minlength=n_features)
+            n = max(x.shape[0], 1)
+            mean = total / n
+            std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+            transform.mean = mean.astype(np.float32)
+            transform.std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        elif name.startswith("max_scaled"):
+            feature_max = np.zeros(n_features, dtype=np.float32)
+            for _, block in row_blocks(x):
+                block = transform._normalised(block if selection is None else block @ selection)
+                feature_max = np.maximum(feature_max, block.max(axis=0).toarray().ravel())
+            transform.feature_max = np.where(feature_max > 0, feature_max, 1.0).astype(np.float32)
         return transform
 
-    def decomposed(self, rows: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
-        """The transformed rows as ``offset + sparse`` without densifying: ``self(rows) == offset + sparse.toarray()``.
-
-        ``offset`` (one value per gene) is what a zero count becomes; ``sparse`` holds, at the
-        non-zero counts, the difference to it. Linear maps of the input (the joint PCA) can then be
-        applied to the sparse part and to the offset separately.
-        """
+    def _normalised(self, rows: sp.spmatrix) -> sp.csr_matrix:
+        """The per-cell step (log-normalised, TF-IDF or binary), float32 CSR."""
+        if self.name == "max_scaled_tfidf":
+            return tfidf(rows, scale_factor=self.scale, idf=self.idf)
         if self.name == "binary":
             values = sp.csr_matrix(rows, dtype=np.float32, copy=True)
             values.data = (values.data > 0).astype(np.float32)
-            return values, np.zeros(rows.shape[1], dtype=np.float32)
-        values = _log_normalised(rows, self.scale)
-        if self.name == "log":
-            return values, np.zeros(rows.shape[1], dtype=np.float32)
+            return values
+        return _log_normalised(rows if isinstance(rows, sp.csr_matrix) else sp.csr_matrix(rows), self.scale)
+
+    def sparse(self, rows: sp.spmatrix) -> sp.csr_matrix:
+        """Network input of cells x features counts as float32 CSR (zeros stay zero; never densified).
+
+        Raises
+        ------
+        ValueError
+            For ``"standardized_log"``, whose zeros become ``-mean / std`` (use :meth:`decomposed`).
+        """
+        if self.name not in _ZERO_PRESERVING:
+            raise ValueError(f"The {self.name!r} input is not sparse (zeros are centred); use decomposed().")
+        values = self._normalised(rows)
+        if self.feature_max is not None:
+            values.data /= self.feature_max[values.indices]
+        return values
+
+    def decomposed(self, rows: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The transformed rows as ``offset + sparse`` without densifying: ``self(rows) == offset + sparse.toarray()``.
+
+        ``offset`` (one value per feature, float32) is what a zero count becomes; ``sparse`` holds,
+        at the non-zero counts, the difference to it. Linear maps of the input (the joint PCA) can
+        then be applied to the sparse part and to the offset separately.
+        """
+        if self.name in _ZERO_PRESERVING:
+            return self.sparse(rows), np.zeros(rows.shape[1], dtype=np.float32)
+        values = self._normalised(rows)
         offset = np.clip(-self.mean / self.std, -self.clip, self.clip)
-        genes = values.indices
-        values.data = np.clip((values.data - self.mean[genes]) / self.std[genes], -self.clip, self.clip) - offset[genes]
+        features = values.indices
+        values.data = (
+            np.clip((values.data - self.mean[features]) / self.std[features], -self.clip, self.clip) - offset[features]
+        )
         return values, offset.astype(np.float32)
 
-    def __call__(self, rows: sp.csr_matrix) -> np.ndarray:
-        """Dense float32 network input for a few rows (the only place a batch is densified)."""
-        if self.name == "binary":
-            return (rows.toarray() > 0).astype(np.float32)
-        dense = _log_normalised(rows, self.scale).toarray()
-        if self.name == "log":
-            return dense
+    def __call__(self, rows: sp.spmatrix) -> np.ndarray:
+        """Dense float32 network input for a few rows (cells x features)."""
+        if self.name in _ZERO_PRESERVING:
+            return self.sparse(rows).toarray()
+        dense = self._normalised(rows).toarray()
         dense -= self.mean
         dense /= self.std
         np.clip(dense, -self.clip, self.clip, out=dense)
         return dense
-
-
-def joint_pca(
-    datasets: list,
-    n_pcs: int,
-    *,
-    max_cells: int = 20_000,
-    n_oversamples: int = 10,
-    n_power_iterations: int = 4,
-    random_state: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """PCA of several data sets' transformed inputs together (same genes, same order).
-
-    Each data set contributes at most ``max_cells`` randomly chosen cells (so a large query does
-    not drown a small reference). The decomposition is a randomised SVD (Halko et al. 2011) of
-    the centred inputs, kept sparse: each data set's transformed rows are ``offset + sparse``
-    (:meth:`InputTransform.decomposed`), so every product with the centred matrix is a sparse
-    product plus a rank-one correction, and memory stays at the sampled non-zeros plus
-    cells x ``n_pcs`` and genes x ``n_pcs`` arrays, whatever the number of genes.
-
-    Parameters
-    ----------
-    datasets
-        Objects with ``n_cells`` and ``decomposed(rows)`` (the ``(sparse, offset)`` of the
-        transformed rows), such as the model's per-modality data.
-    n_pcs
-        Number of components.
-    max_cells
-        Cells sampled per data set.
-    n_oversamples, n_power_iterations
-        Accuracy settings of the randomised SVD.
-    random_state
-        Seed of the sampling and the SVD.
-
-    Returns
-    -------
-    ``(mean, components)``: the genes' mean (float32) and a genes x ``n_pcs`` projection, scaled
-    so that the first component's scores have unit standard deviation.
-    """
-    rng = np.random.default_rng(random_state)
-    parts = []
-    for data in datasets:
-        rows = np.sort(rng.choice(data.n_cells, size=min(data.n_cells, max_cells), replace=False))
-        sparse, offset = data.decomposed(rows)
-        parts.append((sp.csr_matrix(sparse, dtype=np.float64), offset.astype(np.float64)))
-    n_rows = sum(sparse.shape[0] for sparse, _ in parts)
-    mean = sum(np.asarray(sparse.sum(axis=0)).ravel() + sparse.shape[0] * offset for sparse, offset in parts) / n_rows
-    n_genes = mean.shape[0]
-    size = min(n_pcs + n_oversamples, n_genes, n_rows)
-
-    def times(right: np.ndarray) -> np.ndarray:  # (Z - mean) @ right, cells x size
-        return np.concatenate([sparse @ right + (offset - mean) @ right for sparse, offset in parts])
-
-    def transposed_times(left: np.ndarray) -> np.ndarray:  # (Z - mean).T @ left, genes x size
-        out, start = np.zeros((n_genes, left.shape[1])), 0
-        for sparse, offset in parts:
-            block = left[start : start + sparse.shape[0]]
-            out += sparse.T @ block + np.outer(offset - mean, block.sum(axis=0))
-            start += sparse.shape[0]
-        return out
-
-    basis = times(rng.standard_normal((n_genes, size)))
-    for _ in range(n_power_iterations):
-        basis, _ = np.linalg.qr(basis)
-        gene_basis, _ = np.linalg.qr(transposed_times(basis))
-        basis = times(gene_basis)
-    basis, _ = np.linalg.qr(basis)
-    small = transposed_times(basis).T  # size x genes
-    left, singular, vt = np.linalg.svd(small, full_matrices=False)
-    n_pcs = min(n_pcs, size)
-    scores = (basis @ left[:, :n_pcs]) * singular[:n_pcs]
-    # deterministic signs: each component's largest-magnitude cell score is positive (as sklearn's svd_flip)
-    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(n_pcs)])
-    signs[signs == 0] = 1.0
-    components = vt[:n_pcs].T * signs
-    first_scores = scores[:, 0] * signs[0]
-    scale = float(first_scores.std())
-    components = components / (scale if scale > 0 else 1.0)
-    return mean.astype(np.float32), components.astype(np.float32)

@@ -1,72 +1,30 @@
-"""Step-based batches of unpaired RNA and ATAC cells, one sampler per modality."""
+"""SCNCL's training data module: step-based batches of unpaired RNA and ATAC cells, one sampler per modality.
+
+scvi-tools' stock :class:`~scvi.dataloaders.DataSplitter` indexes every registered field with the
+same cell indices, which does not fit two modalities of different cells; like scvi-tools'
+``external.contrastivevi`` (``{"background": ..., "target": ...}`` batches), this module yields
+``{"rna": {...}, "atac": {...}}`` batches from one sampler per modality. What it samples from
+comes from the registry (the labels, the peak-space graph it names) and from the encoder inputs
+the model computed for the registered cells.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
-import scipy.sparse as sp
 import torch
 from lightning.pytorch import LightningDataModule
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager
 from torch.utils.data import DataLoader, IterableDataset
 
-from sctransfer._matrix import row_block, row_blocks
-from sctransfer.module._scncl import ATAC, LABELS_KEY, PEAK_KEY, POSITIVE_KEY, RNA, X_KEY
+from sctransfer._constants import ATAC, PEAK_KEY, POSITIVE_KEY, RNA
+from sctransfer.pp._neighbors import neighbor_indices
 
 from ._distributed import stream_generator
-from ._transform import InputTransform
+from ._scncl_inputs import CellInputs, PrecomputedInputs
 
-
-@dataclass
-class PrecomputedInputs:
-    """Every cell's encoder input, computed once (cells x inputs, float32): a batch is a row lookup."""
-
-    values: np.ndarray
-
-    @property
-    def n_cells(self) -> int:
-        return self.values.shape[0]
-
-    def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
-        return torch.from_numpy(self.values[rows])
-
-
-@dataclass
-class ModalityData:
-    """One modality's cells x features counts (any matrix, backed too), the genes it feeds and their transformation.
-
-    ``selection`` (features x model genes, 0/1) puts a block's columns in model gene order; the
-    counts themselves are never copied or reordered.
-    """
-
-    counts: Any
-    selection: sp.csr_matrix
-    transform: InputTransform
-    #: every cell's encoder input, once the model has computed it
-    encoder_inputs: PrecomputedInputs | None = None
-
-    @property
-    def n_cells(self) -> int:
-        return self.counts.shape[0]
-
-    def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
-        """Dense, transformed genes of the given cells (model gene order)."""
-        return torch.from_numpy(self.transform(row_block(self.counts, rows) @ self.selection))
-
-    def decomposed(self, rows: np.ndarray | slice) -> tuple[sp.csr_matrix, np.ndarray]:
-        """The transformed genes of the given cells as ``(sparse, offset)``, see :meth:`InputTransform.decomposed`."""
-        return self.transform.decomposed(row_block(self.counts, rows) @ self.selection)
-
-    def decomposed_blocks(self) -> Iterator[tuple[sp.csr_matrix, np.ndarray]]:
-        """:meth:`decomposed` of every cell, block after block (see :func:`sctransfer._matrix.row_blocks`)."""
-        for _, block in row_blocks(self.counts):
-            yield self.transform.decomposed(block @ self.selection)
-
-
-#: What the sampler draws batches from: transformed genes batch by batch, or precomputed inputs.
-CellInputs = ModalityData | PrecomputedInputs
+X_KEY = REGISTRY_KEYS.X_KEY
+LABELS_KEY = REGISTRY_KEYS.LABELS_KEY
 
 
 class _UnpairedStream(IterableDataset):
@@ -117,28 +75,93 @@ class _UnpairedStream(IterableDataset):
             }
 
 
-class UnpairedDataModule(LightningDataModule):
-    """Lightning data module feeding :class:`~sctransfer.module.SCNCLModule`.
+def sampling_weights(labels: np.ndarray, class_balance: float) -> np.ndarray:
+    """Weight of each RNA cell in the sampler: ``1 / n_type ** class_balance`` for labelled cells, 0 for the others.
 
-    One "epoch" is ``steps_per_epoch`` steps; losses are averaged per epoch in ``model.history``.
+    Parameters
+    ----------
+    labels
+        Type code per cell, -1 for a cell without label.
+    class_balance
+        0 draws labelled cells uniformly; 1 gives every type the same share.
+    """
+    labelled = labels >= 0
+    counts = np.bincount(labels[labelled], minlength=1).astype(np.float64)
+    weights = np.zeros(len(labels))
+    weights[labelled] = 1.0 / np.maximum(counts[labels[labelled]], 1.0) ** class_balance
+    return weights
+
+
+class UnpairedDataModule(LightningDataModule):
+    """Lightning data module feeding :class:`~sctransfer.module.SCNCLModule` (``SCNCL._data_splitter_cls``).
+
+    Reads from the registry of ``adata_manager``: the labels (``REGISTRY_KEYS.LABELS_KEY``; cells
+    without label are never drawn) and the peak-space neighbour graph named by the set-up
+    (``neighbors_key``, in the modality the set-up gave it), whose neighbours are the positives of
+    the ATAC cells. One "epoch" is ``steps_per_epoch`` steps; losses are averaged per epoch in
+    ``model.history``.
+
+    Parameters
+    ----------
+    adata_manager
+        The model's :class:`~scvi.data.AnnDataManager` (set up by
+        :meth:`~sctransfer.model.SCNCL.setup_mudata`).
+    rna_inputs, atac_inputs
+        Encoder input of every registered RNA cell and gene-activity (ATAC) cell, in registry order:
+        cells x inputs float32 arrays (joint-PCA scores), or objects with ``n_cells`` and
+        ``batch(rows)`` (the transformed genes, ``n_pcs=None``).
+    peak_inputs
+        Cells x components peak view of the ATAC cells, or None.
+    class_balance
+        RNA cells are drawn with probability proportional to ``1 / n_type ** class_balance``.
+    batch_size
+        Cells per modality and step.
+    steps_per_epoch
+        Batches per epoch.
+    seed
+        Seed of the samplers (per DDP process, see :func:`~sctransfer.model._distributed.stream_generator`).
+
+    Raises
+    ------
+    ValueError
+        When the inputs do not hold one row per registered cell.
     """
 
     def __init__(
         self,
-        rna: CellInputs,
-        labels: np.ndarray,
-        atac: CellInputs,
-        neighbors: np.ndarray,
+        adata_manager: AnnDataManager,
         *,
-        peak_view: np.ndarray | None,
-        rna_weights: np.ndarray,
-        batch_size: int,
-        steps_per_epoch: int,
-        seed: int,
+        rna_inputs: np.ndarray | CellInputs,
+        atac_inputs: np.ndarray | CellInputs,
+        peak_inputs: np.ndarray | None = None,
+        class_balance: float = 0.0,
+        batch_size: int = 256,
+        steps_per_epoch: int = 50,
+        seed: int = 0,
     ):
         super().__init__()
+        rna = PrecomputedInputs(rna_inputs) if isinstance(rna_inputs, np.ndarray) else rna_inputs
+        atac = PrecomputedInputs(atac_inputs) if isinstance(atac_inputs, np.ndarray) else atac_inputs
+        labels = np.asarray(adata_manager.get_from_registry(LABELS_KEY)).reshape(-1).astype(np.int64)
+        setup = adata_manager.registry["setup_args"]
+        peaks = adata_manager.adata.mod[(setup.get("modalities") or {}).get("neighbors_key", ATAC)]
+        neighbors = neighbor_indices(peaks, setup["neighbors_key"])
+        sizes = {"RNA inputs": (rna.n_cells, len(labels)), "ATAC inputs": (atac.n_cells, len(neighbors))}
+        if peak_inputs is not None:
+            sizes["peak inputs"] = (len(peak_inputs), len(neighbors))
+        for what, (n, expected) in sizes.items():
+            if n != expected:
+                raise ValueError(f"The {what} hold {n} cells, but the registry has {expected}.")
         self.stream = _UnpairedStream(
-            rna, labels, atac, neighbors, peak_view, rna_weights, batch_size, steps_per_epoch, seed
+            rna,
+            labels,
+            atac,
+            neighbors,
+            peak_inputs,
+            sampling_weights(labels, class_balance),
+            batch_size,
+            steps_per_epoch,
+            seed,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,0 +1,146 @@
+"""SCNCL's prediction ensemble: classifier, peak view and reference vote, each corrected for the reference's priors.
+
+Two (with the peak view, three) estimates of each cell's type probabilities are combined: the
+classifier's softmax of the shared embedding (averaged with the classifier of the peak-view
+encoder when the model and the data have one), and the share of each type among the cell's most
+similar labelled RNA cells in the embedding (the reference vote). Before averaging, each
+estimate is divided by the reference frequency of the type to the power ``prior_correction`` and
+renormalised, so that abundant reference types do not absorb the rare ones (measured in
+:meth:`SCNCL.predict <sctransfer.model.SCNCL.predict>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: Reference RNA cells in the neighbour vote of :meth:`~sctransfer.model.SCNCL.predict` and in the
+#: novelty score's distance to the reference.
+DEFAULT_REFERENCE_NEIGHBORS = 30
+#: Exponent of the reference-frequency correction of :meth:`~sctransfer.model.SCNCL.predict`.
+DEFAULT_PRIOR_CORRECTION = 0.5
+
+
+@dataclass
+class TransferResult:
+    """What :meth:`~sctransfer.model.SCNCL.transfer` gives for the ATAC cells, from one forward pass.
+
+    Parameters
+    ----------
+    probabilities
+        Cells (ATAC ``obs_names``) x reference types, float32; rows sum to one (as
+        :meth:`~sctransfer.model.SCNCL.predict` with ``soft=True``).
+    embedding
+        Cells x ``n_latent`` float32 shared embedding, rows in the order of ``probabilities.index``
+        (as :meth:`~sctransfer.model.SCNCL.get_latent_representation` with ``modality="atac"``).
+    novelty
+        float32 novelty score per cell, indexed by the ATAC ``obs_names`` (as
+        :meth:`~sctransfer.model.SCNCL.novelty_score`; higher = more likely of a type missing from
+        the reference).
+    """
+
+    probabilities: pd.DataFrame
+    embedding: np.ndarray
+    novelty: pd.Series
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The most probable type of each cell (type names, as :meth:`~sctransfer.model.SCNCL.predict`)."""
+        return most_probable(self.probabilities)
+
+    @property
+    def confidence(self) -> pd.Series:
+        """The highest probability of each cell, in [0, 1] (float32)."""
+        return self.probabilities.max(axis=1).astype(np.float32).rename("confidence")
+
+
+@dataclass
+class ForwardPass:
+    """One modality's cells through a trained model (rows in the order of ``names``)."""
+
+    names: pd.Index
+    embedding: np.ndarray
+    #: classifier softmax of the embedding, cells x types
+    classified: np.ndarray
+    #: indices of each cell's nearest labelled reference RNA cells (cosine), most similar first
+    nearest: np.ndarray
+    #: their cosine similarities
+    similarity: np.ndarray
+
+
+def most_probable(probabilities: pd.DataFrame) -> np.ndarray:
+    """Column name of each row's largest probability (first one on ties)."""
+    return probabilities.columns.to_numpy()[probabilities.to_numpy().argmax(axis=1)]
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), for cosine similarity by dot product."""
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def reweighted(proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Rows of ``proba * weights``, renormalised to sum to one (float32)."""
+    scaled = proba * weights
+    return (scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def reference_vote(nearest: np.ndarray, reference_labels: np.ndarray, n_types: int) -> np.ndarray:
+    """Share of each type among the given reference cells of each cell.
+
+    Parameters
+    ----------
+    nearest
+        Cells x k indices into the reference.
+    reference_labels
+        Type code (0..``n_types - 1``) of each reference cell.
+    n_types
+        Number of types.
+
+    Returns
+    -------
+    Cells x ``n_types`` float32 shares (rows sum to one when k > 0).
+    """
+    n_cells, k = nearest.shape
+    keys = (np.arange(n_cells)[:, None] * n_types + reference_labels[nearest]).ravel()
+    votes = np.bincount(keys, minlength=n_cells * n_types).reshape(n_cells, n_types)
+    return (votes / max(k, 1)).astype(np.float32)
+
+
+def ensemble_probabilities(
+    classified: np.ndarray,
+    peak_classified: np.ndarray | None,
+    nearest: np.ndarray,
+    reference_labels: np.ndarray,
+    prior_correction: float,
+) -> np.ndarray:
+    """The ensemble's type probabilities (see the module docstring).
+
+    Parameters
+    ----------
+    classified
+        Cells x types softmax of the embedding's classifier.
+    peak_classified
+        Cells x types softmax of the peak view's classifier, or None (averaged with ``classified``).
+    nearest
+        Cells x k nearest labelled reference cells (k = 0: classifier alone).
+    reference_labels
+        Type code of each labelled reference cell (also the reference's type frequencies).
+    prior_correction
+        Exponent of the reference-frequency correction: 0 keeps the reference's type proportions
+        as a prior, 1 removes them entirely.
+
+    Returns
+    -------
+    Cells x types float32 probabilities, rows summing to one.
+    """
+    n_types = classified.shape[1]
+    counts = np.bincount(reference_labels, minlength=n_types)
+    weights = np.maximum(counts, 1).astype(np.float64) ** -prior_correction
+    proba = classified if peak_classified is None else 0.5 * classified + 0.5 * peak_classified
+    proba = reweighted(proba, weights)
+    if nearest.shape[1] > 0:
+        vote = reweighted(reference_vote(nearest, reference_labels, n_types), weights)
+        proba = 0.5 * proba + 0.5 * vote
+    return proba
