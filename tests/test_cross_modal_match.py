@@ -148,7 +148,7 @@ def test_save_load_identical_embeddings(trained, held_out, tmp_path):
         model.get_latent_representation(held_out, modality="atac"),
     )
     st.model.SCCLIP.setup_mudata(mdata)
-    with_data = st.model.SCCLIP.load(tmp_path / "scclip", mdata=mdata)
+    with_data = st.model.SCCLIP.load(tmp_path / "scclip", adata=mdata)
     np.testing.assert_array_equal(with_data.get_latent_representation(modality="rna"), mdata["rna"].obsm["X_scclip"])
 
 

@@ -57,7 +57,7 @@ def test_fields_written(transferred):
     assert proba.shape == (atac.n_obs, len(labels.cat.categories))
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-4)
     np.testing.assert_allclose(proba.max(axis=1), conf, atol=1e-6)
-    assert mdata.uns["sctransfer"]["reference_types"] == list(labels.cat.categories)
+    assert list(mdata.uns["sctransfer"]["reference_types"]) == list(labels.cat.categories)
     reference_types = np.asarray(mdata.uns["sctransfer"]["reference_types"])
     assert (reference_types[proba.argmax(axis=1)] == labels.astype(str).to_numpy()).all()
     assert atac.obsm["X_scncl"].shape == (atac.n_obs, 64)
@@ -67,7 +67,9 @@ def test_fields_written(transferred):
     assert "peak_neighbors_distances" in atac.obsp and "X_lsi" in atac.obsm
     params = mdata.uns["sctransfer"]["params"]
     assert params["labels_key"] == "cell_type" and params["random_state"] == 0
-    assert sum(mdata.uns["sctransfer"]["label_counts"].values()) == atac.n_obs
+    counts = mdata.uns["sctransfer"]["label_counts"]
+    assert counts["n_cells"].sum() == atac.n_obs
+    assert dict(zip(counts["label"], counts["n_cells"], strict=True)) == labels.value_counts().to_dict()
     # each loss term is tracked
     for term in ("loss_ce_train", "loss_pr_train", "loss_ncl_train", "loss_fa_train", "train_loss"):
         assert term in model.history
@@ -307,6 +309,6 @@ def test_training_inputs_are_the_encoder_inputs_of_the_cells(transferred):
     expected = (atac.batch(rows) - module.pca_mean) @ module.pca_components
     np.testing.assert_allclose(inputs.batch(rows).numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
     module.train()
-    model.get_latent_representation()
+    model.get_latent_representation(modality="atac")
     assert model.module.training  # inference passes give the module back in the mode they found it
     model.module.eval()

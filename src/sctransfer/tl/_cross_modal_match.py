@@ -10,21 +10,19 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from sctransfer._validation import check_layer, get_modality, update_mudata, working_mudata
+from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
+from sctransfer._validation import get_modality, working_mudata
 from sctransfer.model import SCCLIP
-from sctransfer.model._scclip import DEFAULT_MODALITIES
 
-from ._common import without_none, working_modality
+from ._common import Field, ResultWriter, check_free, check_max_steps, model_params, working_modality
 from ._matching import nearest_partners, one_to_one_partners, topk_pairing
 
 logger = logging.getLogger(__name__)
 
-EMBEDDING_KEY = "X_scclip"
-
 
 def _output_names(key_added: str) -> dict[str, str]:
     return {
-        "embedding": EMBEDDING_KEY if key_added == "sctransfer" else f"{EMBEDDING_KEY}_{key_added}",
+        "embedding": SCCLIP_EMBEDDING_KEY if key_added == KEY_ADDED else f"{SCCLIP_EMBEDDING_KEY}_{key_added}",
         "match": f"{key_added}_match",
         "similarity": f"{key_added}_match_similarity",
         "pairing": f"{key_added}_pairing",
@@ -32,32 +30,19 @@ def _output_names(key_added: str) -> dict[str, str]:
     }
 
 
-def _check_free(mdata: MuData, rna_key: str, atac_key: str, key_added: str, pairing: bool, overwrite: bool) -> None:
-    """Refuse to replace fields the user already has, before any work is done."""
-    if overwrite:
-        return
+def _fields(key_added: str, rna_key: str, atac_key: str, pairing: bool) -> list[Field]:
     names = _output_names(key_added)
-    taken = []
+    fields: list[Field] = [("uns", None, names["uns"])]
     for key in (rna_key, atac_key):
-        taken += [f"mdata[{key!r}].obs[{names[c]!r}]" for c in ("match", "similarity") if names[c] in mdata[key].obs]
-        if names["embedding"] in mdata[key].obsm:
-            taken.append(f"mdata[{key!r}].obsm[{names['embedding']!r}]")
-    if pairing and names["pairing"] in mdata[rna_key].obsm:
-        taken.append(f"mdata[{rna_key!r}].obsm[{names['pairing']!r}]")
-    if names["uns"] in mdata.uns:
-        taken.append(f"mdata.uns[{names['uns']!r}]")
-    if taken:
-        raise ValueError(
-            f"cross_modal_match would replace existing fields: {', '.join(taken)}. Pass overwrite=True to replace "
-            "them, or key_added='...' to write the matches under other names."
-        )
+        fields += [("obs", key, names["match"]), ("obs", key, names["similarity"]), ("obsm", key, names["embedding"])]
+    return fields + ([("obsm", rna_key, names["pairing"])] if pairing else [])
 
 
 def _matches(query: np.ndarray, target: np.ndarray, target_names: pd.Index, one_to_one: bool):
     """Name and cosine similarity of each query cell's partner (None / NaN when left unassigned)."""
     partner, similarity = (one_to_one_partners if one_to_one else nearest_partners)(query, target)
     names = np.where(partner >= 0, np.asarray(target_names, dtype=object)[np.maximum(partner, 0)], None)
-    return names, similarity.astype(np.float32)
+    return pd.Categorical(names), similarity.astype(np.float32)
 
 
 def cross_modal_match(
@@ -65,11 +50,11 @@ def cross_modal_match(
     *,
     annotation: str | os.PathLike | pd.DataFrame | None = None,
     model: SCCLIP | None = None,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_key: str = RNA,
+    atac_key: str = ATAC,
     rna_layer: str | None = None,
     atac_layer: str | None = None,
-    key_added: str = "sctransfer",
+    key_added: str = KEY_ADDED,
     one_to_one: bool = False,
     pairing_top_k: int | None = None,
     overwrite: bool = False,
@@ -87,8 +72,9 @@ def cross_modal_match(
     (multiome: the same cells in both modalities) and matches them. With a trained ``model``,
     embeds the cells of ``mdata`` without training (zero-shot): they may be new cells, unpaired
     (different cells in the two modalities), with the model's genes matched by name and another
-    peak set mapped onto the model's peaks by genomic overlap. Nothing is written until every
-    step has succeeded, so an error leaves the MuData as it was.
+    peak set mapped onto the model's peaks by genomic overlap. Every input is checked before any
+    work, and nothing is written until every step has succeeded, so an error leaves the MuData as
+    it was; every field written survives ``mdata.write()`` / ``write_zarr()`` and reading back.
 
     Parameters
     ----------
@@ -107,7 +93,8 @@ def cross_modal_match(
     rna_layer, atac_layer
         Layers with raw counts; ``None`` uses ``.X``.
     key_added
-        Prefix of the ``.obs`` columns written, suffix of the embedding key.
+        Prefix of the ``.obs`` columns written, suffix of the embedding key (no ``/``: it must be
+        storable in ``.h5mu``/``.zarr``).
     one_to_one
         Match cells one to one (a maximum-similarity assignment; see below) instead of each cell to
         its most similar cell of the other modality (several cells may then share a partner).
@@ -118,7 +105,7 @@ def cross_modal_match(
     overwrite
         Replace fields written by an earlier call; otherwise existing fields are an error.
     preset
-        Model size for training (see :data:`sctransfer.model.PRESETS`).
+        Model size for training: ``"tiny"``, ``"small"`` or ``"base"`` (see :class:`~sctransfer.model.SCCLIP`).
     max_steps
         Training steps (``None``: :meth:`~sctransfer.model.SCCLIP.train`'s default).
     random_state
@@ -136,8 +123,8 @@ def cross_modal_match(
 
     - ``mdata[rna_key].obsm["X_scclip"]``, ``mdata[atac_key].obsm["X_scclip"]``: the joint embedding,
       rows of unit length (``"X_scclip_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
-    - ``mdata[rna_key].obs[f"{key_added}_match"]``: obs_name of the matched ATAC cell (str; None for a
-      cell left unassigned by a one-to-one match between modalities of different sizes), and
+    - ``mdata[rna_key].obs[f"{key_added}_match"]``: obs_name of the matched ATAC cell (categorical; NaN for
+      a cell left unassigned by a one-to-one match between modalities of different sizes), and
       ``.obs[f"{key_added}_match_similarity"]``: its cosine similarity (float32, NaN if unassigned);
     - ``mdata[atac_key].obs[...]``: the same the other way round;
     - with ``pairing_top_k``: ``mdata[rna_key].obsm[f"{key_added}_pairing"]``, a sparse RNA cells x ATAC
@@ -145,77 +132,57 @@ def cross_modal_match(
     - ``mdata.uns[f"{key_added}_match"]``: parameters, the temperature, the mean match similarity and,
       for a given model, the share of the model's genes and peaks the data reaches (``coverage``).
     """
-    if copy:
-        mdata = mdata.copy()
+    check_max_steps(max_steps)
     if pairing_top_k is not None and not 1 <= pairing_top_k <= 1000:
         raise ValueError(f"pairing_top_k must be between 1 and 1000 (NeurIPS 2021 format), got {pairing_top_k}.")
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC peaks")
-    check_layer(rna, rna_layer, key=rna_key)
-    check_layer(atac, atac_layer, key=atac_key)
-    _check_free(mdata, rna_key, atac_key, key_added, pairing_top_k is not None, overwrite)
-    work = working_mudata(
-        {
-            "rna": working_modality(rna, [], layer=rna_layer, keep_var=True),
-            "atac": working_modality(atac, [], layer=atac_layer, keep_var=True),
-        }
-    )
+    rna = get_modality(mdata, rna_key, role="RNA", layer=rna_layer, counts_argument="rna_layer")
+    atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
+    fields = _fields(key_added, rna_key, atac_key, pairing_top_k is not None)
+    check_free(mdata, fields, tool="cross_modal_match", key_added=key_added, overwrite=overwrite)
+    modalities = {
+        RNA: working_modality(rna, [], layer=rna_layer, keep_var=True),
+        ATAC: working_modality(atac, [], layer=atac_layer, keep_var=True),
+    }
+    work = working_mudata(modalities)
     training = model is None
-    coverage = None
     if training:
-        SCCLIP.setup_mudata(work, modalities=DEFAULT_MODALITIES)
+        SCCLIP.setup_mudata(work)
         model = SCCLIP(work, annotation=annotation, preset=preset, random_state=random_state, **(model_kwargs or {}))
-        train_args = {"random_state": random_state, **(train_kwargs or {})}
-        if max_steps is not None:
-            train_args["max_steps"] = max_steps
-        model.train(**train_args)
-    else:
-        coverage = {m: float(model.feature_mapping(work, m).coverage) for m in ("rna", "atac")}
-    z_rna = model.get_latent_representation(work, modality="rna")
-    z_atac = model.get_latent_representation(work, modality="atac")
+        train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
+        model.train(**{**train_args, **(train_kwargs or {})})
+    coverage = None if training else {m: float(model.feature_mapping(work, m).coverage) for m in (RNA, ATAC)}
+    z_rna = model.get_latent_representation(work, modality=RNA)
+    z_atac = model.get_latent_representation(work, modality=ATAC)
     rna_match, rna_similarity = _matches(z_rna, z_atac, atac.obs_names, one_to_one)
     atac_match, atac_similarity = _matches(z_atac, z_rna, rna.obs_names, one_to_one)
-    pairing = None
-    if pairing_top_k is not None:
-        pairing = topk_pairing(z_rna, z_atac, k=min(pairing_top_k, atac.n_obs), temperature=model.temperature)
 
-    # ---- write (only now is the user's MuData changed) ------------------------------------
     names = _output_names(key_added)
-    rna.obsm[names["embedding"]] = z_rna
-    atac.obsm[names["embedding"]] = z_atac
-    rna.obs[names["match"]] = pd.array(rna_match, dtype="string")
-    rna.obs[names["similarity"]] = rna_similarity
-    atac.obs[names["match"]] = pd.array(atac_match, dtype="string")
-    atac.obs[names["similarity"]] = atac_similarity
-    if pairing is not None:
-        rna.obsm[names["pairing"]] = pairing
-    update_mudata(mdata)
+    writer = ResultWriter()
+    for key, z, match, similarity in (
+        (rna_key, z_rna, rna_match, rna_similarity),
+        (atac_key, z_atac, atac_match, atac_similarity),
+    ):
+        writer.obsm[key, names["embedding"]] = z
+        writer.obs[key, names["match"]] = match
+        writer.obs[key, names["similarity"]] = similarity
+    if pairing_top_k is not None:
+        k = min(pairing_top_k, atac.n_obs)
+        writer.obsm[rna_key, names["pairing"]] = topk_pairing(z_rna, z_atac, k=k, temperature=model.temperature)
+    params = {"rna_key": rna_key, "atac_key": atac_key, "trained_here": training, "one_to_one": one_to_one}
+    params |= {"pairing_top_k": pairing_top_k, "random_state": int(random_state), "model": model_params(model)}
+    params["train"] = dict(getattr(model, "train_params_", {}))
     paired = rna.obs_names.equals(atac.obs_names)
-    mdata.uns[names["uns"]] = {
-        "params": without_none(
-            {
-                "rna_key": rna_key,
-                "atac_key": atac_key,
-                "trained_here": training,
-                "one_to_one": one_to_one,
-                "pairing_top_k": pairing_top_k,
-                "random_state": int(random_state),
-                "model": {"preset": model.init_params_["non_kwargs"]["preset"], **(model_kwargs or {})},
-                "train": dict(getattr(model, "train_params_", {})),
-            }
-        ),
+    writer.uns[names["uns"]] = {
+        "params": params,
         "n_cells": {"rna": int(rna.n_obs), "atac": int(atac.n_obs)},
         "temperature": model.temperature,
         "mean_similarity": float(np.nanmean(rna_similarity)),
-        **({"coverage": coverage} if coverage is not None else {}),
-        **({"paired_top1_accuracy": float(np.mean(rna_match == np.asarray(atac.obs_names)))} if paired else {}),
+        "coverage": coverage,
+        "paired_top1_accuracy": float(np.mean(np.asarray(rna_match) == np.asarray(atac.obs_names))) if paired else None,
     }
-    logger.info(
-        "Cross-modal matching: %d RNA and %d ATAC cells embedded (temperature %.3f).",
-        rna.n_obs,
-        atac.n_obs,
-        model.temperature,
-    )
+    target = mdata.copy() if copy else mdata
+    writer.write(target)
+    logger.info("Cross-modal matching: %d RNA and %d ATAC cells embedded.", rna.n_obs, atac.n_obs)
     if return_model:
         return model
-    return mdata if copy else None
+    return target if copy else None

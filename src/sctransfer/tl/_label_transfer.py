@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -11,72 +12,193 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._constants import ATAC, GENE_ACTIVITY, KEY_ADDED, LSI_KEY, NEIGHBORS_KEY, RNA, SCNCL_EMBEDDING_KEY
+from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
-from sctransfer._validation import check_unpaired, get_modality, update_mudata, working_mudata
-from sctransfer.model import SCNCL
-from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD, DEFAULT_SMOOTHING_ROUNDS
-from sctransfer.model._scncl import (
-    DEFAULT_MODALITIES,
-    DEFAULT_PRIOR_CORRECTION,
-    DEFAULT_REFERENCE_NEIGHBORS,
-    PREDICT_BATCH_SIZE,
-)
+from sctransfer._validation import check_labels, check_unpaired, get_modality, working_mudata
+from sctransfer.model import SCNCL, TransferResult
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
-from ._common import without_none, working_modality
+from ._common import Field, ResultWriter, check_free, check_max_steps, model_params, working_modality
 
 logger = logging.getLogger(__name__)
 
-EMBEDDING_KEY = "X_scncl"
-GENE_ACTIVITY_MODALITY = "gene_activity"
-NEIGHBORS_KEY = "peak_neighbors"
+DEFAULT_NOVELTY_THRESHOLD = 2.5
+"""Cells whose novelty score exceeds this many robust standard deviations above the median are called novel.
+
+See :doc:`/benchmarks` for how it was chosen and what it flags on MOp SNARE-seq.
+"""
+
+
+MIN_ATAC_CELLS = 31
+"""Fewest ATAC cells label transfer builds a peak-space graph for (the graph uses 30 LSI components)."""
 
 
 def _output_names(key_added: str) -> dict[str, str]:
     """Fields written: ``{key_added}_label|confidence|novelty|novel``, ``{key_added}_probabilities`` and ``X_scncl``."""
-    return {
-        "label": f"{key_added}_label",
-        "confidence": f"{key_added}_confidence",
-        "novelty": f"{key_added}_novelty",
-        "novel": f"{key_added}_novel",
-        "probabilities": f"{key_added}_probabilities",
-        "embedding": EMBEDDING_KEY if key_added == "sctransfer" else f"{EMBEDDING_KEY}_{key_added}",
-    }
+    names = {part: f"{key_added}_{part}" for part in ("label", "confidence", "novelty", "novel", "probabilities")}
+    names["embedding"] = SCNCL_EMBEDDING_KEY if key_added == KEY_ADDED else f"{SCNCL_EMBEDDING_KEY}_{key_added}"
+    return names
 
 
-def _check_free(mdata: MuData, rna_key: str | None, atac_key: str, key_added: str, overwrite: bool) -> None:
-    """Refuse to replace fields the user already has, before any work is done."""
-    if overwrite:
-        return
+def _fields(key_added: str, rna_key: str | None, atac_key: str) -> list[Field]:
     names = _output_names(key_added)
-    embedding = names.pop("embedding")
-    probabilities = names.pop("probabilities")
-    taken = [f"mdata[{atac_key!r}].obs[{c!r}]" for c in names.values() if c in mdata[atac_key].obs]
-    if probabilities in mdata[atac_key].obsm:
-        taken.append(f"mdata[{atac_key!r}].obsm[{probabilities!r}]")
-    taken += [f"mdata[{m!r}].obsm[{embedding!r}]" for m in (rna_key, atac_key) if m and embedding in mdata[m].obsm]
-    if key_added in mdata.uns:
-        taken.append(f"mdata.uns[{key_added!r}]")
-    if taken:
+    fields: list[Field] = [("obs", atac_key, names[p]) for p in ("label", "confidence", "novelty", "novel")]
+    fields += [
+        ("obsm", atac_key, names["probabilities"]),
+        ("obsm", atac_key, names["embedding"]),
+        ("uns", None, key_added),
+    ]
+    return fields + ([("obsm", rna_key, names["embedding"])] if rna_key is not None else [])
+
+
+def _check_inputs(
+    mdata: MuData,
+    *,
+    labels_key: str | None,
+    model: SCNCL | None,
+    rna_key: str,
+    atac_key: str,
+    rna_layer: str | None,
+    atac_layer: str | None,
+    novelty_threshold: float,
+    novel_label: str | None,
+    annotation,
+    overwrite: bool,
+) -> tuple[AnnData, np.ndarray]:
+    """Every check that needs no training; returns the ATAC modality and the mask of its cells without counts."""
+    if not np.isfinite(novelty_threshold):
+        raise ValueError(f"novelty_threshold must be a finite number (robust z units), got {novelty_threshold}.")
+    atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
+    if model is None:
+        if labels_key is None:
+            raise ValueError("labels_key is required to train (the RNA .obs column with cell types); or pass model=.")
+        rna = get_modality(mdata, rna_key, role="RNA reference", layer=rna_layer, counts_argument="rna_layer")
+        check_unpaired(rna, atac, rna_key=rna_key, atac_key=atac_key)
+        known = set(check_labels(rna, labels_key, key=rna_key).categories)
+    else:
+        known = set(model.label_categories_)
+    if novel_label is not None and novel_label in known:
+        raise ValueError(f"novel_label={novel_label!r} is a reference cell type; choose another name.")
+    existing = mdata.mod.get(GENE_ACTIVITY)
+    if existing is not None and not existing.obs_names.equals(atac.obs_names) and not overwrite:
         raise ValueError(
-            f"label_transfer would replace existing fields: {', '.join(taken)}. Pass overwrite=True to replace them, "
-            "or key_added='...' to write the labels under other names."
+            f"The MuData has a {GENE_ACTIVITY!r} modality for other cells than mdata[{atac_key!r}]; "
+            "label_transfer would replace it. Pass overwrite=True, or remove or rename that modality."
         )
+    if (existing is None or not existing.obs_names.equals(atac.obs_names)) and annotation is None:
+        raise ValueError(
+            "annotation= is needed to compute the gene activity of the ATAC cells: a GTF/GFF3/BED/TSV path, "
+            "a DataFrame, or a built-in genome name such as 'mm10' / 'hg38'."
+        )
+    has_graph = NEIGHBORS_KEY in atac.uns and f"{NEIGHBORS_KEY}_distances" in atac.obsp
+    if has_graph:
+        neighbor_indices(atac, NEIGHBORS_KEY)
+    elif atac.n_obs < MIN_ATAC_CELLS:
+        raise ValueError(
+            f"mdata[{atac_key!r}] has {atac.n_obs} ATAC cells; label_transfer needs at least {MIN_ATAC_CELLS} to build "
+            "their peak-space neighbour graph (30 LSI components). Label more cells at once (e.g. pool samples), "
+            "or label these with a trained model on a larger data set first: label_transfer(mdata, model=...)."
+        )
+    elif LSI_KEY in atac.obsm and not overwrite:
+        raise ValueError(
+            f"mdata[{atac_key!r}].obsm[{LSI_KEY!r}] exists but there is no peak-space graph; computing one would "
+            f"replace that LSI. Build the graph on it first with sctransfer.pp.peak_neighbors(mdata, "
+            f"use_rep={LSI_KEY!r}), or pass overwrite=True."
+        )
+    empty = empty_rows(atac.X if atac_layer is None else atac.layers[atac_layer])
+    if empty.all():
+        raise ValueError(f"No cell of mdata[{atac_key!r}] has any count; there is nothing to label.")
+    if empty.any():
+        warnings.warn(
+            f"{int(empty.sum()):,} of {atac.n_obs:,} cells of mdata[{atac_key!r}] have no counts: they are left "
+            "unlabelled (NaN label, confidence and novelty). Remove them first with sc.pp.filter_cells(atac, "
+            "min_counts=1) to keep them out of the peak-space graph too.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return atac, empty
 
 
-def _gene_coordinates(activity: AnnData) -> pd.DataFrame:
-    """Gene table of the gene-activity modality, 1-based like GTF (so it reads back as an annotation)."""
-    var = activity.var
-    return pd.DataFrame(
-        {
-            "chrom": var["chrom"].astype(str).to_numpy(),
-            "start": var["start"].to_numpy(np.int64) + 1,
-            "end": var["end"].to_numpy(np.int64),
-            "strand": var["strand"].astype(str).to_numpy(),
-            "gene_name": np.asarray(activity.var_names, dtype=str),
-        }
-    )
+def _model_inputs(
+    mdata: MuData,
+    atac: AnnData,
+    writer: ResultWriter,
+    *,
+    annotation,
+    genes,
+    atac_key: str,
+    atac_layer: str | None,
+    random_state: int,
+) -> tuple[AnnData, AnnData]:
+    """Light gene-activity and ATAC modalities for the model; what is computed here is queued in ``writer``."""
+    activity = mdata.mod.get(GENE_ACTIVITY)
+    if activity is not None and activity.obs_names.equals(atac.obs_names):
+        logger.info("Using the existing %r modality.", GENE_ACTIVITY)
+    else:
+        with stage("gene activity"):
+            activity = compute_gene_activity(
+                atac, annotation, genes=genes, layer=atac_layer, modality=atac_key, layer_argument="atac_layer"
+            )
+        writer.modalities[GENE_ACTIVITY] = activity
+    work_atac = working_modality(atac, [], layer=atac_layer)
+    graph = f"{NEIGHBORS_KEY}_distances"
+    if NEIGHBORS_KEY in atac.uns and graph in atac.obsp:
+        work_atac.obsp[graph] = atac.obsp[graph]
+        work_atac.uns[NEIGHBORS_KEY] = atac.uns[NEIGHBORS_KEY]
+    else:
+        peak_neighbors(work_atac, key_added=NEIGHBORS_KEY, random_state=random_state)
+        for key, value in work_atac.obsp.items():
+            writer.obsp[atac_key, key] = value
+        writer.obsm[atac_key, LSI_KEY] = work_atac.obsm[LSI_KEY]
+        writer.mod_uns[atac_key, NEIGHBORS_KEY] = work_atac.uns[NEIGHBORS_KEY]
+    return working_modality(activity, [], keep_var=True), work_atac
+
+
+def _queue_results(
+    writer: ResultWriter,
+    result: TransferResult,
+    model: SCNCL,
+    *,
+    key_added: str,
+    atac_key: str,
+    novelty_threshold: float,
+    novel_label: str | None,
+    empty: np.ndarray,
+    params: dict[str, Any],
+) -> pd.Series:
+    """Queue the label-transfer fields of ``result`` in ``writer``; returns the novel calls.
+
+    Cells without counts (``empty``) get no label, NaN confidence, novelty and probabilities, and are not novel.
+    """
+    names = _output_names(key_added)
+    proba = result.probabilities.to_numpy(dtype=np.float32)
+    proba[empty] = np.nan
+    novelty = np.where(empty, np.nan, result.novelty.to_numpy(dtype=np.float32)).astype(np.float32)
+    novel = np.nan_to_num(novelty, nan=-np.inf) > novelty_threshold
+    label_names = result.probabilities.columns.to_numpy(dtype=object)[np.nan_to_num(proba, nan=0).argmax(axis=1)]
+    categories = [str(t) for t in model.label_categories_]
+    if novel_label is not None:
+        label_names = np.where(novel, novel_label, label_names)
+        categories.append(novel_label)
+    labels = pd.Categorical(np.where(empty, None, label_names), categories=categories)
+    writer.obs[atac_key, names["label"]] = labels
+    writer.obs[atac_key, names["confidence"]] = np.where(empty, np.nan, proba.max(axis=1, initial=0)).astype(np.float32)
+    writer.obs[atac_key, names["novelty"]] = novelty
+    writer.obs[atac_key, names["novel"]] = novel
+    writer.obsm[atac_key, names["probabilities"]] = proba
+    writer.obsm[atac_key, names["embedding"]] = result.embedding
+    counts = pd.Series(labels).value_counts(sort=False, dropna=False)
+    writer.uns[key_added] = {
+        "params": params,
+        "reference_types": [str(t) for t in model.label_categories_],
+        "n_cells": len(labels),
+        "label_counts": pd.DataFrame({"label": counts.index.astype(str), "n_cells": counts.to_numpy(np.int64)}),
+        "n_unlabelled": int(empty.sum()),
+        "novel_fraction": float(novel.mean()),
+    }
+    return pd.Series(novel, index=result.probabilities.index)
 
 
 def label_transfer(
@@ -85,11 +207,11 @@ def label_transfer(
     labels_key: str | None = None,
     annotation: str | os.PathLike | pd.DataFrame | None = None,
     model: SCNCL | None = None,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_key: str = RNA,
+    atac_key: str = ATAC,
     rna_layer: str | None = None,
     atac_layer: str | None = None,
-    key_added: str = "sctransfer",
+    key_added: str = KEY_ADDED,
     novelty_threshold: float = DEFAULT_NOVELTY_THRESHOLD,
     novel_label: str | None = None,
     overwrite: bool = False,
@@ -105,21 +227,23 @@ def label_transfer(
 
     Runs whatever is missing of :func:`~sctransfer.pp.gene_activity` and
     :func:`~sctransfer.pp.peak_neighbors`, trains :class:`~sctransfer.model.SCNCL` (or uses
-    ``model``), and writes the results into the MuData. Nothing is written until every step has
-    succeeded, so an error leaves the MuData as it was.
+    ``model``), and writes the results into the MuData. Every input is checked before any work, and
+    nothing is written until every step has succeeded, so an error leaves the MuData as it was.
 
     Parameters
     ----------
     mdata
         MuData with an RNA modality (``rna_key``, counts, cell types in ``.obs[labels_key]``) and an
         ATAC modality (``atac_key``, peak counts of *other* cells). With ``model=``, only the ATAC
-        modality is needed.
+        modality is needed. Cell and feature names must be unique within each modality.
     labels_key
-        Column of ``mdata[rna_key].obs`` with the reference cell types (training only).
+        Column of ``mdata[rna_key].obs`` with the reference cell types (training only). Cells with a
+        missing label (NaN, None, ``"nan"``) are not used for training; categories no cell carries are
+        not reference types.
     annotation
-        Gene coordinates for the gene activity: GTF/GFF3, BED or TSV path, a DataFrame, or
-        ``"mm10"`` / ``"hg38"`` (see :func:`~sctransfer.pp.read_gene_annotation`). Not needed when
-        the MuData already has a ``"gene_activity"`` modality, or with ``model=`` (the model keeps the
+        Gene coordinates for the gene activity: GTF/GFF3, BED or TSV path, a DataFrame, or a built-in
+        genome name (see :func:`~sctransfer.pp.read_gene_annotation`). Not needed when the MuData already
+        has a ``"gene_activity"`` modality for the same cells, or with ``model=`` (the model keeps the
         coordinates of its genes).
     model
         A trained :class:`~sctransfer.model.SCNCL` to apply to the ATAC cells of ``mdata`` without
@@ -129,20 +253,15 @@ def label_transfer(
     rna_layer, atac_layer
         Layers with raw counts; ``None`` uses ``.X``.
     key_added
-        Prefix of the ``.obs`` columns written, suffix of the embedding key and key of ``mdata.uns``.
+        Prefix of the ``.obs`` columns written, suffix of the embedding key and key of ``mdata.uns``;
+        it must be storable in ``.h5mu``/``.zarr`` (no ``/``).
     novelty_threshold
-        Cells whose novelty score (see :meth:`~sctransfer.model.SCNCL.novelty_score`) exceeds this
-        value are called novel (``{key_added}_novel``). The score is a robust z-score over the ATAC
-        cells, so the threshold is fitted to the data: the default, 2.5, calls novel the cells whose
-        novelty evidence lies more than 2.5 robust standard deviations (1.4826 x median absolute
-        deviation) above the median cell. On MOp SNARE-seq it flagged 2.5-8% of the cells of
-        reference types and 38-78% of the cells of types held out of the reference
-        (``benchmarks/novelty.py``); lower it to find more novel cells at the cost of more false
-        calls.
+        Cells whose novelty score (:attr:`~sctransfer.model.TransferResult.novelty`, robust z units)
+        exceeds this value are called novel (``{key_added}_novel``). Lower it to find more novel cells
+        at the cost of more false calls.
     novel_label
         Label written to ``{key_added}_label`` for the cells called novel, e.g. ``"Unknown"`` (added as
-        a category); ``None`` keeps their best reference type, so the novel call is only in
-        ``{key_added}_novel``.
+        a category); ``None`` keeps their best reference type, so the call is only in ``{key_added}_novel``.
     overwrite
         Replace fields written by an earlier call; otherwise existing fields are an error.
     max_steps
@@ -150,9 +269,8 @@ def label_transfer(
     random_state
         Seed for the LSI, the neighbour search, the weight initialisation and the sampler.
     model_kwargs, train_kwargs, predict_kwargs
-        Passed to :class:`~sctransfer.model.SCNCL`, :meth:`~sctransfer.model.SCNCL.train`, and the
-        prediction (``reference_neighbors``, ``prior_correction``, ``batch_size`` of
-        :meth:`~sctransfer.model.SCNCL.predict`).
+        Passed to :class:`~sctransfer.model.SCNCL`, :meth:`~sctransfer.model.SCNCL.train` and
+        :meth:`~sctransfer.model.SCNCL.transfer`.
     return_model
         Return the model (trained or given).
     copy
@@ -162,188 +280,92 @@ def label_transfer(
     -------
     The model if ``return_model``; else the new MuData if ``copy``; else None. Writes:
 
-    - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference categories,
+    - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference types,
       plus ``novel_label`` if given);
     - ``mdata[atac_key].obs[f"{key_added}_confidence"]``: highest class probability, in [0, 1];
-    - ``mdata[atac_key].obs[f"{key_added}_novelty"]``: novelty score (float32, higher = more likely
-      of a type missing from the reference);
+    - ``mdata[atac_key].obs[f"{key_added}_novelty"]``: novelty score (float32);
     - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``novelty > novelty_threshold`` (bool);
-    - ``mdata[atac_key].obsm[f"{key_added}_probabilities"]``: cells x reference types probabilities
-      (float32; columns in the order of ``mdata.uns[key_added]["reference_types"]``);
-    - ``mdata[atac_key].obsm["X_scncl"]`` and (training) ``mdata[rna_key].obsm["X_scncl"]``: the shared embedding
-      (``"X_scncl_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
+    - ``mdata[atac_key].obsm[f"{key_added}_probabilities"]``: cells x reference types (float32; columns in
+      the order of ``mdata.uns[key_added]["reference_types"]``);
+    - ``mdata[atac_key].obsm["X_scncl"]`` and (training) ``mdata[rna_key].obsm["X_scncl"]``: the shared
+      embedding (``"X_scncl_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
     - ``mdata.mod["gene_activity"]`` when it was computed here (see :func:`~sctransfer.pp.gene_activity`);
-    - ``mdata[atac_key].obsm["X_lsi"]``, ``.obsp["peak_neighbors_*"]``, ``.uns["peak_neighbors"]``
-      when the graph was computed here (it is used for training and for the novelty score; see
-      :func:`~sctransfer.pp.peak_neighbors`);
-    - ``mdata.uns[key_added]``: ``{"params": ..., "reference_types": ..., "n_cells": ...,
-      "label_counts": ..., "novel_fraction": ...}``.
+    - ``mdata[atac_key].obsm["X_lsi"]``, ``.obsp["peak_neighbors_*"]``, ``.uns["peak_neighbors"]`` when the
+      graph was computed here (see :func:`~sctransfer.pp.peak_neighbors`);
+    - ``mdata.uns[key_added]``: ``params``, ``reference_types`` (array of str), ``n_cells``,
+      ``label_counts`` (a DataFrame with columns ``label`` and ``n_cells``), ``n_unlabelled`` and
+      ``novel_fraction``.
+
+    ATAC cells without any count are left unlabelled (NaN label, confidence, novelty and
+    probabilities; not novel), with a warning; ``n_unlabelled`` counts them.
+
+    Every field survives ``mdata.write()`` / ``write_zarr()`` and reading back unchanged.
+
+    Raises
+    ------
+    KeyError, ValueError, TypeError
+        Before any work, for a missing modality, layer or label column, duplicate names, values that
+        are not counts, a reference with fewer than two types, a ``key_added`` that cannot be stored,
+        or fields that exist already (without ``overwrite``).
     """
-    if copy:
-        mdata = mdata.copy()
-    if not np.isfinite(novelty_threshold):
-        raise ValueError(f"novelty_threshold must be a finite number (robust z units), got {novelty_threshold}.")
-    atac = get_modality(mdata, atac_key, role="ATAC peaks")
     training = model is None
-    if training:
-        if labels_key is None:
-            raise ValueError("labels_key is required to train (the RNA .obs column with cell types); or pass model=.")
-        rna = get_modality(mdata, rna_key, role="RNA reference")
-        check_unpaired(rna, atac, rna_key=rna_key, atac_key=atac_key)
-        if labels_key not in rna.obs:
-            raise KeyError(
-                f"Label column {labels_key!r} is not in mdata[{rna_key!r}].obs (columns: {list(rna.obs.columns)[:10]})."
-            )
-    if novel_label is not None:
-        known = rna.obs[labels_key].dropna().astype(str) if training else model.label_categories_
-        if novel_label in set(known):
-            raise ValueError(f"novel_label={novel_label!r} is a reference cell type; choose another name.")
-    _check_free(mdata, rna_key if training else None, atac_key, key_added, overwrite)
-    existing = mdata.mod.get(GENE_ACTIVITY_MODALITY)
-    if existing is not None and not existing.obs_names.equals(atac.obs_names) and not overwrite:
-        raise ValueError(
-            f"The MuData has a {GENE_ACTIVITY_MODALITY!r} modality for other cells than mdata[{atac_key!r}]; "
-            "label_transfer would replace it. Pass overwrite=True, or remove or rename that modality."
-        )
-    has_graph = NEIGHBORS_KEY in atac.uns and f"{NEIGHBORS_KEY}_distances" in atac.obsp
-    if not has_graph and "X_lsi" in atac.obsm and not overwrite:
-        raise ValueError(
-            f"mdata[{atac_key!r}].obsm['X_lsi'] exists but there is no peak-space graph; computing one would "
-            "replace that LSI. Build the graph on it first with sctransfer.pp.peak_neighbors(mdata, "
-            "use_rep='X_lsi'), or pass overwrite=True."
-        )
-
-    # ---- gene activity --------------------------------------------------------------------
-    if existing is not None and existing.obs_names.equals(atac.obs_names):
-        activity, computed_activity = existing, False
-        logger.info("Using the existing %r modality.", GENE_ACTIVITY_MODALITY)
-    else:
-        if annotation is None and model is not None:
-            annotation = getattr(model, "gene_coordinates_", None)
-        if annotation is None:
-            raise ValueError(
-                "annotation= is needed to compute the gene activity of the ATAC cells: a GTF/GFF3/BED/TSV path, "
-                "a DataFrame, or 'mm10' / 'hg38'."
-            )
-        genes = mdata[rna_key].var_names if training else model.gene_names_
-        with stage("gene activity"):
-            activity = compute_gene_activity(atac, annotation, genes=genes, layer=atac_layer, modality=atac_key)
-        computed_activity = True
-
-    # ---- peak-space neighbours (training graph; smoothing of the novelty score) -------------
-    work_atac = working_modality(atac, [], layer=atac_layer)
-    computed_neighbors = False
-    if has_graph:
-        neighbor_indices(atac, NEIGHBORS_KEY)
-        work_atac.obsp[f"{NEIGHBORS_KEY}_distances"] = atac.obsp[f"{NEIGHBORS_KEY}_distances"]
-        work_atac.uns[NEIGHBORS_KEY] = atac.uns[NEIGHBORS_KEY]
-    else:
-        peak_neighbors(work_atac, key_added=NEIGHBORS_KEY, random_state=random_state)
-        computed_neighbors = True
-
-    # ---- model ---------------------------------------------------------------------------
-    work_activity = working_modality(activity, [])
-    if training:
-        work = working_mudata(
-            {
-                "rna": working_modality(mdata[rna_key], [labels_key]),
-                GENE_ACTIVITY_MODALITY: work_activity,
-                "atac": work_atac,
-            }
-        )
-        with stage("model set-up"):
-            SCNCL.setup_mudata(work, labels_key=labels_key, rna_layer=rna_layer, modalities=DEFAULT_MODALITIES)
-            model = SCNCL(work, **{"random_state": random_state, **(model_kwargs or {})})
-        has_coordinates = {"chrom", "start", "end", "strand"} <= set(activity.var.columns)
-        model.gene_coordinates_ = _gene_coordinates(activity[:, model.gene_names_]) if has_coordinates else None
-        train_args = {"random_state": random_state, **(train_kwargs or {})}
-        if max_steps is not None:
-            train_args["max_steps"] = max_steps
-        with stage("training"):
-            model.train(**train_args)
-            rna_embedding = model.get_latent_representation(modality="rna")
-    else:
-        work = working_mudata({GENE_ACTIVITY_MODALITY: work_activity, "atac": work_atac})
-        rna_embedding = None
-    # one forward pass of the ATAC cells serves the labels, the novelty score and the embedding
-    predict_args = {
-        "reference_neighbors": DEFAULT_REFERENCE_NEIGHBORS,
-        "prior_correction": DEFAULT_PRIOR_CORRECTION,
-        "batch_size": PREDICT_BATCH_SIZE,
-        **(predict_kwargs or {}),
-    }
-    with stage("prediction"):
-        cells = model._forward(
-            work,
-            "atac",
-            predict_args["batch_size"],
-            max(predict_args["reference_neighbors"], DEFAULT_REFERENCE_NEIGHBORS),
-        )
-        proba = pd.DataFrame(
-            model._type_probabilities(work, cells, "atac", **predict_args),
-            index=cells.names,
-            columns=model.label_categories_,
-        )
-        novelty = model._novelty(work, cells, DEFAULT_REFERENCE_NEIGHBORS, DEFAULT_SMOOTHING_ROUNDS, NEIGHBORS_KEY)
-        atac_embedding = cells.embedding
-
-    # ---- write (only now is the user's MuData changed) ------------------------------------
-    with stage("writing results"):
-        names = _output_names(key_added)
-        confidence = proba.to_numpy().max(axis=1)
-        novel = novelty > novelty_threshold
-        reference_types = [str(t) for t in model.label_categories_]
-        label_names = proba.columns.to_numpy(dtype=object)[proba.to_numpy().argmax(axis=1)]
-        categories = list(model.label_categories_)
-        if novel_label is not None:
-            label_names = np.where(novel, novel_label, label_names)
-            categories.append(novel_label)
-        labels = pd.Categorical(label_names, categories=categories)
-        if computed_activity:
-            mdata.mod[GENE_ACTIVITY_MODALITY] = activity
-        if computed_neighbors:
-            for key in work_atac.obsp:
-                atac.obsp[key] = work_atac.obsp[key]
-            atac.obsm["X_lsi"] = work_atac.obsm["X_lsi"]
-            atac.uns[NEIGHBORS_KEY] = work_atac.uns[NEIGHBORS_KEY]
-        atac.obs[names["label"]] = labels
-        atac.obs[names["confidence"]] = confidence.astype(np.float32)
-        atac.obs[names["novelty"]] = novelty
-        atac.obs[names["novel"]] = novel
-        atac.obsm[names["probabilities"]] = proba.to_numpy(dtype=np.float32)
-        atac.obsm[names["embedding"]] = atac_embedding
-        if rna_embedding is not None:
-            mdata[rna_key].obsm[names["embedding"]] = rna_embedding
-        update_mudata(mdata)
-        mdata.uns[key_added] = {
-            "params": without_none(
-                {
-                    "labels_key": labels_key,
-                    "rna_key": rna_key if training else None,
-                    "atac_key": atac_key,
-                    "trained_here": training,
-                    "novelty_threshold": float(novelty_threshold),
-                    "novel_label": novel_label,
-                    "random_state": int(random_state),
-                    "model": {
-                        **model.init_params_["non_kwargs"],
-                        **{k: v for group in model.init_params_["kwargs"].values() for k, v in group.items()},
-                    },
-                    "train": dict(getattr(model, "train_params_", {})),
-                    "predict": dict(predict_kwargs or {}),
-                }
-            ),
-            "reference_types": reference_types,
-            "n_cells": int(atac.n_obs),
-            "label_counts": {str(k): int(v) for k, v in labels.value_counts().items()},
-            "novel_fraction": float(novel.mean()),
-        }
-    logger.info(
-        "Label transfer: %d ATAC cells labelled; %.1f%% called novel (novelty score > %.2f).",
-        atac.n_obs,
-        100 * float(novel.mean()),
-        novelty_threshold,
+    check_max_steps(max_steps)
+    checks = {"labels_key": labels_key, "model": model, "rna_key": rna_key, "atac_key": atac_key}
+    checks |= {"rna_layer": rna_layer, "atac_layer": atac_layer, "novelty_threshold": novelty_threshold}
+    annotation = annotation if training or annotation is not None else model.gene_coordinates_
+    atac, empty = _check_inputs(mdata, **checks, novel_label=novel_label, annotation=annotation, overwrite=overwrite)
+    check_free(
+        mdata,
+        _fields(key_added, rna_key if training else None, atac_key),
+        tool="label_transfer",
+        key_added=key_added,
+        overwrite=overwrite,
     )
+    target = mdata.copy() if copy else mdata
+    writer = ResultWriter()
+    genes = mdata[rna_key].var_names if training else model.gene_names_
+    activity, work_atac = _model_inputs(
+        mdata,
+        atac,
+        writer,
+        annotation=annotation,
+        genes=genes,
+        atac_key=atac_key,
+        atac_layer=atac_layer,
+        random_state=random_state,
+    )
+    modalities = {GENE_ACTIVITY: activity, ATAC: work_atac}
+    if training:
+        modalities[RNA] = working_modality(mdata[rna_key], [labels_key], layer=rna_layer)
+    work = working_mudata(modalities)
+    if training:
+        with stage("model set-up"):
+            SCNCL.setup_mudata(work, labels_key=labels_key)
+            model = SCNCL(work, **{"random_state": random_state, **(model_kwargs or {})})
+        train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
+        with stage("training"):
+            model.train(**{**train_args, **(train_kwargs or {})})
+        writer.obsm[rna_key, _output_names(key_added)["embedding"]] = model.get_latent_representation(modality=RNA)
+    with stage("prediction"):
+        result = model.transfer(work, **(predict_kwargs or {}))
+    params = {"labels_key": labels_key, "rna_key": rna_key if training else None, "atac_key": atac_key}
+    params |= {"trained_here": training, "novelty_threshold": float(novelty_threshold), "novel_label": novel_label}
+    params |= {"random_state": int(random_state), "model": model_params(model), "predict": dict(predict_kwargs or {})}
+    params["train"] = dict(getattr(model, "train_params_", {}))
+    novel = _queue_results(
+        writer,
+        result,
+        model,
+        key_added=key_added,
+        atac_key=atac_key,
+        novelty_threshold=novelty_threshold,
+        novel_label=novel_label,
+        empty=empty,
+        params=params,
+    )
+    with stage("writing results"):
+        writer.write(target)
+    logger.info("Label transfer: %d ATAC cells labelled; %.1f%% called novel.", len(novel), 100 * novel.mean())
     if return_model:
         return model
-    return mdata if copy else None
+    return target if copy else None

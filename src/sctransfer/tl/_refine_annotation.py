@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from sctransfer._constants import ATAC, KEY_ADDED, NEIGHBORS_KEY
 from sctransfer._validation import get_modality
 from sctransfer.pp._neighbors import neighbor_indices
 
-from ._common import without_none
+from ._common import ResultWriter, check_free
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,10 @@ def refine_annotation(
     mdata: MuData,
     existing_key: str,
     *,
-    key_added: str = "sctransfer",
-    refine_key: str = "sctransfer_refine",
-    atac_key: str = "atac",
-    neighbors_key: str = "peak_neighbors",
+    key_added: str = KEY_ADDED,
+    refine_key: str = f"{KEY_ADDED}_refine",
+    atac_key: str = ATAC,
+    neighbors_key: str = NEIGHBORS_KEY,
     transfer_weight: float = 0.5,
     min_margin: float = DEFAULT_MIN_MARGIN,
     overwrite: bool = False,
@@ -107,45 +108,22 @@ def refine_annotation(
     - ``mdata[atac_key].obs[f"{refine_key}_flag"]``: the cell's existing label is doubtful (bool);
     - ``mdata[atac_key].obs[f"{refine_key}_label"]``: proposed label (categorical, every cell);
     - ``mdata[atac_key].obs[f"{refine_key}_confidence"]``: support of the proposed label (float32, [0, 1]);
-    - ``mdata.uns[refine_key]``: ``{"params": ..., "n_flagged": ..., "summary": ...}`` (the summary as
-      a dict of columns).
+    - ``mdata.uns[refine_key]``: ``{"params": ..., "n_flagged": ..., "summary": ...}`` (the summary
+      DataFrame returned).
     """
-    atac = get_modality(mdata, atac_key, role="ATAC cells")
-    probabilities_key = f"{key_added}_probabilities"
-    record = mdata.uns.get(key_added)
-    if probabilities_key not in atac.obsm or record is None or "reference_types" not in record:
-        raise ValueError(
-            f"No label-transfer result {key_added!r} in this MuData (mdata[{atac_key!r}].obsm[{probabilities_key!r}] "
-            f"and mdata.uns[{key_added!r}]['reference_types']). Run sctransfer.tl.label_transfer(mdata, ...) first, "
-            "or pass the key_added it used."
-        )
-    if existing_key not in atac.obs:
-        raise KeyError(
-            f"Column {existing_key!r} is not in mdata[{atac_key!r}].obs (columns: {list(atac.obs.columns)[:10]})."
-        )
-    if not 0.0 <= transfer_weight <= 1.0:
-        raise ValueError(f"transfer_weight must be in [0, 1], got {transfer_weight}.")
-    if not 0.0 <= min_margin <= 1.0:
-        raise ValueError(f"min_margin must be in [0, 1], got {min_margin}.")
+    atac, reference_types, probabilities = _check_inputs(
+        mdata,
+        existing_key,
+        key_added=key_added,
+        atac_key=atac_key,
+        transfer_weight=transfer_weight,
+        min_margin=min_margin,
+    )
     names = {part: f"{refine_key}_{part}" for part in ("flag", "label", "confidence")}
-    taken = [f"mdata[{atac_key!r}].obs[{c!r}]" for c in names.values() if c in atac.obs]
-    taken += [f"mdata.uns[{refine_key!r}]"] if refine_key in mdata.uns else []
-    if taken and not overwrite:
-        raise ValueError(
-            f"refine_annotation would replace existing fields: {', '.join(taken)}. Pass overwrite=True, or "
-            "refine_key='...' to write under other names."
-        )
+    fields = [("obs", atac_key, name) for name in names.values()] + [("uns", None, refine_key)]
+    check_free(mdata, fields, tool="refine_annotation", key_added=refine_key, overwrite=overwrite)
     existing = atac.obs[existing_key]
-    if existing.notna().sum() == 0:
-        raise ValueError(f"Column {existing_key!r} of mdata[{atac_key!r}].obs has no label (all missing).")
     neighbors = neighbor_indices(atac, neighbors_key)
-    reference_types = [str(t) for t in record["reference_types"]]
-    probabilities = np.asarray(atac.obsm[probabilities_key], dtype=np.float64)
-    if probabilities.shape != (atac.n_obs, len(reference_types)):
-        raise ValueError(
-            f"mdata[{atac_key!r}].obsm[{probabilities_key!r}] has shape {probabilities.shape}, expected "
-            f"{(atac.n_obs, len(reference_types))} (cells x reference types); rerun label_transfer."
-        )
 
     labels, support = _support(probabilities, reference_types, existing, neighbors, transfer_weight)
     rows = np.arange(atac.n_obs)
@@ -167,23 +145,14 @@ def refine_annotation(
         .reset_index()
         .sort_values(["n_cells", "existing", "proposed"], ascending=[False, True, True], ignore_index=True)
     )
-
-    atac.obs[names["flag"]] = flag
-    atac.obs[names["label"]] = proposed_labels
-    atac.obs[names["confidence"]] = support[rows, proposed].astype(np.float32)
-    mdata.uns[refine_key] = {
-        "params": without_none(
-            {
-                "existing_key": existing_key,
-                "key_added": key_added,
-                "neighbors_key": neighbors_key,
-                "transfer_weight": float(transfer_weight),
-                "min_margin": float(min_margin),
-            }
-        ),
-        "n_flagged": int(flag.sum()),
-        "summary": {column_name: summary[column_name].tolist() for column_name in summary.columns},
-    }
+    writer = ResultWriter()
+    writer.obs[atac_key, names["flag"]] = flag
+    writer.obs[atac_key, names["label"]] = proposed_labels
+    writer.obs[atac_key, names["confidence"]] = support[rows, proposed].astype(np.float32)
+    params = {"existing_key": existing_key, "key_added": key_added, "neighbors_key": neighbors_key}
+    params |= {"transfer_weight": float(transfer_weight), "min_margin": float(min_margin)}
+    writer.uns[refine_key] = {"params": params, "n_flagged": int(flag.sum()), "summary": summary}
+    writer.write(mdata)
     logger.info(
         "refine_annotation: %d of %d labelled cells flagged (%.1f%%).",
         int(flag.sum()),
@@ -191,3 +160,36 @@ def refine_annotation(
         100 * flag.sum() / max(labelled.sum(), 1),
     )
     return summary
+
+
+def _check_inputs(
+    mdata: MuData, existing_key: str, *, key_added: str, atac_key: str, transfer_weight: float, min_margin: float
+) -> tuple:
+    """The ATAC modality, the reference types and the transfer probabilities, after every check."""
+    atac = get_modality(mdata, atac_key, role="ATAC cells")
+    probabilities_key = f"{key_added}_probabilities"
+    record = mdata.uns.get(key_added)
+    if probabilities_key not in atac.obsm or record is None or "reference_types" not in record:
+        raise ValueError(
+            f"No label-transfer result {key_added!r} in this MuData (mdata[{atac_key!r}].obsm[{probabilities_key!r}] "
+            f"and mdata.uns[{key_added!r}]['reference_types']). Run sctransfer.tl.label_transfer(mdata, ...) first, "
+            "or pass the key_added it used."
+        )
+    if existing_key not in atac.obs:
+        raise KeyError(
+            f"Column {existing_key!r} is not in mdata[{atac_key!r}].obs (columns: {list(atac.obs.columns)[:10]})."
+        )
+    if not 0.0 <= transfer_weight <= 1.0:
+        raise ValueError(f"transfer_weight must be in [0, 1], got {transfer_weight}.")
+    if not 0.0 <= min_margin <= 1.0:
+        raise ValueError(f"min_margin must be in [0, 1], got {min_margin}.")
+    if atac.obs[existing_key].notna().sum() == 0:
+        raise ValueError(f"Column {existing_key!r} of mdata[{atac_key!r}].obs has no label (all missing).")
+    reference_types = [str(t) for t in record["reference_types"]]
+    probabilities = np.asarray(atac.obsm[probabilities_key], dtype=np.float64)
+    if probabilities.shape != (atac.n_obs, len(reference_types)):
+        raise ValueError(
+            f"mdata[{atac_key!r}].obsm[{probabilities_key!r}] has shape {probabilities.shape}, expected "
+            f"{(atac.n_obs, len(reference_types))} (cells x reference types); rerun label_transfer."
+        )
+    return atac, reference_types, probabilities

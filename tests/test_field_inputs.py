@@ -1,0 +1,167 @@
+"""Inputs real users bring, one test per kind: it works and is right, or a clear error leaves the MuData as it was.
+
+MOp SNARE-seq, small: RNA cells of library 09A (labelled), ATAC cells of 09G.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from mudata import MuData
+
+import sctransfer as st
+from sctransfer.tl import _common
+
+STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def split() -> MuData:
+    mdata = st.datasets.mop_label_transfer(rna_libraries=("09A",), atac_libraries=("09G",))
+    del mdata["atac"].obs["cell_type"]
+    mdata.update()
+    return mdata
+
+
+def _refused(mdata: MuData, error, match: str, assert_same_data, tool=st.tl.label_transfer, **kwargs) -> None:
+    """``tool`` raises ``error`` matching ``match`` and leaves ``mdata`` equal to a deep copy taken before."""
+    before = mdata.copy()
+    args = {"labels_key": "cell_type", "annotation": "mm10", "max_steps": STEPS} if tool is st.tl.label_transfer else {}
+    with pytest.raises(error, match=match):
+        tool(mdata, **{**args, **kwargs})
+    assert_same_data(before, mdata)
+
+
+# ---- 1. partly labelled references ----------------------------------------------------------
+@pytest.mark.parametrize("as_categorical", [True, False], ids=["categorical", "object"])
+def test_partly_labelled_reference_trains_on_the_labelled_cells(split, as_categorical):
+    mdata = split.copy()
+    rng = np.random.default_rng(0)
+    labels = mdata["rna"].obs["cell_type"].astype(object).to_numpy()
+    labels[rng.random(len(labels)) < 0.2] = np.nan
+    labels[:5] = "nan"  # what a round trip through a text file leaves
+    column = pd.Series(labels, index=mdata["rna"].obs_names)
+    categories = [*sorted(set(split["rna"].obs["cell_type"].astype(str))), "Unused type"]
+    mdata["rna"].obs["cell_type"] = pd.Categorical(column, categories=categories) if as_categorical else column
+    user_column = mdata["rna"].obs["cell_type"].copy()
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=STEPS)
+    reference = list(mdata.uns["sctransfer"]["reference_types"])
+    assert "nan" not in reference and "Unused type" not in reference
+    assert set(reference) == set(pd.Series(labels).dropna()) - {"nan"}
+    assert mdata["atac"].obsm["sctransfer_probabilities"].shape[1] == len(reference)
+    pd.testing.assert_series_equal(mdata["rna"].obs["cell_type"], user_column)  # the user's column is not cleaned
+
+
+def test_continuous_label_column_is_refused(split, assert_same_data):
+    mdata = split.copy()
+    mdata["rna"].obs["score"] = np.random.default_rng(0).random(mdata["rna"].n_obs)
+    _refused(mdata, TypeError, "continuous numbers", assert_same_data, labels_key="score")
+
+
+# ---- 2. duplicate names ---------------------------------------------------------------------
+def _duplicate_atac_cells(m):
+    names = m["atac"].obs_names.to_numpy(dtype=object).copy()
+    names[10:20] = names[:10]
+    m["atac"].obs_names = names
+
+
+def _duplicate_gene_symbols(m):
+    names = m["rna"].var_names.to_numpy(dtype=object).copy()
+    names[1] = names[0]
+    m["rna"].var_names = names
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (_duplicate_atac_cells, r"atac.*repeated cell names.*obs_names_make_unique"),
+        (_duplicate_gene_symbols, r"rna.*repeated feature names.*var_names_make_unique"),
+    ],
+    ids=["atac-obs-names", "rna-gene-symbols"],
+)
+def test_duplicate_names_are_refused_before_any_work(split, mutate, match, assert_same_data):
+    mdata = split.copy()
+    mutate(mdata)
+    _refused(mdata, ValueError, match, assert_same_data)
+
+
+# ---- 3. not counts --------------------------------------------------------------------------
+def test_scaled_rna_is_refused(split, assert_same_data):
+    mdata = split.copy()
+    x = mdata["rna"].X.toarray().astype(np.float32)
+    mdata.mod["rna"].X = (x - x.mean(axis=0)) / (x.std(axis=0) + 1)
+    _refused(mdata, ValueError, "negative", assert_same_data)
+
+
+def test_negative_atac_is_refused_also_by_gene_activity(split, assert_same_data):
+    mdata = split.copy()
+    x = sp.csr_matrix(mdata["atac"].X, dtype=np.float32, copy=True)
+    x.data[:5] = -1
+    mdata.mod["atac"].X = x
+    _refused(mdata, ValueError, "negative", assert_same_data)
+    _refused(mdata, ValueError, "negative", assert_same_data, tool=st.pp.gene_activity, annotation="mm10")
+
+
+def test_the_layer_used_is_checked_not_x(split):
+    mdata = split.copy()
+    atac = mdata["atac"]
+    atac.layers["clean"] = atac.X.copy()
+    x = sp.csr_matrix(atac.X, dtype=np.float32, copy=True)
+    x.data[:3] = np.nan
+    atac.X = x
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", atac_layer="clean", max_steps=STEPS)
+    assert mdata["atac"].obs["sctransfer_label"].notna().all()
+
+
+def test_missing_layer_names_the_layers_there(split, assert_same_data):
+    _refused(split.copy(), KeyError, r"Layer 'raw' is not in modality 'atac'.*counts", assert_same_data, atac_layer="raw")
+
+
+def test_other_sparse_formats_give_the_same_labels(split):
+    """CSC peaks and RNA as a scipy sparse array (the formats AnnData holds besides CSR) give CSR's result."""
+    reference = split.copy()
+    st.tl.label_transfer(reference, labels_key="cell_type", annotation="mm10", max_steps=STEPS)
+    mdata = split.copy()
+    mdata.mod["atac"].X = sp.csc_matrix(mdata["atac"].X)
+    mdata.mod["rna"].X = sp.csr_array(mdata["rna"].X)
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=STEPS)
+    for column in ("sctransfer_label", "sctransfer_confidence"):
+        pd.testing.assert_series_equal(mdata["atac"].obs[column], reference["atac"].obs[column])
+
+
+# ---- 4. empty and tiny ----------------------------------------------------------------------
+def test_too_few_atac_cells_is_an_error_in_the_users_terms(split, assert_same_data):
+    mdata = MuData({"rna": split["rna"].copy(), "atac": split["atac"][:12].copy()})
+    _refused(mdata, ValueError, r"12 ATAC cells", assert_same_data)
+
+
+def test_zero_training_steps_is_refused(split, assert_same_data):
+    _refused(split.copy(), ValueError, "max_steps", assert_same_data, max_steps=0)
+
+
+def test_cross_modal_match_refuses_to_train_on_two_cells(assert_same_data):
+    mdata = st.datasets.mop_snareseq(("09A",))
+    tiny = MuData({"rna": mdata["rna"][:2].copy(), "atac": mdata["atac"][:2].copy()})
+    _refused(tiny, ValueError, r"2 paired cells", assert_same_data, tool=st.tl.cross_modal_match, annotation="mm10")
+
+
+# ---- 5. a failure while writing leaves nothing behind ------------------------------------------
+def test_failure_while_writing_restores_the_mudata(split, monkeypatch, assert_same_data):
+    mdata = split.copy()
+    before = mdata.copy()
+
+    calls = []
+
+    def failing_update(m):  # fails once, as a full disk or a broken index would, then works again
+        calls.append(m)
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(_common, "update_mudata", failing_update)
+    with pytest.raises(RuntimeError, match="disk full"):
+        st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=STEPS)
+    monkeypatch.undo()
+    assert_same_data(before, mdata)
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=STEPS)  # a re-run is accepted
