@@ -6,17 +6,13 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from ._losses import cross_view_contrastive, feature_alignment, neighbourhood_contrastive, projection_regularisation
+from sctransfer._constants import ATAC, PEAK_KEY, POSITIVE_KEY, RNA
 
-RNA = "rna"
-ATAC = "atac"
-X_KEY = "X"
-POSITIVE_KEY = "X_positive"
-PEAK_KEY = "X_peaks"
-LABELS_KEY = "labels"
+from ._losses import cross_view_contrastive, feature_alignment, neighbourhood_contrastive, projection_regularisation
 
 
 class SCNCLModule(BaseModuleClass):
@@ -134,8 +130,8 @@ class SCNCLModule(BaseModuleClass):
 
     def _get_inference_input(self, tensors: dict) -> dict[str, torch.Tensor | None]:
         return {
-            "rna_x": tensors[RNA][X_KEY],
-            "atac_x": tensors[ATAC][X_KEY],
+            "rna_x": tensors[RNA][REGISTRY_KEYS.X_KEY],
+            "atac_x": tensors[ATAC][REGISTRY_KEYS.X_KEY],
             "atac_positive_x": tensors[ATAC][POSITIVE_KEY],
             "atac_peaks": tensors[ATAC].get(PEAK_KEY),
         }
@@ -172,7 +168,7 @@ class SCNCLModule(BaseModuleClass):
     ) -> LossOutput:
         """The scNCL objective; each term is reported in ``extra_metrics`` (so in ``model.history``)."""
         z_rna, z_atac, z_pos = (inference_outputs[k] for k in ("z_rna", "z_atac", "z_positive"))
-        labels = tensors[RNA][LABELS_KEY].reshape(-1).long().to(z_rna.device)
+        labels = tensors[RNA][REGISTRY_KEYS.LABELS_KEY].reshape(-1).long().to(z_rna.device)
         ce = F.cross_entropy(generative_outputs["logits_rna"], labels, label_smoothing=self.label_smoothing)
         pr = projection_regularisation(z_rna, with_variance=False) + projection_regularisation(
             z_atac, with_variance=True
