@@ -156,6 +156,19 @@ def _model_inputs(
     return working_modality(activity, [], keep_var=True), work_atac
 
 
+def _fit(
+    work: MuData, labels_key: str, random_state: int, max_steps: int | None, model_kwargs: dict, train_kwargs: dict
+) -> SCNCL:
+    """Set up and train :class:`~sctransfer.model.SCNCL` on the working MuData."""
+    with stage("model set-up"):
+        SCNCL.setup_mudata(work, labels_key=labels_key)
+        model = SCNCL(work, **{"random_state": random_state, **model_kwargs})
+    train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
+    with stage("training"):
+        model.train(**{**train_args, **train_kwargs})
+    return model
+
+
 def _queue_results(
     writer: ResultWriter,
     result: TransferResult,
@@ -314,37 +327,19 @@ def label_transfer(
     checks |= {"rna_layer": rna_layer, "atac_layer": atac_layer, "novelty_threshold": novelty_threshold}
     annotation = annotation if training or annotation is not None else model.gene_coordinates_
     atac, empty = _check_inputs(mdata, **checks, novel_label=novel_label, annotation=annotation, overwrite=overwrite)
-    check_free(
-        mdata,
-        _fields(key_added, rna_key if training else None, atac_key),
-        tool="label_transfer",
-        key_added=key_added,
-        overwrite=overwrite,
-    )
+    fields = _fields(key_added, rna_key if training else None, atac_key)
+    check_free(mdata, fields, tool="label_transfer", key_added=key_added, overwrite=overwrite)
     target = mdata.copy() if copy else mdata
     writer = ResultWriter()
     genes = mdata[rna_key].var_names if training else model.gene_names_
-    activity, work_atac = _model_inputs(
-        mdata,
-        atac,
-        writer,
-        annotation=annotation,
-        genes=genes,
-        atac_key=atac_key,
-        atac_layer=atac_layer,
-        random_state=random_state,
-    )
+    inputs = {"annotation": annotation, "genes": genes, "atac_key": atac_key, "atac_layer": atac_layer}
+    activity, work_atac = _model_inputs(mdata, atac, writer, **inputs, random_state=random_state)
     modalities = {GENE_ACTIVITY: activity, ATAC: work_atac}
     if training:
         modalities[RNA] = working_modality(mdata[rna_key], [labels_key], layer=rna_layer)
     work = working_mudata(modalities)
     if training:
-        with stage("model set-up"):
-            SCNCL.setup_mudata(work, labels_key=labels_key)
-            model = SCNCL(work, **{"random_state": random_state, **(model_kwargs or {})})
-        train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
-        with stage("training"):
-            model.train(**{**train_args, **(train_kwargs or {})})
+        model = _fit(work, labels_key, random_state, max_steps, model_kwargs or {}, train_kwargs or {})
         writer.obsm[rna_key, _output_names(key_added)["embedding"]] = model.get_latent_representation(modality=RNA)
     with stage("prediction"):
         result = model.transfer(work, **(predict_kwargs or {}))
@@ -352,17 +347,8 @@ def label_transfer(
     params |= {"trained_here": training, "novelty_threshold": float(novelty_threshold), "novel_label": novel_label}
     params |= {"random_state": int(random_state), "model": model_params(model), "predict": dict(predict_kwargs or {})}
     params["train"] = dict(getattr(model, "train_params_", {}))
-    novel = _queue_results(
-        writer,
-        result,
-        model,
-        key_added=key_added,
-        atac_key=atac_key,
-        novelty_threshold=novelty_threshold,
-        novel_label=novel_label,
-        empty=empty,
-        params=params,
-    )
+    calls = {"novelty_threshold": novelty_threshold, "novel_label": novel_label, "empty": empty}
+    novel = _queue_results(writer, result, model, key_added=key_added, atac_key=atac_key, **calls, params=params)
     with stage("writing results"):
         writer.write(target)
     logger.info("Label transfer: %d ATAC cells labelled; %.1f%% called novel.", len(novel), 100 * novel.mean())
