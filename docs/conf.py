@@ -10,6 +10,7 @@ build is always online and fully strict. Force a mode with ``SCTRANSFER_DOCS_OFF
 """
 
 import importlib
+import inspect
 import json
 import os
 import pkgutil
@@ -330,6 +331,82 @@ def _resolve_private_path(app, env, node, contnode):
     return resolved
 
 
+def _is_private_sctransfer_class(cls: type) -> bool:
+    """A class of sctransfer that no public module exports (a mixin such as ``model._base.SaveLoadMixin``)."""
+    return cls.__module__.startswith("sctransfer.") and _public_name(f"{cls.__module__}.{cls.__qualname__}") is None
+
+
+def _public_bases(app, name, obj, options, bases) -> None:
+    """Show a class's public bases: a private sctransfer base is replaced by its own bases.
+
+    ``SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass)`` shows as based on ``BaseModelClass``;
+    what it gets from the private mixins (``save``, ``load``, ...) is documented on its own page
+    (see :func:`_members_from_private_bases`), as scvi-tools documents its models' mixin methods.
+    """
+    public: list[type] = []
+
+    def add(base: type) -> None:
+        if base is object or base in public:
+            return
+        if _is_private_sctransfer_class(base):
+            for parent in base.__bases__:
+                add(parent)
+        else:
+            public.append(base)
+
+    for base in list(bases):
+        add(base)
+    bases[:] = public
+
+
+def _members_from_private_bases() -> dict[str, list[str]]:
+    """Public members that the public classes of sctransfer inherit from its private classes.
+
+    ``{"sctransfer.model.SCNCL": ["load", "load_registry", "save", "view_setup_args"], ...}``, read by
+    ``_templates/autosummary/class.rst``: such members are documented on the class's page, while members
+    inherited from other projects (scvi-tools, torch) are documented by them, behind the base-class link.
+    """
+    import sctransfer
+
+    shared: dict[str, list[str]] = {}
+    for subpackage in sctransfer._SUBPACKAGES:
+        package = importlib.import_module(f"sctransfer.{subpackage}")
+        for name in getattr(package, "__all__", []):
+            cls = getattr(package, name)
+            if not isinstance(cls, type):
+                continue
+            names = [
+                attr
+                for attr in dir(cls)
+                if not attr.startswith("_")
+                and attr not in vars(cls)
+                and _is_private_sctransfer_class(next(k for k in cls.__mro__ if attr in vars(k)))
+            ]
+            if names:
+                shared[f"sctransfer.{subpackage}.{name}"] = names
+    return shared
+
+
+autosummary_context = {"members_from_private_bases": _members_from_private_bases()}
+
+
+def _decorated_classmethod_signature(app, what, name, obj, options, signature, return_annotation):
+    """The signature of a decorated classmethod without ``cls`` (``SCNCL.load(dir_path, adata=None, ...)``).
+
+    sphinx-autodoc-typehints unwraps the bound method to the decorated function and, seeing a classmethod,
+    assumes ``cls`` is already gone. Runs before it, calls it and drops ``cls``.
+    """
+    if what != "method" or not inspect.ismethod(obj) or not hasattr(obj.__func__, "__wrapped__"):
+        return None
+    from sphinx_autodoc_typehints import process_signature
+
+    result = process_signature(app, what, name, obj, options, signature, return_annotation)
+    if result is None:
+        return None
+    formatted, annotation = result
+    return re.sub(r"^\(cls(, |\))", lambda m: "(" if m[1] == ", " else "()", formatted), annotation
+
+
 def _reexported_data_doc(app, what, name, obj, options, lines) -> None:
     """Document a constant re-exported by a package with its ``#:`` comment.
 
@@ -379,4 +456,6 @@ def setup(app):
     NumpyDocstring._parse_returns_section = _parse_returns_section
     app.connect("source-read", _tutorials_without_notebooks)
     app.connect("autodoc-process-docstring", _reexported_data_doc)
+    app.connect("autodoc-process-bases", _public_bases)
+    app.connect("autodoc-process-signature", _decorated_classmethod_signature, priority=400)  # before typehints
     app.connect("missing-reference", _resolve_private_path, priority=900)  # after intersphinx (500)

@@ -453,7 +453,7 @@ class SaveLoadMixin:
         prefix: str | None = None,
         backup_url: str | None = None,
     ):
-        """Load a model saved with :meth:`save`, without running anything from its files.
+        """Load a saved model, without running anything from its files.
 
         Parameters
         ----------
