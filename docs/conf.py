@@ -151,6 +151,36 @@ def _write_benchmark_tables() -> None:
     (GENERATED / "scclip_defaults.inc").write_text(
         _table(["variant (seed 0)", "held-out libraries", "FOSCTTM", "training time"], rows) + "\n"
     )
+    held_out = json.loads((results / "novelty_all_splits.json").read_text())["open_set"]
+    held_out += json.loads((results / "novelty_none.json").read_text())["open_set"]
+    splits = list(dict.fromkeys(r["split"] for r in held_out))
+    rows = []
+    for setting in dict.fromkeys(r["held_out"] for r in held_out):
+        runs = {r["split"]: r for r in held_out if r["held_out"] == setting}
+        cells = [
+            (f"{runs[s]['novel recall']:.0%} / " if setting else "") + f"{runs[s]['known flagged']:.1%}"
+            if s in runs
+            else ""
+            for s in splits
+        ]
+        rows.append([setting.replace("+", " + ") or "nothing", *cells])
+    (GENERATED / "novelty_threshold.inc").write_text(
+        _table(["held out", *(s.replace("->", " → ") for s in splits)], rows) + "\n"
+    )
+    refine = json.loads((results / "novelty.json").read_text())["refine"]
+    rows = [
+        [
+            f"{r['min_margin']:g}",
+            f"{r['flagged']:,}",
+            f"{r['precision']:.2f}",
+            f"{r['recall']:.2f}",
+            f"{r['proposal correct (flagged corrupted cells)']:.0%}",
+        ]
+        for r in sorted(refine, key=lambda r: r["min_margin"])
+    ]
+    (GENERATED / "refine_annotation.inc").write_text(
+        _table(["min_margin", "cells flagged", "precision", "recall", "proposal correct"], rows) + "\n"
+    )
 
 
 _write_references()

@@ -7,24 +7,8 @@ species (human genes for mouse peaks), TSSs fall at unrelated places and the two
 about equal. :func:`tss_enrichment` measures the ratio; :func:`check_genome_match` warns when it
 says "likely mismatch", and refuses peaks and annotations that share no chromosome name at all.
 
-Measured on the project's real data (peaks within 1 kb of a TSS, with the TSSs in place / moved by
-+-20, 40, 60, 80, 100 kb; see ``tests/test_genome_check.py``):
-
-============================  ===========  ========  ==========  ==========
-peaks                         annotation   in place  background  enrichment
-============================  ===========  ========  ==========  ==========
-MOp SNARE-seq (mm10, 25,734)  mm10         0.082     0.015       5.5
-MOp SNARE-seq                 hg38         0.037     0.039       0.95
-MOp SNARE-seq                 hg19         0.016     0.016       0.97
-BMMC multiome (hg38, 600)     hg38         0.572     0.102       5.6
-BMMC multiome                 hg19         0.058     0.048       1.2
-BMMC multiome                 mm10         0.022     0.026       0.84
-simulated (20,000)            its genes    0.125     0.005       26.6
-simulated                     mm10         0.024     0.022       1.09
-============================  ===========  ========  ==========  ==========
-
-Matched pairs are at 5 or more, mismatched ones at 0.8-1.25: :data:`MIN_ENRICHMENT` = 2 lies
-between them with a wide margin on both sides.
+The enrichment of matched and mismatched pairs on the project's data, and why :data:`MIN_ENRICHMENT`
+is 2: :doc:`/benchmarks`.
 """
 
 from __future__ import annotations
@@ -156,8 +140,8 @@ def check_genome_match(peaks: pd.DataFrame, genes: pd.DataFrame, *, what: str) -
     """Warn when peaks and gene annotation look like different genome builds or species.
 
     Computes :func:`tss_enrichment`. Matched data have several times more peaks at TSSs than
-    with the TSSs moved by 20-100 kb (5.5 on MOp SNARE-seq with mm10 genes, 5.6 on BMMC multiome
-    with hg38 genes); a build or species mismatch gives about 1 (0.84-1.25 measured).
+    with the TSSs moved by 20-100 kb; a build or species mismatch gives about 1 (figures:
+    :doc:`/benchmarks`).
 
     Parameters
     ----------
@@ -200,9 +184,9 @@ def check_genome_match(peaks: pd.DataFrame, genes: pd.DataFrame, *, what: str) -
         warnings.warn(
             f"The gene annotation likely does not match the genome build or species of the peaks of {what}: "
             f"{summary}, below {MIN_ENRICHMENT:g}. Peaks and genes of one genome give several times the background "
-            "(5.5 for MOp SNARE-seq with mm10, 5.6 for 10x multiome with hg38); another build or species gives "
-            "about 1. Use an annotation of the peaks' build (e.g. hg38, not hg19) and species, or lift the peaks "
-            "over: gene-level results computed with this annotation are not meaningful.",
+            "(5 or more on the data sets measured); another build or species gives about 1. Use an annotation of "
+            "the peaks' build (e.g. hg38, not hg19) and species, or lift the peaks over: gene-level results computed "
+            "with this annotation are not meaningful.",
             GenomeMismatchWarning,
             stacklevel=3,
         )

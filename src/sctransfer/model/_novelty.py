@@ -11,29 +11,17 @@ Their sum is averaged over each cell's peak-space neighbours (a few rounds of
 ``s <- (s + mean of the neighbours' s) / 2``), because cells of an unseen type sit together in
 peak space, while a single known cell with an unlucky embedding does not. The result is again
 put on the robust z scale, so the score reads as "robust standard deviations above the typical
-query cell" and the automatic threshold (:data:`DEFAULT_NOVELTY_THRESHOLD`) is a fixed number of
-them. The choice of evidence, rounds and threshold was measured on MOp SNARE-seq hold-out
-settings (``benchmarks/novelty.py``).
+query cell", and the automatic threshold of :func:`sctransfer.tl.label_transfer`
+(``novelty_threshold``) is a fixed number of them. How the evidence, the rounds and the threshold
+were chosen: :doc:`/benchmarks`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_NOVELTY_THRESHOLD = 2.5
-"""Cells whose novelty score exceeds this many robust standard deviations above the median are called novel.
-
-On MOp SNARE-seq (three library splits; Astro, Pvalb, or Astro and Sst held out of the reference)
-it flagged 2.5-8% of the cells of reference types (mean 4.7%) and 38-78% of the cells of the
-held-out types (mean 62%); with nothing held out, 2.3-4.8% of the cells (``benchmarks/novelty.py``).
-"""
-
 DEFAULT_SMOOTHING_ROUNDS = 3
-"""Rounds of averaging over the peak-space neighbours.
-
-Mean AUROC over seven MOp hold-out settings on two splits: 0.917, 0.919 and 0.913 for 2, 3 and
-5 rounds; more rounds also flag more known cells at a fixed threshold.
-"""
+"""Rounds of averaging over the peak-space neighbours (chosen on MOp SNARE-seq: :doc:`/benchmarks`)."""
 
 _MAD_TO_SD = 1.4826
 

@@ -5,8 +5,8 @@ classifier's softmax of the shared embedding (averaged with the classifier of th
 encoder when the model and the data have one), and the share of each type among the cell's most
 similar labelled RNA cells in the embedding (the reference vote). Before averaging, each
 estimate is divided by the reference frequency of the type to the power ``prior_correction`` and
-renormalised, so that abundant reference types do not absorb the rare ones (measured in
-:meth:`SCNCL.predict <sctransfer.model.SCNCL.predict>`).
+renormalised, so that abundant reference types do not absorb the rare ones (what each part adds:
+:doc:`/benchmarks`).
 """
 
 from __future__ import annotations

@@ -39,10 +39,7 @@ DEFAULT_MODALITIES = {"rna_layer": "rna", "atac_layer": "atac"}
 BASIS_MAX_CELLS = 20_000
 #: Zero-shot use is refused when a data set reaches less than this share of the model's genes or peaks.
 MIN_ZERO_SHOT_COVERAGE = 0.1
-#: Model sizes. ``"small"`` (default): an ensemble of two encoder pairs without transformer dropout;
-#: 1,000 steps of 256 cells took about 8 minutes on 2 CPU cores (MOp SNARE-seq, 7,688 cells; the time
-#: does not grow with the number of cells). ``"base"`` is the scCLIP authors' "small" transformer (for
-#: a GPU); ``"tiny"`` is for tests and quick looks.
+#: Model sizes, described under the ``preset`` argument of :class:`SCCLIP` (training times: :doc:`/benchmarks`).
 PRESETS: dict[str, dict[str, float]] = {
     "tiny": {"n_patches": 16, "n_components": 16, "n_hidden": 32, "n_layers": 1, "n_heads": 2, "n_ff": 64},
     "small": {
@@ -414,13 +411,13 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         accelerator, devices
             Lightning device settings; ``"auto"`` uses a GPU when there is one.
         plan_kwargs
-            Optimiser settings of the training plan (``StepTrainingPlan``):
+            Optimiser settings of the training plan:
             ``optimizer`` (``"adamw"``), ``lr`` (peak, 1e-3), ``weight_decay`` (0.05),
             ``warmup_steps`` (a tenth of the steps, at most 100), ``schedule`` (``"cosine"``).
             The former keywords ``lr=``, ``weight_decay=``, ``warmup_steps=`` still work, with a
             DeprecationWarning.
         datasplitter_kwargs
-            Options of the data module (``PairedDataModule`` has none).
+            Options of the model's data module (it has none).
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (Lightning), e.g. ``enable_progress_bar=False``,
             ``strategy="ddp"``.

@@ -89,9 +89,9 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     n_pcs
         The encoder reads the first ``n_pcs`` components of a PCA of the RNA and gene-activity
         cells together (fitted here, kept with the weights), not the genes: a shared low-rank
-        input keeps the classifier on gene programmes both modalities express, which on MOp
-        SNARE-seq raised macro-F1 from 0.29 to 0.38 over three library splits (``benchmarks/``).
-        ``None`` reads the genes directly, as the original scNCL.
+        input keeps the classifier on gene programmes both modalities express (the gain over the
+        genes is on the :doc:`/benchmarks` page). ``None`` reads the genes directly, as the
+        original scNCL.
     n_peak_components
         Components of the ATAC cells' peak view (TF-IDF + LSI of the peaks, fitted here and kept
         with the model; the first, depth-related component is dropped). A second encoder reads it
@@ -496,22 +496,21 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             Steps per epoch, averaged into one row of ``model.history``.
         class_balance
             RNA cells are drawn with probability proportional to ``1 / n_type ** class_balance``:
-            0 (default) samples cells uniformly, 1 gives every type the same share. Balancing
-            over-predicted rare types on MOp SNARE-seq (accuracy 0.64 -> 0.47 with the PCA input).
+            0 (default) samples cells uniformly, 1 gives every type the same share (balancing
+            over-predicts rare types: :doc:`/benchmarks`).
         random_state
             Seed of the weights' initialisation order, the sampler and dropout.
         accelerator, devices
             Lightning device settings.
         plan_kwargs
-            Optimiser settings of the training plan (``StepTrainingPlan``):
+            Optimiser settings of the training plan:
             ``optimizer`` (``"sgd"`` with momentum 0.9 for the linear encoder, ``"adam"`` for the
             MLP, as the scNCL authors; ``"adamw"``), ``lr`` (0.01 for SGD, 1e-3 for Adam),
             ``weight_decay`` (5e-4), ``momentum``, ``warmup_steps`` (0), ``schedule``
             (``"constant"``). The former keywords ``optimizer=``, ``lr=``, ``weight_decay=`` still
             work, with a DeprecationWarning.
         datasplitter_kwargs
-            Options of the data module (``UnpairedDataModule``):
-            ``class_balance`` (as the keyword above).
+            Options of the model's data module: ``class_balance`` (as the keyword above).
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (Lightning), e.g. ``enable_progress_bar=False``,
             ``strategy="ddp"``.
@@ -623,9 +622,8 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         (averaged with the peak view's for ATAC cells when the model and the data have one) and
         the share of each type among the cell's ``reference_neighbors`` most similar labelled
         RNA cells in the shared embedding, each divided by the reference frequency of the type to
-        the power ``prior_correction`` and renormalised, then averaged. On three MOp SNARE-seq
-        library splits this raised accuracy / macro-F1 from 0.634-0.643 / 0.378-0.382 (classifier
-        alone) to 0.672-0.677 / 0.432-0.448 (``benchmarks/``).
+        the power ``prior_correction`` and renormalised, then averaged (what each part adds:
+        :doc:`/benchmarks`).
 
         Parameters
         ----------
@@ -674,12 +672,8 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         (``1 - max softmax``) and the distance to the reference (``1 -`` mean cosine similarity to
         the ``reference_neighbors`` most similar labelled RNA cells), averages the sum over the
         cells' peak-space neighbours and puts the result back on the robust z scale (median 0,
-        1.4826 x MAD = 1). On MOp SNARE-seq (three library
-        splits; Astro, Pvalb, or Astro and Sst held out of the reference) this separated the
-        held-out cells better than ``1 - confidence``: AUROC 0.90-0.97 (mean 0.93) against
-        0.63-0.80 (mean 0.74); ``benchmarks/novelty.py``. Oligodendrocytes held out (AUROC 0.75,
-        as ``1 - confidence``) are mostly taken for OPCs, and a held-out excitatory layer type (L6)
-        is not separable from its neighbours (0.53).
+        1.4826 x MAD = 1). How well it finds held-out types, and which types it cannot tell from
+        their neighbours: :doc:`/benchmarks`.
 
         The scale is relative to the query cells, so it assumes that most of them are of
         reference types.

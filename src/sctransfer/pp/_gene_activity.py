@@ -238,8 +238,8 @@ def gene_activity(
     Before any work, the peak matrix is checked to hold counts, and the annotation to fit the
     peaks' genome: the share of peaks within 1 kb of an annotated transcription start site (TSS)
     is compared with the same share with the TSSs moved by 20-100 kb. Peaks and genes of the same
-    genome give 5 or more times the background (5.5 on MOp SNARE-seq with mm10, 5.6 on 10x
-    multiome with hg38); another build or species gives about 1 and a warning.
+    genome give several times the background; another build or species gives about 1 and a
+    :class:`~sctransfer.pp.GenomeMismatchWarning` (figures: :doc:`/benchmarks`).
 
     Parameters
     ----------
