@@ -1,6 +1,7 @@
 """Genomic tokenisation (FeatureLayout) and zero-shot feature mapping (map_genes, map_peaks) of scCLIP."""
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -174,18 +175,34 @@ def test_permuted_peaks_map_by_name():
     np.testing.assert_array_equal(mapping.apply(counts).toarray(), [[2.0, 3.0, 1.0]])
 
 
-def test_genes_map_by_name_with_hand_computed_sums(caplog):
-    with caplog.at_level(logging.WARNING, logger="sctransfer"):
-        mapping = map_genes(["B", "X", "A", "B"], ["A", "B", "C", "D"])
-    assert mapping.method == "name" and mapping.coverage == 0.5 and mapping.n_new_used == 3
-    assert "Only 50.0%" not in caplog.text  # 50% is not below the threshold
-    counts = sp.csc_matrix(np.array([[1.0, 5.0, 2.0, 4.0], [0.0, 1.0, 0.0, 0.0]]))
+def test_genes_map_by_name_and_missing_model_genes_warn():
+    with pytest.warns(
+        UserWarning, match=r"2 of the model's 4 genes are missing from the new data \(e\.g\. \['C', 'D'\]\)"
+    ):
+        mapping = map_genes(["B", "X", "A"], ["A", "B", "C", "D"])
+    assert mapping.method == "name" and mapping.coverage == 0.5 and mapping.n_new_used == 2
+    counts = sp.csc_matrix(np.array([[1.0, 5.0, 2.0], [0.0, 1.0, 0.0]]))
     out = mapping.apply(counts)
     assert sp.isspmatrix_csr(out) and out.dtype == np.float32
-    np.testing.assert_array_equal(out.toarray(), [[2.0, 5.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    np.testing.assert_array_equal(mapping.apply(np.array([[1, 5, 2, 4]])).toarray(), [[2, 5, 0, 0]])
-    with pytest.raises(ValueError, match=r"expects cells x 4 new features, got shape \(2, 3\)"):
-        mapping.apply(counts[:, :3])
+    np.testing.assert_array_equal(out.toarray(), [[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(mapping.apply(np.array([[1, 5, 2]])).toarray(), [[2, 1, 0, 0]])
+    with pytest.raises(ValueError, match=r"expects cells x 3 new features, got shape \(2, 2\)"):
+        mapping.apply(counts[:, :2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every model gene present: no warning
+        assert map_genes(["D", "X", "C", "B", "A"], ["A", "B", "C", "D"]).coverage == 1.0
+
+
+def test_repeated_gene_names_are_refused_naming_them_and_the_fix():
+    # the same policy as the rest of the package (get_modality): which column is meant would be ambiguous
+    with pytest.raises(
+        ValueError,
+        match=r"modality 'rna' has 1 gene names more than once \(e\.g\. \['B'\].*"
+        r"var_names_make_unique\(\)",
+    ):
+        map_genes(["B", "X", "A", "B"], ["A", "B"], what="modality 'rna'")
+    with pytest.raises(ValueError, match="more than once"):  # a repeated gene the model does not read is refused too
+        map_genes(["X", "X", "A", "B"], ["A", "B"])
 
 
 def test_name_matcher_sums_repeated_names_and_refuses_repeated_wanted_names():

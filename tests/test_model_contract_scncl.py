@@ -131,8 +131,12 @@ def test_gene_mismatch_is_reported(trained):
     names = doubled.var_names.to_numpy().copy()
     names[1] = names[0]
     doubled.var_names = names
-    with pytest.raises(ValueError, match=rf"more than once .*{names[0]}.*var_names_make_unique"):
+    with pytest.raises(
+        ValueError, match=rf"'gene_activity' has 1 repeated feature names.*{names[0]}.*var_names_make_unique"
+    ):
         model.predict(MuData({"gene_activity": doubled}))
+    with pytest.raises(ValueError, match=rf"1 gene names more than once .*{names[0]}.*var_names_make_unique"):
+        model.get_latent_representation(doubled, modality="atac")  # the modality's AnnData itself
     with pytest.raises(KeyError, match="gene_activity"):
         model.transfer(MuData({"atac": mdata["atac"].copy()}))
 

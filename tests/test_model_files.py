@@ -135,6 +135,24 @@ def test_scclip_load_with_other_genes_says_what_differs(trained, tmp_path):
         st.model.SCCLIP.load(tmp_path / "m", adata=MuData({"rna": rna.copy()}))
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_repeated_gene_names_of_new_data_are_refused_alike(trained, name):
+    """Both models refuse new data with a repeated gene name, naming it and the fix, before any work."""
+    mdata, model = trained[name]
+    rna = mdata["rna"].copy()
+    names = rna.var_names.to_numpy().copy()
+    names[1] = names[0]
+    rna.var_names = names
+    # the modality's AnnData itself: the gene matcher of both models
+    with pytest.raises(
+        ValueError, match=rf"1 gene names more than once \(e\.g\. \['{names[0]}'\].*var_names_make_unique"
+    ):
+        model.get_latent_representation(rna, modality="rna")
+    # in a MuData: the check of every modality the package reads
+    with pytest.raises(ValueError, match=rf"'rna' has 1 repeated feature names.*'{names[0]}'.*var_names_make_unique"):
+        model.get_latent_representation(MuData({"rna": rna}), modality="rna")
+
+
 def _live(payload: bytes, marker: Path, load) -> None:
     """Check that the crafted bytes do run code when unpickled without protection (so the test can fail)."""
     assert not marker.exists()

@@ -8,6 +8,7 @@ bounds, other peaks, another naming style or ``1`` vs ``chr1``) can still be emb
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -21,7 +22,10 @@ from sctransfer._matrix import column_selection
 
 logger = logging.getLogger(__name__)
 
+#: Below this share of the model's peaks reached, a new peak set is reported with a warning.
 MIN_COVERAGE = 0.5
+#: Names shown in messages about missing or repeated features.
+N_EXAMPLES = 5
 MappingMethod = Literal["identical", "name", "overlap"]
 
 
@@ -72,6 +76,7 @@ class FeatureMapping:
 
 
 def _report(mapping: FeatureMapping, what: str) -> FeatureMapping:
+    """Log how many new features reach how much of the model's."""
     n_new, n_model = mapping.matrix.shape
     logger.info(
         "Feature mapping by %s: %d of %d new %s reach %.1f%% of the model's %d %s.",
@@ -83,15 +88,6 @@ def _report(mapping: FeatureMapping, what: str) -> FeatureMapping:
         n_model,
         what,
     )
-    if mapping.coverage < MIN_COVERAGE:
-        logger.warning(
-            "Only %.1f%% of the model's %s are reached by the new data (mapping by %s); the rest are zero, so the "
-            "embedding of the new cells may be poor. Check that both data sets use the same genome build and "
-            "feature naming.",
-            100 * mapping.coverage,
-            what,
-            mapping.method,
-        )
     return mapping
 
 
@@ -120,19 +116,20 @@ def _by_name(new: np.ndarray, model: np.ndarray, what: str) -> FeatureMapping | 
     return _report(_mapping(*selection.nonzero(), shape, "name"), what)
 
 
-def map_genes(new_names: Sequence[str], model_names: Sequence[str]) -> FeatureMapping:
-    """Map genes of a new data set onto a model's genes by exact name.
+def map_genes(new_names: Sequence[str], model_names: Sequence[str], *, what: str = "the new data") -> FeatureMapping:
+    """Map the genes of a data set onto a model's genes by exact name: both models' one gene matcher.
 
-    Model genes absent from the new data stay zero; new genes unknown to the model are dropped
-    (a new gene listed twice adds both columns to its model gene). Coverage is logged, and a
-    warning is given below 50%.
+    Model genes absent from the data are read as zero counts (with a warning); genes of the data
+    unknown to the model are dropped. The share of the model's genes reached is logged.
 
     Parameters
     ----------
     new_names
-        Gene names of the new data (``var_names``), in column order.
+        Gene names of the data (``var_names``), in column order.
     model_names
         The model's gene names, in its input order.
+    what
+        The data, for messages (``"modality 'rna'"``).
 
     Returns
     -------
@@ -141,15 +138,38 @@ def map_genes(new_names: Sequence[str], model_names: Sequence[str]) -> FeatureMa
     Raises
     ------
     ValueError
-        When no gene name is shared, or the model's names are not unique.
+        When the data repeat a gene name (which column would be meant is ambiguous; the message
+        names them and the fix, ``var_names_make_unique()``), share no gene name with the model,
+        or the model's names are not unique.
+
+    Warns
+    -----
+    UserWarning
+        When some of the model's genes are missing from the data: how many, and which.
     """
     new, model = np.asarray(new_names, dtype=str), np.asarray(model_names, dtype=str)
+    new_index = pd.Index(new)
+    if not new_index.is_unique:
+        repeated = new_index[new_index.duplicated()].unique()
+        raise ValueError(
+            f"{what} has {len(repeated)} gene names more than once (e.g. {repeated[:N_EXAMPLES].tolist()}; 10x "
+            "readers give repeated gene symbols), so which column is meant is ambiguous. Make the names unique "
+            "first, e.g. `adata.var_names_make_unique()`."
+        )
     mapping = _by_name(new, model, "genes")
     if mapping is None:
         raise ValueError(
-            f"No gene of the new data ({len(new)} genes, e.g. {new[:3].tolist()}) is among the model's "
-            f"{len(model)} genes (e.g. {model[:3].tolist()}). Use the same gene identifiers as the training data "
+            f"None of the model's {len(model)} genes is in {what} (data: {len(new)} genes, e.g. {new[:3].tolist()}; "
+            f"model genes e.g. {model[:3].tolist()}). Use the same gene identifiers as the model's training data "
             "(symbols vs Ensembl IDs) and the same species (e.g. human SOX2 vs mouse Sox2)."
+        )
+    missing = model[~pd.Index(model).isin(new_index)]
+    if len(missing):
+        warnings.warn(
+            f"{len(missing)} of the model's {len(model)} genes are missing from {what} (e.g. "
+            f"{missing[:N_EXAMPLES].tolist()}); they are read as zero counts.",
+            UserWarning,
+            stacklevel=3,
         )
     return mapping
 
@@ -233,4 +253,11 @@ def map_peaks(
             "names in common). The two are probably on different genome builds (hg19 vs hg38, mm9 vs mm10) or "
             "from different species: lift the new peaks over to the model's build, or re-call them on it."
         )
-    return _report(_mapping(new_idx, model_idx, (len(new), len(model)), "overlap"), "peaks")
+    mapping = _report(_mapping(new_idx, model_idx, (len(new), len(model)), "overlap"), "peaks")
+    if mapping.coverage < MIN_COVERAGE:
+        logger.warning(
+            "Only %.1f%% of the model's peaks are reached by the new data (mapping by overlap); the rest are zero, "
+            "so the embedding of the new cells may be poor. Check that both data sets use the same genome build.",
+            100 * mapping.coverage,
+        )
+    return mapping

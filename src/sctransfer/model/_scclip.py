@@ -296,8 +296,9 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     def feature_mapping(self, data: MuData | AnnData, modality: Literal["rna", "atac"]) -> FeatureMapping:
         """How a data set's features map onto the model's (for zero-shot use).
 
-        Genes are matched by name; peaks by genomic overlap (the counts of all new peaks that
-        overlap a model peak are added up; identical peak sets are matched by name).
+        Genes are matched by name (repeated gene names are an error; model genes the data lack
+        are read as zero, with a warning); peaks by genomic overlap (the counts of all new peaks
+        that overlap a model peak are added up; identical peak sets are matched by name).
 
         Parameters
         ----------
@@ -316,11 +317,11 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ------
         ValueError
             When the data reach less than 10% (``MIN_ZERO_SHOT_COVERAGE``) of the model's genes or
-            peaks (another genome build, species or gene naming).
+            peaks (another genome build, species or gene naming), or repeat a gene name.
         """
         adata = self._modality_of(data, modality)
         if modality == RNA:
-            mapping = map_genes(adata.var_names, self.rna_layout_.feature_names)
+            mapping = map_genes(adata.var_names, self.rna_layout_.feature_names, what="the RNA data")
         else:
             mapping = map_peaks(
                 peak_coordinates(adata, modality=ATAC),

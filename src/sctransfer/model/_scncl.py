@@ -25,6 +25,7 @@ from scvi.model.base import BaseModelClass
 
 from sctransfer._constants import ATAC, GENE_ACTIVITY, GENE_ACTIVITY_KEY, NEIGHBORS_KEY, RNA
 from sctransfer._knn import knn_query, unit_rows
+from sctransfer._matrix import column_selection
 from sctransfer._validation import check_indices, check_labels, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._lsi import LSI
@@ -32,6 +33,7 @@ from sctransfer.pp._neighbors import neighbor_indices
 
 from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin
 from ._deprecation import renamed_argument
+from ._feature_mapping import map_genes
 from ._labels import MuDataLabelsField
 from ._novelty import DEFAULT_SMOOTHING_ROUNDS, combine_novelty_evidence
 from ._peak_view import PeakView
@@ -51,7 +53,6 @@ from ._scncl_inputs import (
     annotation_from_var,
     encoder_inputs,
     joint_pca,
-    match_genes,
     modality_counts,
     read_modality,
     registered_features,
@@ -363,7 +364,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         inputs are computed once for the set-up, training and predictions of the same cells).
         Other data (a MuData holding the modality under the name used at set-up, or the
         modality's AnnData itself) are checked against the model's genes by name
-        (:func:`~sctransfer.model._scncl_inputs.match_genes`).
+        (:func:`~sctransfer.model._feature_mapping.map_genes`, the gene matcher of both models).
         """
         if modality not in (RNA, ATAC):
             raise ValueError(f"modality must be 'rna' or 'atac', got {modality!r}.")
@@ -377,7 +378,8 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         """A modality of the training MuData, as the registry gives it."""
         key = REGISTRY_KEYS.X_KEY if modality == RNA else GENE_ACTIVITY_KEY
         counts = self.adata_manager.get_from_registry(key)
-        data = read_modality(counts, registered_features(self.registry_, key), self.gene_names_, self.input_transform)
+        selection, _ = column_selection(registered_features(self.registry_, key), self.gene_names_)
+        data = read_modality(counts, selection, self.input_transform)
         return self.adata.mod[self._modalities[self._LAYER_ARGUMENTS[modality]]].obs_names, data
 
     def _read_modality(self, data: MuData | AnnData, modality: Modality) -> tuple[pd.Index, ModalityData]:
@@ -385,8 +387,8 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         argument = self._LAYER_ARGUMENTS[modality]
         key, layer = self._modalities[argument], self.registry_["setup_args"][argument]
         adata, counts, what = modality_counts(data, key, layer, argument=argument)
-        match_genes(adata.var_names, self.gene_names_, what=what)
-        return adata.obs_names, read_modality(counts, adata.var_names, self.gene_names_, self.input_transform)
+        mapping = map_genes(adata.var_names, self.gene_names_, what=what)
+        return adata.obs_names, read_modality(counts, mapping.matrix, self.input_transform)
 
     def _training_inputs(self) -> dict[str, CellInputs | np.ndarray | None]:
         """What the training data module (:attr:`_data_splitter_cls`) samples from, for the registered cells.

@@ -9,7 +9,6 @@ blocks are read one at a time (backed matrices too).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +23,10 @@ from scvi import REGISTRY_KEYS
 from scvi.data._constants import _FIELD_REGISTRIES_KEY, _STATE_REGISTRY_KEY
 
 from sctransfer._constants import GENE_ACTIVITY, GENE_ACTIVITY_KEY
-from sctransfer._matrix import BLOCK_NONZEROS, column_selection, row_block, row_blocks, stored_values
-from sctransfer._validation import check_numeric
+from sctransfer._matrix import BLOCK_NONZEROS, row_block, row_blocks, stored_values
+from sctransfer._validation import check_numeric, check_unique_names
 
 from ._transform import InputTransform, InputTransformName
-
-#: Gene names shown in messages about missing or duplicated genes.
-N_EXAMPLES = 5
 
 
 @dataclass
@@ -105,11 +101,6 @@ class SelectedRows:
 CellInputs = ModalityData | PrecomputedInputs
 
 
-def duplicated_names(names: pd.Index) -> list[str]:
-    """The names that occur more than once (each once, in order of first occurrence)."""
-    return list(dict.fromkeys(names[names.duplicated()].astype(str)))
-
-
 def registered_features(registry: dict, key: str) -> np.ndarray:
     """Feature names of a registered layer, as set up (from the registry's state)."""
     return np.asarray(registry[_FIELD_REGISTRIES_KEY][key][_STATE_REGISTRY_KEY]["column_names"]).astype(str)
@@ -146,7 +137,9 @@ def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argu
     KeyError
         The MuData lacks the modality, or the modality lacks the layer.
     ValueError
-        The counts hold NaN or infinite values.
+        The counts hold NaN or infinite values, or the MuData's modality repeats cell or feature names
+        (as :func:`~sctransfer._validation.get_modality`; repeated gene names of an AnnData are refused
+        by the gene matcher).
     """
     if isinstance(data, AnnData):
         adata, what = data, f"the AnnData given for modality {key!r}"
@@ -155,6 +148,7 @@ def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argu
             hint = " Compute it with sctransfer.pp.gene_activity(mdata, annotation)." if key == GENE_ACTIVITY else ""
             raise KeyError(f"The MuData has no modality {key!r}; it has {list(data.mod)}.{hint}")
         adata, what = data.mod[key], f"modality {key!r}"
+        check_unique_names(adata, key=key)
     else:
         raise TypeError(f"Expected a MuData or an AnnData, got {type(data).__name__}.")
     if layer is not None and layer not in adata.layers:
@@ -167,75 +161,19 @@ def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argu
     return adata, counts, what
 
 
-def match_genes(var_names: pd.Index, genes: np.ndarray, *, what: str) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Check a data set's genes against the model's, by name, and return the selection putting them in model order.
-
-    Parameters
-    ----------
-    var_names
-        Feature names of the data set (its ``var_names``).
-    genes
-        The model's genes, in model order.
-    what
-        The data set, for messages (``"modality 'gene_activity'"``).
-
-    Returns
-    -------
-    ``(selection, found)``: features x model genes 0/1 CSR, and whether each model gene is in the data.
-
-    Raises
-    ------
-    ValueError
-        When a model gene occurs more than once in ``var_names`` (which count would be meant is
-        ambiguous), or when none of the model's genes is in the data.
-
-    Warns
-    -----
-    UserWarning
-        When some of the model's genes are missing: they are read as zero counts, and the
-        warning says how many and which.
-    """
-    var_names = pd.Index(np.asarray(var_names, dtype=str))
-    duplicated = [name for name in duplicated_names(var_names) if name in set(genes)]
-    if duplicated:
-        raise ValueError(
-            f"{what} has {len(duplicated)} of the model's genes more than once (e.g. "
-            f"{duplicated[:N_EXAMPLES]}); make the names unique, e.g. `adata.var_names_make_unique()`, "
-            "or drop the duplicated columns."
-        )
-    selection, found = column_selection(var_names, genes)
-    if not found.any():
-        raise ValueError(
-            f"None of the model's {len(genes)} genes is in {what} (model genes e.g. {list(genes[:3])}; data "
-            f"genes e.g. {list(var_names[:3])}). Check that it uses the same gene names (symbols vs Ensembl IDs) "
-            "and species as the model's training data."
-        )
-    if not found.all():
-        missing = np.asarray(genes)[~found]
-        warnings.warn(
-            f"{len(missing)} of the model's {len(genes)} genes are missing from {what} (e.g. "
-            f"{list(missing[:N_EXAMPLES])}); they are read as zero counts.",
-            UserWarning,
-            stacklevel=3,
-        )
-    return selection, found
-
-
-def read_modality(counts, var_names: pd.Index, genes: np.ndarray, name: InputTransformName) -> ModalityData:
+def read_modality(counts, selection: sp.csr_matrix, name: InputTransformName) -> ModalityData:
     """A modality's counts in model gene order, with an input transformation fitted on these cells.
 
     Parameters
     ----------
     counts
         Cells x features counts (scipy sparse, numpy, or backed), not copied.
-    var_names
-        Names of the features (checked with :func:`match_genes` beforehand).
-    genes
-        The model's genes, in model order.
+    selection
+        Features x model genes 0/1 matrix putting the counts' columns in model gene order (the
+        ``matrix`` of :func:`~sctransfer.model._feature_mapping.map_genes` for new data).
     name
         Input transformation (see :class:`~sctransfer.model._transform.InputTransform`).
     """
-    selection, _ = column_selection(var_names, genes)
     return ModalityData(counts=counts, selection=selection, transform=InputTransform.fit(counts, selection, name=name))
 
 
