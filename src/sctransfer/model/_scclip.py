@@ -18,7 +18,7 @@ from scvi.data import AnnDataManager, fields
 from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
 
-from sctransfer._constants import ATAC, RNA
+from sctransfer._constants import ATAC, ATAC_COUNTS_KEY, RNA
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._matrix import row_block
 from sctransfer._validation import check_indices, check_layer, check_numeric, get_modality
@@ -34,8 +34,7 @@ from ._transform import InputTransform
 
 logger = logging.getLogger(__name__)
 
-ATAC_KEY = "atac_counts"
-DEFAULT_MODALITIES = {"rna_layer": "rna", "atac_layer": "atac"}
+DEFAULT_MODALITIES = {"rna_layer": RNA, "atac_layer": ATAC}
 BASIS_MAX_CELLS = 20_000
 #: Zero-shot use is refused when a data set reaches less than this share of the model's genes or peaks.
 MIN_ZERO_SHOT_COVERAGE = 0.1
@@ -219,7 +218,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                     mod_required=True,
                 ),
                 fields.MuDataLayerField(
-                    ATAC_KEY, atac_layer, mod_key=modality_map.atac_layer, is_count_data=False, mod_required=True
+                    ATAC_COUNTS_KEY, atac_layer, mod_key=modality_map.atac_layer, is_count_data=False, mod_required=True
                 ),
             ],
             setup_method_args=setup_method_args,
@@ -253,7 +252,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         return {RNA: genes.to_dict(), ATAC: peaks.to_dict()}
 
     def _training_counts(self, modality: str) -> sp.csr_matrix:
-        key = REGISTRY_KEYS.X_KEY if modality == RNA else ATAC_KEY
+        key = REGISTRY_KEYS.X_KEY if modality == RNA else ATAC_COUNTS_KEY
         counts = self.adata_manager.get_from_registry(key)
         check_numeric(counts, what=f"the {modality} counts")
         return sp.csr_matrix(counts, dtype=np.float32)

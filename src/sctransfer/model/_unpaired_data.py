@@ -23,9 +23,6 @@ from sctransfer.pp._neighbors import neighbor_indices
 from ._distributed import stream_generator
 from ._scncl_inputs import CellInputs, PrecomputedInputs
 
-X_KEY = REGISTRY_KEYS.X_KEY
-LABELS_KEY = REGISTRY_KEYS.LABELS_KEY
-
 
 class _UnpairedStream(IterableDataset):
     """Endless-in-principle stream of ``{"rna": ..., "atac": ...}`` batches, ``n_steps`` long.
@@ -66,11 +63,14 @@ class _UnpairedStream(IterableDataset):
             rna_rows = np.minimum(np.searchsorted(self.rna_cdf, rng.random(b), side="right"), len(self.rna_cdf) - 1)
             atac_rows = rng.integers(0, self.neighbors.shape[0], b)
             positive_rows = self.neighbors[atac_rows, rng.integers(0, self.neighbors.shape[1], b)]
-            atac = {X_KEY: self.atac.batch(atac_rows), POSITIVE_KEY: self.atac.batch(positive_rows)}
+            atac = {REGISTRY_KEYS.X_KEY: self.atac.batch(atac_rows), POSITIVE_KEY: self.atac.batch(positive_rows)}
             if self.peak_view is not None:
                 atac[PEAK_KEY] = self.peak_view[torch.from_numpy(atac_rows)]
             yield {
-                RNA: {X_KEY: self.rna.batch(rna_rows), LABELS_KEY: torch.from_numpy(self.labels[rna_rows])},
+                RNA: {
+                    REGISTRY_KEYS.X_KEY: self.rna.batch(rna_rows),
+                    REGISTRY_KEYS.LABELS_KEY: torch.from_numpy(self.labels[rna_rows]),
+                },
                 ATAC: atac,
             }
 
@@ -142,7 +142,7 @@ class UnpairedDataModule(LightningDataModule):
         super().__init__()
         rna = PrecomputedInputs(rna_inputs) if isinstance(rna_inputs, np.ndarray) else rna_inputs
         atac = PrecomputedInputs(atac_inputs) if isinstance(atac_inputs, np.ndarray) else atac_inputs
-        labels = np.asarray(adata_manager.get_from_registry(LABELS_KEY)).reshape(-1).astype(np.int64)
+        labels = np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1).astype(np.int64)
         setup = adata_manager.registry["setup_args"]
         peaks = adata_manager.adata.mod[(setup.get("modalities") or {}).get("neighbors_key", ATAC)]
         neighbors = neighbor_indices(peaks, setup["neighbors_key"])

@@ -13,6 +13,7 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from sctransfer._constants import ATAC, KEY_ADDED
 from sctransfer.metrics._classification import _known_set, _truth_and_prediction, accuracy
 from sctransfer.metrics._classification import confusion_matrix as _confusion_table
 
@@ -32,8 +33,8 @@ def confusion_matrix(
     data: MuData | AnnData,
     truth_key: str,
     *,
-    pred_key: str = "sctransfer_label",
-    atac_key: str = "atac",
+    pred_key: str = f"{KEY_ADDED}_label",
+    atac_key: str = ATAC,
     normalize: Literal["true", "pred", "all"] | None = "true",
     reference_types: Iterable[Any] | None = None,
     annotate: bool | None = None,

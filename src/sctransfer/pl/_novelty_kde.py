@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from mudata import MuData
 from scipy.stats import gaussian_kde
 
+from sctransfer._constants import ATAC, KEY_ADDED, RNA
 from sctransfer.metrics._classification import _known_set, _obs_of
 
 from ._utils import finish, with_show_parameters
@@ -78,9 +79,9 @@ def novelty_kde(
     truth_key: str | None = None,
     reference_key: str | None = None,
     reference_types: Iterable[Any] | None = None,
-    key_added: str = "sctransfer",
-    atac_key: str = "atac",
-    rna_key: str = "rna",
+    key_added: str = KEY_ADDED,
+    atac_key: str = ATAC,
+    rna_key: str = RNA,
     threshold: float | bool | None = None,
     max_groups: int = 20,
     fill: bool = True,
