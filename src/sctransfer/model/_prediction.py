@@ -75,11 +75,6 @@ def most_probable(probabilities: pd.DataFrame) -> np.ndarray:
     return probabilities.columns.to_numpy()[probabilities.to_numpy().argmax(axis=1)]
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32), for cosine similarity by dot product."""
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 def reweighted(proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Rows of ``proba * weights``, renormalised to sum to one (float32)."""
     scaled = proba * weights
