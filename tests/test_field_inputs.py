@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from anndata import AnnData
 from mudata import MuData
 
 import sctransfer as st
@@ -116,7 +117,9 @@ def test_the_layer_used_is_checked_not_x(split):
 
 
 def test_missing_layer_names_the_layers_there(split, assert_same_data):
-    _refused(split.copy(), KeyError, r"Layer 'raw' is not in modality 'atac'.*counts", assert_same_data, atac_layer="raw")
+    _refused(
+        split.copy(), KeyError, r"Layer 'raw' is not in modality 'atac'.*counts", assert_same_data, atac_layer="raw"
+    )
 
 
 def test_other_sparse_formats_give_the_same_labels(split):
@@ -165,3 +168,56 @@ def test_failure_while_writing_restores_the_mudata(split, monkeypatch, assert_sa
     monkeypatch.undo()
     assert_same_data(before, mdata)
     st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=STEPS)  # a re-run is accepted
+
+
+# ---- reference labels that are not cell types, and novel labels that read as missing ------------
+def _obs(labels) -> AnnData:
+    return AnnData(np.ones((len(labels), 2), dtype=np.float32), obs=pd.DataFrame({"t": labels}))
+
+
+def test_cell_identifiers_are_not_cell_types():
+    with pytest.raises(ValueError, match="cell identifiers"):
+        st._validation.check_labels(_obs([f"AAAC-{i}" for i in range(40)]), "t", key="rna")
+
+
+def test_label_spellings_and_rare_types_are_reported():
+    labels = ["L2/3"] * 10 + ["L2/3 "] * 3 + ["Astro"] * 10 + ["Sst"] * 2
+    with pytest.warns(UserWarning, match="surrounding spaces") as record:
+        cleaned = st._validation.check_labels(_obs(labels), "t", key="rna")
+    assert list(cleaned.categories) == ["Astro", "L2/3", "Sst"] and (cleaned == "L2/3").sum() == 13
+    assert any("fewer than 5 cells" in str(w.message) and "'Sst': 2" in str(w.message) for w in record)
+    whole = st._validation.check_labels(_obs([1.0, 2.0] * 10), "t", key="rna")  # cluster ids stored as floats
+    assert list(whole.categories) == ["1", "2"]
+
+
+@pytest.mark.parametrize("novel_label", ["", "nan", " None "])
+def test_novel_label_that_reads_as_missing_is_refused(split, novel_label, assert_same_data):
+    _refused(split.copy(), ValueError, "reads as a missing label", assert_same_data, novel_label=novel_label)
+
+
+# ---- cells without counts, and a training that diverged ---------------------------------------
+def test_cells_without_counts_are_left_unlabelled_and_not_refined(split, tmp_path):
+    mdata = split.copy()
+    x = sp.csr_matrix(mdata["atac"].X, copy=True)
+    empty = np.zeros(mdata["atac"].n_obs, dtype=bool)
+    empty[::20] = True
+    x = sp.csr_matrix(sp.diags((~empty).astype(np.float32)) @ x)
+    mdata.mod["atac"].X = x
+    mdata.mod["atac"].layers["counts"] = x
+    with pytest.warns(UserWarning, match=rf"{empty.sum()} of {empty.size} cells .* no counts"):
+        st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=STEPS)
+    obs = mdata["atac"].obs
+    assert obs["sctransfer_label"].isna().to_numpy().tolist() == empty.tolist()
+    assert obs["sctransfer_confidence"][empty].isna().all() and obs["sctransfer_confidence"][~empty].notna().all()
+    assert not obs["sctransfer_novel"][empty].any()
+    assert mdata.uns["sctransfer"]["n_unlabelled"] == empty.sum()
+    mdata["atac"].obs["atlas"] = mdata["atac"].obs["sctransfer_label"].astype(object).fillna("L2/3")
+    st.tl.refine_annotation(mdata, "atlas")
+    refined = mdata["atac"].obs
+    assert refined["sctransfer_refine_label"][empty].isna().all() and not refined["sctransfer_refine_flag"][empty].any()
+    assert refined["sctransfer_refine_label"][~empty].notna().all()
+    mdata.write(tmp_path / "empty.h5mu")  # NaN labels and probabilities save
+
+
+def test_a_diverged_training_writes_nothing(split, assert_same_data):
+    _refused(split.copy(), Exception, "(?i)diverged", assert_same_data, train_kwargs={"plan_kwargs": {"lr": 1e4}})

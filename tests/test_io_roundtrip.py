@@ -38,6 +38,8 @@ def matched():
     )
     st.tl.cross_modal_match(unpaired, model=model, one_to_one=True, pairing_top_k=5)
     assert unpaired["rna"].obs["sctransfer_match"].isna().sum() == 20  # more RNA than ATAC cells: some unassigned
+    assert set(mdata.uns["sctransfer_match"]["params"]["model"]) >= {"preset"}  # plain settings, not the layouts
+    assert "feature_layouts" not in mdata.uns["sctransfer_match"]["params"]["model"]
     return mdata, unpaired
 
 

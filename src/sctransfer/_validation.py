@@ -96,9 +96,11 @@ def check_unique_names(adata: AnnData, *, key: str) -> None:
 def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Categorical:
     """The reference cell types of ``adata.obs[labels_key]``, cleaned, or a clear error.
 
-    Missing labels (NaN, None, and the strings ``""``, ``"nan"``, ``"NaN"``, ``"None"`` that a round
-    trip through text files leaves) become NaN; categories no labelled cell carries (left by
-    subsetting an atlas) are dropped. The user's column is not changed.
+    Missing labels (NaN, None, and the strings of :data:`MISSING_LABELS` that a round trip through
+    text files leaves) become NaN; surrounding spaces are removed (with a warning when that merges
+    two spellings); whole numbers stored as floats read as integers (``4.0`` -> ``"4"``); categories
+    no labelled cell carries (left by subsetting an atlas) are dropped. The user's column is not
+    changed.
 
     Returns
     -------
@@ -111,7 +113,13 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
     TypeError
         The column holds continuous numbers (a float column is not a set of cell types).
     ValueError
-        No cell is labelled, or a single type is.
+        No cell is labelled, a single type is, or there are more types than half the labelled cells
+        (cell identifiers rather than types).
+
+    Warns
+    -----
+    UserWarning
+        Types with fewer than :data:`MIN_CELLS_PER_TYPE` cells; spellings merged by removing spaces.
     """
     if labels_key is None or labels_key not in adata.obs:
         raise KeyError(
@@ -119,15 +127,24 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
         )
     column = adata.obs[labels_key]
     values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
-    if pd.api.types.is_float_dtype(values.dtype) and not np.all(np.mod(values.dropna(), 1) == 0):
+    whole = pd.api.types.is_float_dtype(values.dtype) and bool(np.all(np.mod(values.dropna(), 1) == 0))
+    if pd.api.types.is_float_dtype(values.dtype) and not whole:
         raise TypeError(
             f"Label column {labels_key!r} of modality {key!r} holds continuous numbers (dtype {values.dtype}), "
             "not cell types. Pass the column with the cell-type names."
         )
     text = column.astype(object).where(column.notna(), None)
-    text = text.map(lambda v: None if v is None or str(v).strip() in _MISSING_LABELS else str(v))
-    labels = pd.Categorical(text.to_numpy(dtype=object))
-    labels = labels.remove_unused_categories()
+    text = text.map(lambda v: None if v is None else str(int(v)) if whole else str(v))
+    stripped = text.map(lambda v: None if v is None or v.strip() in MISSING_LABELS else v.strip())
+    merged = sorted({v for v in text.dropna() if v.strip() != v and v.strip() in set(stripped.dropna())})
+    if merged:
+        warnings.warn(
+            f"Labels in {labels_key!r} of modality {key!r} differ only by surrounding spaces (e.g. {merged[0]!r}); "
+            "they are read as one type each, without the spaces.",
+            UserWarning,
+            stacklevel=2,
+        )
+    labels = pd.Categorical(stripped.to_numpy(dtype=object)).remove_unused_categories()
     n_labelled = int((~pd.isna(labels)).sum())
     if n_labelled == 0:
         raise ValueError(f"Label column {labels_key!r} of modality {key!r} has no labelled cell (all NaN).")
@@ -136,10 +153,30 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
             f"Label column {labels_key!r} of modality {key!r} holds a single cell type ({labels.categories[0]!r}); "
             "label transfer needs at least two reference types."
         )
+    if 2 * len(labels.categories) > n_labelled:
+        raise ValueError(
+            f"Label column {labels_key!r} of modality {key!r} has {len(labels.categories):,} types for {n_labelled:,} "
+            "labelled cells (fewer than two cells a type): it looks like cell identifiers, not cell types. Pass "
+            "the column with the cell-type annotation."
+        )
+    sizes = pd.Series(labels).value_counts()
+    rare = sizes[sizes < MIN_CELLS_PER_TYPE]
+    if len(rare):
+        warnings.warn(
+            f"{len(rare)} reference types of {labels_key!r} have fewer than {MIN_CELLS_PER_TYPE} cells "
+            f"({', '.join(f'{t!r}: {n}' for t, n in rare.items())}); cells labelled with them are unreliable. "
+            "Merge or drop such types first.",
+            UserWarning,
+            stacklevel=2,
+        )
     return labels
 
 
-_MISSING_LABELS = frozenset({"", "nan", "NaN", "None", "NA", "<NA>"})
+MIN_CELLS_PER_TYPE = 5
+"""Reference types with fewer labelled cells than this are reported (their labels are unreliable)."""
+
+MISSING_LABELS = frozenset({"", "nan", "NaN", "None", "NA", "<NA>"})
+"""Strings taken as a missing label (what round trips through text files leave)."""
 
 
 def check_numeric(x, *, what: str) -> None:
@@ -154,7 +191,7 @@ def check_numeric(x, *, what: str) -> None:
 LOG_DATA_MAX = 20.0
 
 
-def check_counts(x, *, what: str, argument: str) -> ValueSummary:
+def check_counts(x, *, what: str, argument: str | None = None, hint: str | None = None) -> ValueSummary:
     """Raise a clear error unless ``x`` holds count-like values; warn when some are not whole numbers.
 
     One streamed pass over the stored values (sparse matrices are never densified; backed ones
@@ -168,6 +205,9 @@ def check_counts(x, *, what: str, argument: str) -> ValueSummary:
         The matrix, for messages (``"layer 'counts' of modality 'atac'"``).
     argument
         The argument that selects the matrix (``"rna_layer"``, ``"atac_layer"``), named in the hint.
+    hint
+        The fix, for messages, when no argument selects the matrix (``"put the raw counts in .X"``);
+        one of ``argument`` and ``hint`` is needed.
 
     Returns
     -------
@@ -189,7 +229,10 @@ def check_counts(x, *, what: str, argument: str) -> ValueSummary:
     """
     check_numeric_dtype(x, what=what)
     summary = value_summary(x)
-    hint = f"pass the raw counts layer via {argument}= (e.g. {argument}='counts')"
+    if hint is None:
+        if argument is None:
+            raise TypeError("check_counts needs argument= or hint=.")
+        hint = f"pass the raw counts layer via {argument}= (e.g. {argument}='counts')"
     if summary.n_nonfinite:
         raise ValueError(
             f"{what} holds {summary.n_nonfinite:,} NaN or infinite values; replace or drop them, or {hint}."

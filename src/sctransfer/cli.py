@@ -213,7 +213,8 @@ def _label_transfer(args: argparse.Namespace) -> None:
         import mudata
 
         logger.info("Reading %s.", args.input)
-        mdata = mudata.read_h5mu(args.input)
+        with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
+            mdata = mudata.read_h5mu(args.input)
         _run_transfer(mdata, args, args.annotation)
         evaluation: list[str] = []
     else:

@@ -38,9 +38,14 @@ def working_modality(
 
 
 def model_params(model) -> dict[str, Any]:
-    """The arguments a model was built with (scvi-tools' ``init_params_``), flat, for the ``uns`` record."""
+    """The settings a model was built with (scvi-tools' ``init_params_``), flat, for the ``uns`` record.
+
+    Only plain values (numbers, strings, booleans) are kept: data a model is built from (such as
+    SCCLIP's feature layouts) is saved with the model, not copied into every result record.
+    """
     init = model.init_params_
-    return {**init["non_kwargs"], **{k: v for group in init["kwargs"].values() for k, v in group.items()}}
+    params = {**init["non_kwargs"], **{k: v for group in init["kwargs"].values() for k, v in group.items()}}
+    return {k: v for k, v in params.items() if isinstance(v, int | float | str | bool | np.generic)}
 
 
 def check_max_steps(max_steps: int | None) -> None:

@@ -15,7 +15,7 @@ from mudata import MuData
 from sctransfer._constants import ATAC, GENE_ACTIVITY, KEY_ADDED, LSI_KEY, NEIGHBORS_KEY, RNA, SCNCL_EMBEDDING_KEY
 from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
-from sctransfer._validation import check_labels, check_unpaired, get_modality, working_mudata
+from sctransfer._validation import MISSING_LABELS, check_labels, check_unpaired, get_modality, working_mudata
 from sctransfer.model import SCNCL, TransferResult
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
@@ -81,6 +81,10 @@ def _check_inputs(
         known = set(model.label_categories_)
     if novel_label is not None and novel_label in known:
         raise ValueError(f"novel_label={novel_label!r} is a reference cell type; choose another name.")
+    if novel_label is not None and (not isinstance(novel_label, str) or novel_label.strip() in MISSING_LABELS):
+        raise ValueError(
+            f"novel_label={novel_label!r} reads as a missing label; choose a name such as 'Unknown' or 'Novel'."
+        )
     existing = mdata.mod.get(GENE_ACTIVITY)
     if existing is not None and not existing.obs_names.equals(atac.obs_names) and not overwrite:
         raise ValueError(
@@ -187,6 +191,13 @@ def _queue_results(
     """
     names = _output_names(key_added)
     proba = result.probabilities.to_numpy(dtype=np.float32)
+    broken = ~np.isfinite(proba[~empty]).all(axis=1) | ~np.isfinite(result.embedding[~empty]).all(axis=1)
+    if broken.any():
+        raise FloatingPointError(
+            f"The model gave non-finite probabilities or embeddings for {int(broken.sum()):,} ATAC cells, so no label "
+            "is written. Training probably diverged: retrain with a lower learning rate, e.g. "
+            "train_kwargs={'plan_kwargs': {'lr': 1e-3}}."
+        )
     proba[empty] = np.nan
     novelty = np.where(empty, np.nan, result.novelty.to_numpy(dtype=np.float32)).astype(np.float32)
     novel = np.nan_to_num(novelty, nan=-np.inf) > novelty_threshold

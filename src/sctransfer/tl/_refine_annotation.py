@@ -9,7 +9,7 @@ import pandas as pd
 from mudata import MuData
 
 from sctransfer._constants import ATAC, KEY_ADDED, NEIGHBORS_KEY
-from sctransfer._validation import get_modality
+from sctransfer._validation import MISSING_LABELS, get_modality
 from sctransfer.pp._neighbors import neighbor_indices
 
 from ._common import ResultWriter, check_free
@@ -41,7 +41,7 @@ def _support(
     column = {label: j for j, label in enumerate(labels)}
     n_cells = len(existing)
     transfer = np.zeros((n_cells, len(labels)), dtype=np.float64)
-    transfer[:, [column[t] for t in reference_types]] = probabilities
+    transfer[:, [column[t] for t in reference_types]] = np.nan_to_num(probabilities, nan=0.0)
     one_hot = np.zeros((n_cells, len(labels)), dtype=np.float64)
     labelled = existing.notna().to_numpy()
     one_hot[np.flatnonzero(labelled), [column[str(t)] for t in existing[labelled]]] = 1.0
@@ -56,7 +56,7 @@ def refine_annotation(
     existing_key: str,
     *,
     key_added: str = KEY_ADDED,
-    refine_key: str = f"{KEY_ADDED}_refine",
+    refine_key: str | None = None,
     atac_key: str = ATAC,
     neighbors_key: str = NEIGHBORS_KEY,
     transfer_weight: float = 0.5,
@@ -85,7 +85,7 @@ def refine_annotation(
     key_added
         The ``key_added`` of the label transfer to use.
     refine_key
-        Prefix of the fields written, and key of ``mdata.uns``.
+        Prefix of the fields written, and key of ``mdata.uns``; ``None``: ``f"{key_added}_refine"``.
     atac_key
         ATAC modality.
     neighbors_key
@@ -105,7 +105,8 @@ def refine_annotation(
     ``n_cells``. Writes:
 
     - ``mdata[atac_key].obs[f"{refine_key}_flag"]``: the cell's existing label is doubtful (bool);
-    - ``mdata[atac_key].obs[f"{refine_key}_label"]``: proposed label (categorical, every cell);
+    - ``mdata[atac_key].obs[f"{refine_key}_label"]``: proposed label (categorical; NaN for cells label
+      transfer left unlabelled);
     - ``mdata[atac_key].obs[f"{refine_key}_confidence"]``: support of the proposed label (float32, [0, 1]);
     - ``mdata.uns[refine_key]``: ``{"params": ..., "n_flagged": ..., "summary": ...}`` (the summary
       DataFrame returned).
@@ -118,10 +119,12 @@ def refine_annotation(
         transfer_weight=transfer_weight,
         min_margin=min_margin,
     )
+    refine_key = f"{key_added}_refine" if refine_key is None else refine_key
     names = {part: f"{refine_key}_{part}" for part in ("flag", "label", "confidence")}
     fields = [("obs", atac_key, name) for name in names.values()] + [("uns", None, refine_key)]
     check_free(mdata, fields, tool="refine_annotation", key_added=refine_key, overwrite=overwrite)
-    existing = atac.obs[existing_key]
+    existing = atac.obs[existing_key].astype(object)
+    existing = existing.where(existing.notna() & ~existing.astype(str).str.strip().isin(MISSING_LABELS))
     neighbors = neighbor_indices(atac, neighbors_key)
 
     labels, support = _support(probabilities, reference_types, existing, neighbors, transfer_weight)
@@ -132,9 +135,11 @@ def refine_annotation(
     existing_column = np.array([column[str(t)] if ok else -1 for t, ok in zip(existing, labelled, strict=True)])
     existing_support = np.where(labelled, support[rows, np.maximum(existing_column, 0)], np.nan)
     margin = support[rows, proposed] - existing_support
-    flag = labelled & (proposed != existing_column) & (np.nan_to_num(margin, nan=-1.0) > min_margin)
+    scored = np.isfinite(probabilities).all(axis=1)  # cells label transfer left unlabelled (no counts) are not
+    flag = scored & labelled & (proposed != existing_column) & (np.nan_to_num(margin, nan=-1.0) > min_margin)
 
-    proposed_labels = pd.Categorical(np.asarray(labels, dtype=object)[proposed], categories=labels)
+    proposed_names = np.where(scored, np.asarray(labels, dtype=object)[proposed], None)
+    proposed_labels = pd.Categorical(proposed_names, categories=labels)
     flagged = pd.DataFrame(
         {"existing": existing[flag].astype(str).to_numpy(), "proposed": np.asarray(proposed_labels)[flag]}
     )
@@ -147,7 +152,7 @@ def refine_annotation(
     writer = ResultWriter()
     writer.obs[atac_key, names["flag"]] = flag
     writer.obs[atac_key, names["label"]] = proposed_labels
-    writer.obs[atac_key, names["confidence"]] = support[rows, proposed].astype(np.float32)
+    writer.obs[atac_key, names["confidence"]] = np.where(scored, support[rows, proposed], np.nan).astype(np.float32)
     params = {"existing_key": existing_key, "key_added": key_added, "neighbors_key": neighbors_key}
     params |= {"transfer_weight": float(transfer_weight), "min_margin": float(min_margin)}
     writer.uns[refine_key] = {"params": params, "n_flagged": int(flag.sum()), "summary": summary}
