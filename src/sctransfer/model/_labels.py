@@ -14,6 +14,8 @@ every scvi-tools categorical field.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -40,7 +42,9 @@ class LabelsField(CategoricalObsField):
         self._modality = modality
 
     def _labels(self, adata: AnnData) -> pd.Categorical:
-        return check_labels(adata, self._original_attr_key, key=self._modality)
+        with warnings.catch_warnings():  # setup_mudata has reported them already (rare types, spellings)
+            warnings.simplefilter("ignore", UserWarning)
+            return check_labels(adata, self._original_attr_key, key=self._modality)
 
     def register_field(self, adata: AnnData) -> dict:
         """Register the used labels as categories; write the codes (-1: no label) to ``.obs['_scvi_labels']``."""
