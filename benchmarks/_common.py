@@ -16,7 +16,6 @@ from sklearn.linear_model import LogisticRegression
 
 import sctransfer as st
 from sctransfer.model._transform import InputTransform
-from sctransfer.pp._gene_activity import compute_gene_activity
 
 LIBRARIES = tuple(f"09{c}" for c in "ABCDEFGHIJKL")
 SPLITS = {
@@ -43,7 +42,7 @@ def scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 def _standardised_inputs(mdata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rna = mdata["rna"]
-    activity = compute_gene_activity(mdata["atac"], "mm10", genes=rna.var_names)
+    activity = st.pp.gene_activity(mdata["atac"], "mm10", genes=rna.var_names)  # an AnnData for an AnnData
     genes = np.asarray([g for g in rna.var_names if g in set(activity.var_names)])
     x_rna = sp.csr_matrix(rna[:, genes].X)
     x_atac = sp.csr_matrix(activity[:, genes].X)

@@ -40,7 +40,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {  # name: (model kwargs, train kwargs)
     "no transformer dropout, batch 512": ({**SINGLE, "dropout": 0.0}, {"batch_size": 512}),
     "25 principal axes per token": ({**SINGLE, "n_components": 25}, {}),
     "100 principal axes per token": ({**SINGLE, "n_components": 100}, {}),
-    "weight decay 0.2": (SINGLE, {"weight_decay": 0.2}),
+    "weight decay 0.2": (SINGLE, {"plan_kwargs": {"weight_decay": 0.2}}),
     "temperature at least 0.1": ({**SINGLE, "max_logit_scale": 10.0}, {}),
 }
 
