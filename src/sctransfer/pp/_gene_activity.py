@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._constants import ATAC, GENE_ACTIVITY
 from sctransfer._genome_check import check_genome_match
 from sctransfer._intervals import (
     IntervalError,
@@ -112,7 +113,7 @@ def compute_gene_activity(
     upstream: int = 2000,
     downstream: int = 0,
     gene_body: bool = True,
-    modality: str = "atac",
+    modality: str = ATAC,
     layer_argument: str = "layer",
 ) -> AnnData:
     """Gene activity of every cell of a peak matrix (the work behind :func:`gene_activity`).
@@ -217,13 +218,13 @@ def gene_activity(
     data: MuData | AnnData,
     annotation: str | os.PathLike | pd.DataFrame,
     *,
-    atac_key: str = "atac",
+    atac_key: str = ATAC,
     genes: Sequence[str] | None = None,
     layer: str | None = None,
     upstream: int = 2000,
     downstream: int = 0,
     gene_body: bool = True,
-    key_added: str = "gene_activity",
+    key_added: str = GENE_ACTIVITY,
     overwrite: bool = False,
 ) -> AnnData | None:
     """Gene activity: peak counts summed over each gene's body and promoter.
