@@ -33,10 +33,32 @@ def is_backed(x) -> bool:
     return isinstance(x, h5py.Dataset)
 
 
+#: The dtypes scipy.sparse stores; other numeric dtypes (float16) are widened to float32 by :func:`as_csr`.
+SPARSE_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+        np.longlong, np.ulonglong, np.float32, np.float64, np.longdouble, np.complex64, np.complex128, np.clongdouble,
+    )
+)  # fmt: skip
+
+
+def as_csr(block) -> sp.csr_matrix:
+    """``block`` (a numpy array or any scipy sparse matrix) as CSR, not copied when it already is one.
+
+    scipy.sparse refuses some numeric dtypes (``float16``, as dense data written at half
+    precision have); these are widened to float32.
+    """
+    if isinstance(block, sp.csr_matrix):
+        return block
+    if np.dtype(block.dtype) not in SPARSE_DTYPES and np.issubdtype(block.dtype, np.number):
+        return sp.csr_matrix(block, dtype=np.float32)
+    return sp.csr_matrix(block)
+
+
 def row_block(x, rows: slice | np.ndarray) -> sp.csr_matrix:
-    """Rows of ``x`` (any supported matrix) as CSR; ``rows`` a slice or sorted indices."""
-    block = x[rows]
-    return block if isinstance(block, sp.csr_matrix) else sp.csr_matrix(block)
+    """Rows of ``x`` (any supported matrix) as CSR (see :func:`as_csr`); ``rows`` a slice or sorted indices."""
+    return as_csr(x[rows])
 
 
 def _row_sliceable(x):

@@ -69,7 +69,7 @@ class FeatureMapping:
                 f"The mapping expects cells x {self.matrix.shape[0]} new features, got shape {counts.shape}; "
                 "pass the counts of the data set the mapping was built for, columns in the same order."
             )
-        x = sp.csr_matrix(counts).astype(np.float32, copy=True)
+        x = sp.csr_matrix(counts, dtype=np.float32, copy=True)  # dtype first: scipy refuses float16 arrays
         if self.method == "identical":
             return x
         return sp.csr_matrix(x @ self.matrix, dtype=np.float32)
