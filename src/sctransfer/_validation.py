@@ -268,15 +268,6 @@ def check_numeric_dtype(x, *, what: str) -> None:
         raise TypeError(f"{what} holds non-numeric values (dtype {dtype}); it must hold counts or numbers.")
 
 
-def check_layer(adata: AnnData, layer: str | None, *, key: str) -> None:
-    """Raise a clear error when ``layer`` is given but is not a numeric layer of modality ``key``."""
-    if layer is None:
-        return
-    if layer not in adata.layers:
-        raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
-    check_numeric(adata.layers[layer], what=f"layer {layer!r} of modality {key!r}")
-
-
 def check_indices(indices, n_cells: int) -> np.ndarray | None:
     """Cell positions given to a model method (``indices=``) as an int64 array, or None for all cells.
 

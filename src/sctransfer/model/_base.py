@@ -35,7 +35,7 @@ from scvi.train._logger import SimpleLogger
 from scvi.utils import track
 
 from ._deprecation import renamed_argument
-from ._model_files import read_model_files, write_model_files
+from ._model_files import METADATA_FILE, WEIGHTS_FILE, ModelFileError, read_model_files, write_model_files
 from ._training_plan import StepTrainingPlan
 
 #: Training length when neither ``max_epochs`` nor ``max_steps`` is given (20 epochs of 50 steps).
@@ -57,9 +57,21 @@ _LIGHTNING_NOISE = (
 _PLAN_KEYWORDS = ("optimizer", "lr", "weight_decay", "warmup_steps")
 
 
-def _check_count(name: str, value: Any, *, minimum: int = 1) -> None:
+class TrainingDivergedError(ValueError):
+    """Training diverged (the loss or the weights became NaN or infinite), usually from too high a learning rate."""
+
+
+def check_count(name: str, value: Any, *, minimum: int = 1, none: str | None = None) -> None:
+    """Refuse a size or count that is not an integer >= ``minimum``.
+
+    ``none`` says what ``None`` means where it is allowed (``"read the genes directly"``): ``None``
+    is then accepted and the message mentions it.
+    """
+    if value is None and none is not None:
+        return
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        alternative = f" (or None: {none})" if none is not None else ""
+        raise ValueError(f"{name} must be an integer >= {minimum}{alternative}, got {value!r}.")
 
 
 def resolve_steps(
@@ -88,17 +100,17 @@ def resolve_steps(
         When both are given, or when a count is not a positive integer (``max_steps=0`` trains
         nothing and is refused).
     """
-    _check_count("steps_per_epoch", steps_per_epoch)
+    check_count("steps_per_epoch", steps_per_epoch)
     if max_epochs is not None and max_steps is not None:
         raise ValueError(
             f"Pass max_epochs or max_steps, not both (got max_epochs={max_epochs!r}, max_steps={max_steps!r}): "
             f"one epoch is steps_per_epoch={steps_per_epoch} steps."
         )
     if max_epochs is not None:
-        _check_count("max_epochs", max_epochs)
+        check_count("max_epochs", max_epochs)
         return int(max_epochs) * steps_per_epoch, "epoch"
     if max_steps is not None:
-        _check_count("max_steps", max_steps)
+        check_count("max_steps", max_steps)
         return int(max_steps), "step"
     return DEFAULT_MAX_STEPS, "step"
 
@@ -233,10 +245,12 @@ class StepTrainingMixin:
         ``model_params`` are the model's own training settings, recorded in ``train_params_``.
         Every argument is checked before any work; a KeyboardInterrupt (Ctrl-C) during training
         reaches the caller as such (Lightning would turn it into ``SystemExit``), with the SIGINT
-        handler restored.
+        handler restored. A training that diverges (an epoch's mean loss, or a weight, not finite)
+        stops at the end of that epoch and raises :class:`TrainingDivergedError`, with the weights
+        and ``is_trained_`` put back as they were before the call.
         """
         n_steps, unit = resolve_steps(max_epochs, max_steps, steps_per_epoch)
-        _check_count("batch_size", batch_size)
+        check_count("batch_size", batch_size)
         plan_kwargs = self._resolved_plan_kwargs(plan_kwargs, trainer_kwargs, n_steps)
         datasplitter_kwargs = dict(datasplitter_kwargs or {})
         self._check_datasplitter_kwargs(datasplitter_kwargs)
@@ -269,6 +283,8 @@ class StepTrainingMixin:
         }
         in_main_thread = threading.current_thread() is threading.main_thread()
         sigint = signal.getsignal(signal.SIGINT) if in_main_thread else None
+        before = {name: value.detach().clone() for name, value in self.module.state_dict().items()}
+        was_trained = self.is_trained_
         try:
             with quiet_lightning(), torch.random.fork_rng():
                 torch.manual_seed(random_state)
@@ -290,6 +306,7 @@ class StepTrainingMixin:
         finally:
             if sigint is not None:  # Lightning ignores SIGINT after an interrupt
                 signal.signal(signal.SIGINT, sigint)
+        self._check_converged(plan, before, was_trained, steps_per_epoch)
         self.train_params_ = {
             "max_steps": n_steps,
             "steps_per_epoch": steps_per_epoch,
@@ -298,6 +315,26 @@ class StepTrainingMixin:
             **dict(model_params or {}),
             "random_state": random_state,
         }
+
+    def _check_converged(
+        self, plan: StepTrainingPlan, before: dict[str, torch.Tensor], was_trained: bool, steps_per_epoch: int
+    ) -> None:
+        """Raise :class:`TrainingDivergedError` when the training diverged, after restoring the weights ``before``."""
+        finite = all(bool(torch.isfinite(p).all()) for p in self.module.parameters())
+        if plan.diverged_at is None and finite:
+            return
+        self.module.load_state_dict(before)
+        self.is_trained_ = was_trained
+        if plan.diverged_at is not None:
+            epoch, step, loss = plan.diverged_at
+            where = f"the mean loss of epoch {epoch + 1} (steps {epoch * steps_per_epoch + 1}-{step}) is {loss}"
+        else:
+            where = "some weights are NaN or infinite after the last step"
+        raise TrainingDivergedError(
+            f"Training diverged: {where}. The model's weights are back as they were before train() and it is "
+            f"{'still' if was_trained else 'not'} marked as trained. Lower the learning rate, e.g. "
+            f"plan_kwargs={{'lr': {plan.lr / 10:.3g}}} (it was {plan.lr:.3g})."
+        )
 
     def _resolved_plan_kwargs(
         self, plan_kwargs: dict[str, Any] | None, trainer_kwargs: dict[str, Any], n_steps: int
@@ -480,7 +517,8 @@ class SaveLoadMixin:
         ValueError
             (``ModelFileError``) when ``dir_path`` holds no model of this format (a model saved by
             an earlier sctransfer, whose pickle-based ``model.pt`` is never opened), a model of
-            another class, or a damaged or unsafe file (refused before anything in it runs); when
+            another class, a damaged or unsafe file (refused before anything in it runs), or weights
+            that do not fit the model the description builds (an edited ``model.json``); when
             ``adata`` lacks a modality of the model or its features differ from the saved model's
             (the message says which).
         """
@@ -512,7 +550,16 @@ class SaveLoadMixin:
             setattr(model, name, value)
         if adata is None:
             model._loaded_feature_names = metadata["feature_names"]
-        model.module.load_state_dict(state_dict)
+        try:
+            model.module.load_state_dict(state_dict)
+        except RuntimeError as error:  # tensors missing, unexpected or of other shapes than the description builds
+            lines = str(error).splitlines()  # "Error(s) in loading state_dict ...", then one line per tensor
+            details = (lines[1] if len(lines) > 1 else lines[0]).strip().rstrip(".")
+            raise ModelFileError(
+                f"The model description ({prefix or ''}{METADATA_FILE}) and the weights ({prefix or ''}{WEIGHTS_FILE}) "
+                f"in {dir_path} disagree ({details}): the folder is damaged or one of its files was edited or "
+                "replaced. Save the model again from its source."
+            ) from None
         model.to_device(torch_device)
         model.module.eval()
         return model

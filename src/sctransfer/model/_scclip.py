@@ -21,15 +21,16 @@ from scvi.model.base import BaseModelClass
 from sctransfer._constants import ATAC, ATAC_COUNTS_KEY, RNA
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._matrix import row_block
-from sctransfer._validation import check_indices, check_layer, check_numeric, get_modality
+from sctransfer._validation import check_indices, check_numeric, get_modality
 from sctransfer.module import SCCLIPModule
 from sctransfer.nn import FeatureLayout
 
-from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin
+from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin, check_count
 from ._deprecation import renamed_argument
 from ._feature_mapping import FeatureMapping, map_genes, map_peaks
 from ._paired_data import PairedDataModule, ScaledCounts
 from ._scclip_input import patch_basis
+from ._scncl_inputs import modality_counts, model_modality
 from ._transform import InputTransform
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ DEFAULT_MODALITIES = {"rna_layer": RNA, "atac_layer": ATAC}
 BASIS_MAX_CELLS = 20_000
 #: Zero-shot use is refused when a data set reaches less than this share of the model's genes or peaks.
 MIN_ZERO_SHOT_COVERAGE = 0.1
+#: A model is trained on at least this many paired cells: the contrastive loss contrasts each cell with
+#: the other cells of its batch (its negatives), and needs enough of them to learn anything.
+MIN_PAIRED_CELLS = 32
+#: Size arguments (of the presets and ``module_kwargs``) that must be integers >= 1.
+_SIZE_ARGUMENTS = ("n_patches", "n_components", "n_hidden", "n_layers", "n_heads", "n_ff", "n_output", "n_members")
 #: Model sizes, described under the ``preset`` argument of :class:`SCCLIP` (training times: :doc:`/benchmarks`).
 PRESETS: dict[str, dict[str, float]] = {
     "tiny": {"n_patches": 16, "n_components": 16, "n_hidden": 32, "n_layers": 1, "n_heads": 2, "n_ff": 64},
@@ -103,6 +109,12 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     rna_scaling_, atac_scaling_
         Input scaling fitted on the training cells (applied unchanged to new data).
 
+    Raises
+    ------
+    ValueError
+        Before any work: an unknown ``preset``, a size that is not an integer >= 1, or fewer than
+        ``MIN_PAIRED_CELLS`` (32) paired cells to train on.
+
     Examples
     --------
     >>> st.model.SCCLIP.setup_mudata(mdata)
@@ -128,10 +140,22 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         feature_layouts: dict | None = None,
         **module_kwargs,
     ):
-        super().__init__(mdata, registry)
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}.")
         size = {**PRESETS[preset], **module_kwargs}
+        for name in _SIZE_ARGUMENTS:
+            if name in size:
+                check_count(name, size[name])
+        super().__init__(mdata, registry)
+        if mdata is not None and registry is None:  # a model to train (load() passes the saved registry)
+            n_cells = mdata.mod[self._modalities["rna_layer"]].n_obs
+            if n_cells < MIN_PAIRED_CELLS:
+                raise ValueError(
+                    f"SCCLIP trains on {n_cells} paired cells; it needs at least {MIN_PAIRED_CELLS} (the contrastive "
+                    "loss contrasts each cell with the other cells of its batch). Train on more cells (e.g. pool "
+                    "samples), or embed these cells with a model trained on a larger data set: "
+                    "sctransfer.tl.cross_modal_match(mdata, model=...)."
+                )
         n_patches = size.pop("n_patches")
         if feature_layouts is None:
             if mdata is None:
@@ -189,15 +213,18 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
 
         Raises
         ------
+        KeyError
+            A modality or a given layer is missing.
         ValueError
-            When the two modalities do not hold the same cells in the same order.
+            When the two modalities do not hold the same cells in the same order, or the matrix read
+            (the layer, or ``.X``) does not hold counts (NaN, negative or log-normalised values).
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         names = {**DEFAULT_MODALITIES, **(modalities or {})}
-        rna = get_modality(mdata, names["rna_layer"], role="RNA")
-        atac = get_modality(mdata, names["atac_layer"], role="ATAC peaks")
-        check_layer(rna, rna_layer, key=names["rna_layer"])
-        check_layer(atac, atac_layer, key=names["atac_layer"])
+        rna = get_modality(mdata, names["rna_layer"], role="RNA", layer=rna_layer, counts_argument="rna_layer")
+        atac = get_modality(
+            mdata, names["atac_layer"], role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer"
+        )
         if not rna.obs_names.equals(atac.obs_names):
             shared = len(rna.obs_names.intersection(atac.obs_names))
             raise ValueError(
@@ -287,10 +314,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             if self.adata is None:
                 raise ValueError("The model was loaded without data; pass the data to embed (adata=...).")
             data = self.adata
-        if isinstance(data, AnnData):
-            return data
-        key = self._modalities["rna_layer" if modality == RNA else "atac_layer"]
-        return get_modality(data, key, role=modality.upper())
+        return model_modality(data, self._modalities[f"{modality}_layer"])[0]
 
     def feature_mapping(self, data: MuData | AnnData, modality: Literal["rna", "atac"]) -> FeatureMapping:
         """How a data set's features map onto the model's (for zero-shot use).
@@ -347,17 +371,21 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     ) -> tuple[pd.Index, ScaledCounts]:
         """Cell names and scaled input of one modality of ``data`` (or of its sorted ``rows``), in model feature order.
 
-        New data are mapped onto the model's features (:meth:`feature_mapping`); the training
-        modality is read as it is.
+        New data are read as SCNCL reads them (:func:`~sctransfer.model._scncl_inputs.modality_counts`:
+        the layer used at training when the data have it, else ``.X`` with a warning; counts
+        required) and mapped onto the model's features (:meth:`feature_mapping`); the training
+        modality (checked at set-up) is read as it is.
         """
         adata = self._modality_of(data, modality)
-        layer = self._layer(modality)
-        counts = adata.layers[layer] if layer is not None and layer in adata.layers else adata.X
-        check_numeric(counts, what=f"the {modality} counts")
+        argument, layer = f"{modality}_layer", self._layer(modality)
+        training = self.adata is not None and adata is self.adata.mod.get(self._modalities[argument])
+        if training:
+            counts = adata.X if layer is None else adata.layers[layer]
+        else:
+            _, counts, _ = modality_counts(adata, self._modalities[argument], layer, argument=argument)
         names = adata.obs_names
         if rows is not None:
             counts, names = row_block(counts, rows), names[rows]
-        training = self.adata is not None and adata is self.adata.mod.get(self._modalities[f"{modality}_layer"])
         if training:
             model_counts = sp.csr_matrix(counts, dtype=np.float32)
         else:
@@ -427,6 +455,11 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ValueError
             For a training length that is not a positive integer, both ``max_epochs`` and
             ``max_steps``, or unknown ``plan_kwargs`` / ``datasplitter_kwargs`` (before any work).
+        ValueError
+            (``TrainingDivergedError``) When the loss or the weights become NaN or infinite, usually from too high a
+            learning rate: training stops at the end of that epoch, the weights are put back as they
+            were before the call and the model is not marked as trained (the message suggests a
+            lower ``lr``).
         KeyboardInterrupt
             On Ctrl-C: training stops, the model keeps the weights reached so far.
         """
@@ -480,7 +513,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             used at training; the other modality is not needed) or the modality's
             :class:`~anndata.AnnData` alone. Its features are mapped onto the model's
             (:meth:`feature_mapping`); counts are read from the layer used at training when the data
-            has it, else from ``.X``. (The former keyword ``data=`` works, with a DeprecationWarning.)
+            have it, else from ``.X`` (with a warning naming the layer), and must be raw counts. (The
+            former keyword ``data=`` works, with a DeprecationWarning.)
         modality
             ``"rna"`` or ``"atac"``.
         indices
@@ -497,7 +531,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         Raises
         ------
         ValueError
-            ``modality`` is not ``"rna"``/``"atac"``, or the data reach too few of the model's features.
+            ``modality`` is not ``"rna"``/``"atac"``, the data reach too few of the model's features,
+            or the matrix read is not counts (NaN, negative or log-normalised values).
         TypeError, IndexError
             ``indices`` are not integer positions of the modality's cells.
         """

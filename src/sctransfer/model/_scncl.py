@@ -9,6 +9,7 @@ beside it: the input pipeline (:mod:`._scncl_inputs`), the training data module
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -24,14 +25,15 @@ from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
 
 from sctransfer._constants import ATAC, GENE_ACTIVITY, GENE_ACTIVITY_KEY, NEIGHBORS_KEY, RNA
+from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._knn import knn_query, unit_rows
 from sctransfer._matrix import column_selection
-from sctransfer._validation import check_indices, check_labels, check_unpaired, get_modality
+from sctransfer._validation import check_counts, check_indices, check_labels, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._lsi import LSI
 from sctransfer.pp._neighbors import neighbor_indices
 
-from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin
+from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin, check_count
 from ._deprecation import renamed_argument
 from ._feature_mapping import map_genes
 from ._labels import MuDataLabelsField
@@ -70,6 +72,11 @@ DEFAULT_MODALITIES = {
     "neighbors_key": ATAC,
 }
 Modality = Literal["rna", "atac"]
+#: A model is trained on at least this many labelled RNA cells: the reference vote and the novelty
+#: score compare each cell with its ``DEFAULT_REFERENCE_NEIGHBORS`` (30) most similar labelled cells.
+MIN_LABELLED_CELLS = DEFAULT_REFERENCE_NEIGHBORS
+#: What the peak modality's ``.X`` must hold, for messages.
+_PEAK_COUNTS_HINT = "put the raw peak counts in .X of the peak modality (the peak view reads .X)"
 
 
 class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
@@ -92,15 +99,17 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         cells together (fitted here, kept with the weights), not the genes: a shared low-rank
         input keeps the classifier on gene programmes both modalities express (the gain over the
         genes is on the :doc:`/benchmarks` page). ``None`` reads the genes directly, as the
-        original scNCL.
+        original scNCL. At least 1.
     n_peak_components
         Components of the ATAC cells' peak view (TF-IDF + LSI of the peaks, fitted here and kept
         with the model; the first, depth-related component is dropped). A second encoder reads it
         and learns to agree with the gene-activity embedding of the same cell; predictions for
-        ATAC cells average the classifier over both views. ``None`` uses the gene activity alone.
-        New data sets use the peak view when they share at least half of the model's peaks (by name).
+        ATAC cells average the classifier over both views. ``None`` uses the gene activity alone;
+        otherwise at least 2 (fewer when the data have fewer cells or peaks). New data sets use the
+        peak view when their peaks reach at least half of the model's, matched by genomic overlap
+        (by name when either side has no coordinates); otherwise a warning says it is not used.
     n_latent
-        Embedding size.
+        Embedding size (at least 1).
     encoder
         ``"linear"`` (default) or ``"mlp"``.
     input_transform
@@ -131,6 +140,13 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     reference_embedding_, reference_labels_
         Unit-length embedding and type code of the labelled RNA cells (set by :meth:`train`), for
         the reference vote and the novelty score.
+
+    Raises
+    ------
+    ValueError
+        Before any work: a size below its minimum; fewer than ``MIN_LABELLED_CELLS`` (30)
+        labelled RNA cells; peak counts (the ATAC modality's ``.X``, read by the peak view) that are
+        not counts.
 
     Examples
     --------
@@ -172,7 +188,15 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         random_state: int = 0,
         **module_kwargs,
     ):
+        check_count("n_latent", n_latent)
+        check_count("n_pcs", n_pcs, none="read the genes directly")
+        check_count("n_peak_components", n_peak_components, minimum=2, none="no peak view")
+        if "n_hidden" in module_kwargs:
+            check_count("n_hidden", module_kwargs["n_hidden"])
         super().__init__(mdata, registry)
+        fitting = mdata is not None and registry is None  # load() restores what is fitted here instead
+        if fitting:
+            self._check_trainable(mdata, n_peak_components is not None)
         self._training_data: dict[str, tuple[pd.Index, ModalityData]] = {}
         self._training_peak_inputs: np.ndarray | None = None
         self.gene_names_ = shared_genes(self.registry_)
@@ -189,12 +213,16 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         if mdata is not None:
             activity = mdata.mod[self._modalities["gene_activity_layer"]]
             self.gene_coordinates_ = annotation_from_var(activity.var, self.gene_names_)
-        if n_peak_components is not None and mdata is not None:
+        if n_peak_components is not None and fitting:
             peaks = mdata.mod[self._modalities["neighbors_key"]]
             n_peak_components = min(n_peak_components, min(peaks.shape) - 1)
             if n_peak_components >= 2:
                 self.peak_view_, self._training_peak_inputs = PeakView.fit_transform(
-                    peaks.X, peaks.var_names, n_components=n_peak_components, random_state=random_state
+                    peaks.X,
+                    peaks.var_names,
+                    coordinates=_coordinates(peaks, self._modalities["neighbors_key"]),
+                    n_components=n_peak_components,
+                    random_state=random_state,
                 )
             else:
                 n_peak_components = None
@@ -210,7 +238,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 encoder=encoder,
                 **module_kwargs,
             )
-        if n_pcs is not None and mdata is not None:
+        if n_pcs is not None and fitting:
             _, rna = self._modality_data(mdata, RNA)
             _, atac = self._modality_data(mdata, ATAC)
             if rna.n_cells + atac.n_cells <= n_pcs:
@@ -224,6 +252,22 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         )
         # the size actually used (bounded by the data) is what load() must rebuild
         self.init_params_ = self._get_init_params(locals())
+
+    def _check_trainable(self, mdata: MuData, peak_view: bool) -> None:
+        """Refuse, before any fitting, data a model cannot be trained on (too few labelled cells, peaks not counts)."""
+        labels = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)).reshape(-1)
+        n_labelled = int((labels >= 0).sum())
+        if n_labelled < MIN_LABELLED_CELLS:
+            labels_key = self.registry_["setup_args"]["labels_key"]
+            raise ValueError(
+                f"SCNCL learns the reference types from at least {MIN_LABELLED_CELLS} labelled RNA cells (the "
+                f"reference vote and the novelty score compare each cell with its {DEFAULT_REFERENCE_NEIGHBORS} most "
+                f"similar ones); {labels_key!r} labels {n_labelled} RNA cells. Use a larger or more completely "
+                "labelled reference."
+            )
+        if peak_view:
+            key = self._modalities["neighbors_key"]
+            check_counts(mdata.mod[key].X, what=f"modality {key!r} .X", hint=_PEAK_COUNTS_HINT)
 
     # ------------------------------------------------------------------------------------
     # set-up
@@ -282,13 +326,21 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ValueError
             No cell or a single type is labelled; the RNA and ATAC modalities share cell names;
             a modality repeats cell or gene names; the gene activity and the peaks hold different
-            cells; no gene is shared between the RNA reference and the gene activity.
+            cells; no gene is shared between the RNA reference and the gene activity; the RNA or
+            gene-activity matrix read (the layer, or ``.X``) does not hold counts (NaN, negative or
+            log-normalised values).
         """
         modalities = {**DEFAULT_MODALITIES, **(modalities or {})}
         setup_method_args = cls._get_setup_method_args(**locals())
-        rna = get_modality(mdata, modalities["rna_layer"], role="RNA reference", layer=rna_layer)
+        rna = get_modality(
+            mdata, modalities["rna_layer"], role="RNA reference", layer=rna_layer, counts_argument="rna_layer"
+        )
         activity = get_modality(
-            mdata, modalities["gene_activity_layer"], role="gene activity of the ATAC cells", layer=gene_activity_layer
+            mdata,
+            modalities["gene_activity_layer"],
+            role="gene activity of the ATAC cells",
+            layer=gene_activity_layer,
+            counts_argument="gene_activity_layer",
         )
         atac = get_modality(mdata, modalities["neighbors_key"], role="ATAC peaks")
         check_unpaired(rna, activity, rna_key=modalities["rna_layer"], atac_key=modalities["gene_activity_layer"])
@@ -407,15 +459,35 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         }
 
     def _peak_inputs(self, mdata: MuData, obs_names: pd.Index) -> np.ndarray | None:
-        """The peak view of the ATAC cells ``obs_names`` of ``mdata``, when the model and the data have one."""
-        peaks = mdata.mod.get(self._modalities["neighbors_key"])
-        if self.peak_view_ is None or self.module.peak_encoder is None or peaks is None:
+        """The peak view of the ATAC cells ``obs_names`` of ``mdata``, when the model and the data have one.
+
+        The peaks (``.X`` of the peak modality, which must hold counts) are mapped onto the model's
+        by :meth:`PeakView.selection <sctransfer.model._peak_view.PeakView.selection>`. For new
+        data, a UserWarning says when the peak view cannot be used (no peak modality, other cells
+        or too few of the model's peaks); the training data's projection is kept.
+        """
+        key = self._modalities["neighbors_key"]
+        peaks = mdata.mod.get(key)
+        if self.peak_view_ is None or self.module.peak_encoder is None:
             return None
-        if not peaks.obs_names.equals(obs_names):
-            return None
-        if mdata is self.adata and self._training_peak_inputs is not None:
+        training = mdata is self.adata
+        if training and self._training_peak_inputs is not None:
             return self._training_peak_inputs
-        return self.peak_view_.transform(peaks.X, peaks.var_names)
+        if peaks is None or not peaks.obs_names.equals(obs_names):
+            problem = "has no modality" if peaks is None else "holds other cells than the gene activity in modality"
+            warnings.warn(
+                f"The MuData {problem} {key!r}, so the model's peak view is not used: the types of these cells are "
+                "predicted from the gene activity alone. Pass the ATAC peaks of the same cells to use it.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return None
+        if not training:
+            check_counts(peaks.X, what=f"modality {key!r} .X", hint=_PEAK_COUNTS_HINT)
+        inputs = self.peak_view_.transform(peaks.X, peaks.var_names, _coordinates(peaks, key))
+        if training:  # the training cells of a loaded model, projected with the saved peak view once
+            self._training_peak_inputs = inputs
+        return inputs
 
     def _batched(self, rows_to_input, n_cells: int, batch_size: int, fn) -> np.ndarray:
         """``fn`` (a module method) over all cells, ``batch_size`` at a time; ``rows_to_input(rows)`` gives a batch."""
@@ -522,6 +594,11 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ValueError
             For a training length that is not a positive integer, both ``max_epochs`` and
             ``max_steps``, or unknown ``plan_kwargs`` / ``datasplitter_kwargs`` (before any work).
+        ValueError
+            (``TrainingDivergedError``) When the loss or the weights become NaN or infinite, usually from too high a
+            learning rate: training stops at the end of that epoch, the weights are put back as they
+            were before the call and the model is not marked as trained (the message suggests a
+            lower ``lr``).
         KeyboardInterrupt
             On Ctrl-C: training stops, the model keeps the weights reached so far and is not
             marked as trained.
@@ -576,8 +653,10 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             used at set-up; the other modalities are not needed) or the modality's
             :class:`~anndata.AnnData` itself. Genes are matched by name: a gene of the model that
             the data lack is read as zero (with a warning naming how many and which); none at all,
-            or a model gene named twice, is an error. Input statistics are those of the given
-            data set (all its cells, also when ``indices`` picks some).
+            or a model gene named twice, is an error. Counts are read from the layer used at set-up
+            when the data have it, else from ``.X`` (with a warning naming the layer), and must be
+            raw counts. Input statistics are those of the given data set (all its cells, also when
+            ``indices`` picks some).
         modality
             ``"rna"`` (the RNA modality) or ``"atac"`` (the gene activity of the ATAC cells).
         indices
@@ -594,9 +673,10 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         Raises
         ------
         KeyError
-            The MuData lacks the modality or the layer used at set-up.
+            The MuData lacks the modality.
         ValueError
-            ``modality`` is not ``"rna"``/``"atac"``; the data share no gene with the model or name one twice.
+            ``modality`` is not ``"rna"``/``"atac"``; the data share no gene with the model or name one twice;
+            the matrix read is not counts (NaN, negative or log-normalised values).
         TypeError, IndexError
             ``indices`` are not integer positions of the modality's cells.
         """
@@ -837,3 +917,11 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             neighbors,
             smoothing_rounds,
         )
+
+
+def _coordinates(peaks: AnnData, key: str) -> pd.DataFrame | None:
+    """Coordinates of the peaks (``.var`` columns or names), or None when they cannot be read (then matched by name)."""
+    try:
+        return peak_coordinates(peaks, modality=key)
+    except IntervalError:
+        return None

@@ -9,6 +9,7 @@ blocks are read one at a time (backed matrices too).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from scvi.data._constants import _FIELD_REGISTRIES_KEY, _STATE_REGISTRY_KEY
 
 from sctransfer._constants import GENE_ACTIVITY, GENE_ACTIVITY_KEY
 from sctransfer._matrix import BLOCK_NONZEROS, row_block, row_blocks, stored_values
-from sctransfer._validation import check_numeric, check_unique_names
+from sctransfer._validation import check_counts, check_unique_names
 
 from ._transform import InputTransform, InputTransformName
 
@@ -112,8 +113,8 @@ def shared_genes(registry: dict) -> np.ndarray:
     return np.asarray([g for g in registered_features(registry, REGISTRY_KEYS.X_KEY) if g in activity], dtype=str)
 
 
-def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argument: str) -> tuple[AnnData, Any, str]:
-    """The modality ``key`` of new data and its counts (``layer`` or ``.X``), checked to be numbers.
+def model_modality(data: MuData | AnnData, key: str) -> tuple[AnnData, str]:
+    """The modality ``key`` of data given to a model method, and its description for messages.
 
     Parameters
     ----------
@@ -121,6 +122,45 @@ def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argu
         A MuData holding the modality under ``key``, or the modality's AnnData itself.
     key
         Modality name used at set-up.
+
+    Returns
+    -------
+    ``(adata, what)``: the modality (not copied) and its description (``"modality 'rna'"``).
+
+    Raises
+    ------
+    TypeError
+        ``data`` is neither a MuData nor an AnnData.
+    KeyError
+        The MuData lacks the modality.
+    ValueError
+        The MuData's modality repeats cell or feature names (as
+        :func:`~sctransfer._validation.get_modality`; repeated gene names of an AnnData are refused
+        by the gene matcher).
+    """
+    if isinstance(data, AnnData):
+        return data, f"the AnnData given for modality {key!r}"
+    if not isinstance(data, MuData):
+        raise TypeError(f"Expected a MuData or an AnnData, got {type(data).__name__}.")
+    if key not in data.mod:
+        hint = " Compute it with sctransfer.pp.gene_activity(mdata, annotation)." if key == GENE_ACTIVITY else ""
+        raise KeyError(f"The MuData has no modality {key!r}; it has {list(data.mod)}.{hint}")
+    check_unique_names(data.mod[key], key=key)
+    return data.mod[key], f"modality {key!r}"
+
+
+def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argument: str) -> tuple[AnnData, Any, str]:
+    """The modality ``key`` of new data and the counts a model reads from it, checked to be counts.
+
+    Both models read new data alike: the layer used at set-up when the modality has it, otherwise
+    ``.X`` (with a warning naming the layer). Either way the matrix read must hold raw counts
+    (:func:`~sctransfer._validation.check_counts`): normalised, log-transformed or scaled values
+    would give meaningless (or NaN) embeddings.
+
+    Parameters
+    ----------
+    data, key
+        As in :func:`model_modality`.
     layer
         Layer used at set-up (``None``: ``.X``).
     argument
@@ -135,29 +175,32 @@ def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argu
     TypeError
         ``data`` is neither a MuData nor an AnnData, or the counts are not numeric.
     KeyError
-        The MuData lacks the modality, or the modality lacks the layer.
+        The MuData lacks the modality.
     ValueError
-        The counts hold NaN or infinite values, or the MuData's modality repeats cell or feature names
-        (as :func:`~sctransfer._validation.get_modality`; repeated gene names of an AnnData are refused
-        by the gene matcher).
+        The counts are not counts (NaN, infinite or negative values, or log-normalised values), or
+        the MuData's modality repeats cell or feature names (see :func:`model_modality`).
+
+    Warns
+    -----
+    UserWarning
+        The modality lacks the layer used at set-up, so ``.X`` is read; or some counts are not whole
+        numbers (see :func:`~sctransfer._validation.check_counts`).
     """
-    if isinstance(data, AnnData):
-        adata, what = data, f"the AnnData given for modality {key!r}"
-    elif isinstance(data, MuData):
-        if key not in data.mod:
-            hint = " Compute it with sctransfer.pp.gene_activity(mdata, annotation)." if key == GENE_ACTIVITY else ""
-            raise KeyError(f"The MuData has no modality {key!r}; it has {list(data.mod)}.{hint}")
-        adata, what = data.mod[key], f"modality {key!r}"
-        check_unique_names(adata, key=key)
+    adata, what = model_modality(data, key)
+    if layer is not None and layer in adata.layers:
+        counts, source = adata.layers[layer], f"layer {layer!r} of {what}"
+        hint = f"put the raw counts in layer {layer!r} (the layer the model reads)"
     else:
-        raise TypeError(f"Expected a MuData or an AnnData, got {type(data).__name__}.")
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(
-            f"The model reads layer {layer!r} (set up with {argument}={layer!r}), which {what} does not have "
-            f"(layers: {list(adata.layers)})."
-        )
-    counts = adata.layers[layer] if layer is not None else adata.X
-    check_numeric(counts, what=what)
+        if layer is not None:
+            warnings.warn(
+                f"{what} has no layer {layer!r}, which the model reads (set up with {argument}={layer!r}; layers: "
+                f"{list(adata.layers)}); its .X is read instead and must hold raw counts.",
+                UserWarning,
+                stacklevel=4,
+            )
+        counts, source = adata.X, f"{what} .X"
+        hint = "put the raw counts in .X" + (f" or in layer {layer!r}" if layer is not None else "")
+    check_counts(counts, what=source, hint=hint)
     return adata, counts, what
 
 

@@ -27,7 +27,9 @@ class StepTrainingPlan(TrainingPlan):
     The module's ``loss`` is told the global step when it takes a ``step`` argument (for example
     scNCL's feature-alignment warm-up). Loss terms are summed on the device during an epoch and
     logged once at its end (``model.history`` gets one row per epoch of ``steps_per_epoch``
-    steps), which keeps Lightning's per-call logging cost out of the training step.
+    steps), which keeps Lightning's per-call logging cost out of the training step. An epoch whose
+    mean loss is not finite (NaN or infinite) stops the training and is recorded in
+    :attr:`diverged_at`.
 
     Parameters
     ----------
@@ -89,6 +91,8 @@ class StepTrainingPlan(TrainingPlan):
         self._sums: dict[str, torch.Tensor] = {}
         self._n_steps = 0
         self._step_aware = "step" in inspect.signature(module.loss).parameters
+        #: ``(epoch, step, loss)`` of the first epoch whose mean loss was not finite (training stopped there), or None.
+        self.diverged_at: tuple[int, int, float] | None = None
 
     @property
     def settings(self) -> dict[str, str | float | int]:
@@ -127,6 +131,10 @@ class StepTrainingPlan(TrainingPlan):
         return output.loss
 
     def on_train_epoch_end(self):
+        loss = self._sums.get("train_loss")
+        if loss is not None and self.diverged_at is None and not bool(torch.isfinite(loss)):
+            self.diverged_at = (int(self.current_epoch), int(self.global_step), float(loss))
+            self.trainer.should_stop = True  # the weights are lost: training on wastes time
         for name, total in self._sums.items():
             key = name if name == "train_loss" else f"{name}_train"
             self.log(
