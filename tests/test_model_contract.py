@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import warnings
 
@@ -13,6 +14,8 @@ from lightning.pytorch import Callback
 from mudata import MuData
 
 import sctransfer as st
+from sctransfer.model import _scclip, _scncl
+from sctransfer.model._base import TrainingDivergedError
 
 MODELS = ("SCNCL", "SCCLIP")
 NOISE = ("Tip", "litlogger", "litmodels", "GPU available", "TPU available", "LOCAL_RANK", "v_num", "Warning")
@@ -181,3 +184,130 @@ def test_ctrl_c_reaches_the_caller_and_leaves_the_data_alone(name, unpaired, pai
     assert signal.getsignal(signal.SIGINT) is handler  # Lightning's SIG_IGN undone
     assert not model.is_trained_
     _assert_same_mudata(mdata, before)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_diverged_training_is_an_error_and_leaves_the_model_as_it_was(name, unpaired, paired):
+    _, model = _model(name, unpaired, paired)
+    before = {key: value.clone() for key, value in model.module.state_dict().items()}
+    assert issubclass(TrainingDivergedError, ValueError)  # a setting of the user's, as the CLI reports it
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"Training diverged: the mean loss of epoch \d+ \(steps \d+-\d+\) is (nan|inf)\..* not marked as "
+        r"trained\. Lower the learning rate, e\.g\. plan_kwargs=\{'lr': 1e\+07\} \(it was 1e\+08\)",
+    ) as raised:
+        model.train(max_steps=20, steps_per_epoch=2, batch_size=32, plan_kwargs={"lr": 1e8}, accelerator="cpu")
+    epoch, last = re.search(r"epoch (\d+) \(steps \d+-(\d+)\)", str(raised.value)).groups()
+    assert model.trainer.global_step == int(last) == 2 * int(epoch) < 20  # stopped at the end of that epoch
+    assert not model.is_trained_
+    for key, value in model.module.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="untrained model"):
+        model.get_latent_representation(modality="rna")
+    # a lower rate trains on from the weights as they were
+    model.train(max_steps=2, batch_size=32, accelerator="cpu", enable_progress_bar=False)
+    assert model.is_trained_ and np.isfinite(model.get_latent_representation(modality="rna")).all()
+
+
+def _set_up(name: str, unpaired: MuData, paired: MuData, **layers) -> tuple[MuData, dict]:
+    """``(mdata, model arguments)``: a set-up copy of the model's data and tiny model sizes."""
+    if name == "SCNCL":
+        mdata = unpaired.copy()
+        st.model.SCNCL.setup_mudata(mdata, labels_key="cell_type", **layers)
+        return mdata, {"n_pcs": 10, "n_peak_components": 10, "n_latent": 8}
+    mdata = paired.copy()
+    st.model.SCCLIP.setup_mudata(mdata, **layers)
+    return mdata, {"annotation": "mm10", "preset": "tiny"}
+
+
+@pytest.fixture
+def no_fitting(monkeypatch):
+    """Makes the first fitting step of either model fail, to show that a refusal comes before it."""
+
+    def fitted(*args, **kwargs):
+        raise AssertionError("the model began fitting")
+
+    monkeypatch.setattr(_scncl.PeakView, "fit_transform", fitted)
+    monkeypatch.setattr(_scncl, "joint_pca", fitted)
+    monkeypatch.setattr(st.model.SCCLIP, "_build_layouts", fitted)
+
+
+@pytest.mark.parametrize(
+    ("name", "sizes", "message"),
+    [
+        ("SCNCL", {"n_latent": 0}, r"n_latent must be an integer >= 1, got 0\."),
+        ("SCNCL", {"n_latent": 2.5}, r"n_latent must be an integer >= 1, got 2\.5"),
+        ("SCNCL", {"n_pcs": 0}, r"n_pcs must be an integer >= 1 \(or None: read the genes directly\), got 0"),
+        ("SCNCL", {"n_peak_components": 1}, r"n_peak_components must be an integer >= 2 \(or None: no peak view\)"),
+        ("SCNCL", {"encoder": "mlp", "n_hidden": 0}, r"n_hidden must be an integer >= 1, got 0"),
+        ("SCCLIP", {"n_output": 0}, r"n_output must be an integer >= 1, got 0"),
+        ("SCCLIP", {"n_heads": 0}, r"n_heads must be an integer >= 1, got 0"),
+        ("SCCLIP", {"n_patches": -4}, r"n_patches must be an integer >= 1, got -4"),
+    ],
+)
+def test_nonsense_sizes_are_refused_before_any_work(unpaired, paired, no_fitting, name, sizes, message):
+    mdata, arguments = _set_up(name, unpaired, paired)
+    with pytest.raises(ValueError, match=message):
+        getattr(st.model, name)(mdata, **{**arguments, **sizes})
+
+
+def test_too_few_cells_are_refused_before_any_work(unpaired, paired, no_fitting):
+    few = MuData({key: paired[key][: _scclip.MIN_PAIRED_CELLS - 1].copy() for key in paired.mod})
+    st.model.SCCLIP.setup_mudata(few)
+    with pytest.raises(ValueError, match=r"SCCLIP trains on 31 paired cells; it needs at least 32"):
+        st.model.SCCLIP(few, annotation="mm10", preset="tiny")
+    mdata = unpaired.copy()
+    labels = mdata["rna"].obs["cell_type"].astype(object)
+    labels.iloc[_scncl.MIN_LABELLED_CELLS - 1 :] = np.nan  # 29 labelled cells of 2+ types
+    mdata["rna"].obs["cell_type"] = labels
+    st.model.SCNCL.setup_mudata(mdata, labels_key="cell_type")
+    with pytest.raises(ValueError, match=r"at least 30 labelled RNA cells .*'cell_type' labels 29 RNA cells"):
+        st.model.SCNCL(mdata)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_setup_checks_the_layers_it_registers(name, unpaired, paired):
+    mdata = (unpaired if name == "SCNCL" else paired).copy()
+    second = "gene_activity" if name == "SCNCL" else "atac"
+    for key in ("rna", second):
+        x = sp.csr_matrix(mdata[key].X, copy=True)
+        mdata[key].layers["counts"] = x.copy()
+        x.data[:3] = np.nan
+        mdata[key].X = x
+    labels = {"labels_key": "cell_type"} if name == "SCNCL" else {}
+    cls = getattr(st.model, name)
+    cls.setup_mudata(mdata, rna_layer="counts", **{f"{second}_layer": "counts"}, **labels)  # the layers are counts
+    with pytest.raises(ValueError, match=r"modality 'rna' \.X holds 3 NaN or infinite values.*rna_layer='counts'"):
+        cls.setup_mudata(mdata, **labels)
+    logged = mdata[second].layers["counts"].copy()
+    logged.data = np.log1p(logged.data)
+    mdata[second].layers["logged"] = logged
+    with pytest.raises(ValueError, match=rf"layer 'logged' of modality '{second}' .* not counts"):
+        cls.setup_mudata(mdata, rna_layer="counts", **{f"{second}_layer": "logged"}, **labels)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_new_data_are_read_from_the_layer_or_x_and_must_be_counts(name, unpaired, paired):
+    mdata, arguments = _set_up(name, unpaired, paired, rna_layer="counts")
+    model = getattr(st.model, name)(mdata, **arguments)
+    model.train(max_steps=2, batch_size=32, accelerator="cpu", enable_progress_bar=False)
+    rna = mdata["rna"].copy()
+    rna.X = sp.csr_matrix(rna.X.shape, dtype=np.float32)  # the model reads the layer
+    expected = model.get_latent_representation(MuData({"rna": rna}), modality="rna")
+    bare = rna.copy()
+    bare.X = bare.layers.pop("counts")
+    with pytest.warns(UserWarning, match=r"has no layer 'counts', which the model reads \(set up with rna_layer="):
+        np.testing.assert_array_equal(model.get_latent_representation(MuData({"rna": bare}), modality="rna"), expected)
+    logged = bare.copy()
+    logged.X.data = np.log1p(logged.X.data)
+    with (
+        pytest.warns(UserWarning, match="has no layer 'counts'"),
+        pytest.raises(ValueError, match=r"\.X holds .* not whole numbers.*not counts.*put the raw counts in \.X or in"),
+    ):
+        model.get_latent_representation(logged, modality="rna")
+    scaled = rna.copy()
+    scaled.layers["counts"] = scaled.layers["counts"].toarray() - 1.0
+    with pytest.raises(
+        ValueError, match=r"layer 'counts' of .* negative values .*put the raw counts in layer 'counts'"
+    ):
+        model.get_latent_representation(scaled, modality="rna")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -238,3 +240,44 @@ def test_scclip_latent_has_the_same_contract():
         model.get_latent_representation(data=mdata, modality="atac")
     with pytest.raises(TypeError, match="modality"):
         model.get_latent_representation(mdata)
+
+
+def test_peak_view_reads_new_peaks_by_coordinates(trained):
+    mdata, model = trained
+    expected = model.predict(_query(mdata), soft=True)
+    renamed = _query(mdata)
+    atac = renamed["atac"]
+    coordinates = zip(atac.var["chrom"], atac.var["start"], atac.var["end"], strict=True)
+    atac.var_names = [f"{c}:{s}-{e}" for c, s, e in coordinates]
+    atac.var = pd.DataFrame(index=atac.var_names)  # coordinates only in the names now, in another style
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the peak view is used: nothing to warn about
+        np.testing.assert_allclose(model.predict(renamed, soft=True), expected, atol=1e-6)  # summed in other order
+    # peaks that cannot be placed: the peak view is left out, with a warning, as without the peaks at all
+    anonymous = _query(mdata)
+    anonymous["atac"].var_names = [f"peak{i}" for i in range(anonymous["atac"].n_vars)]
+    anonymous["atac"].var = pd.DataFrame(index=anonymous["atac"].var_names)
+    with pytest.warns(UserWarning, match=r"reach only 0% of the model's [\d,]+ peaks \(matched by name .*not used"):
+        without_view = model.predict(anonymous, soft=True)
+    with pytest.warns(UserWarning, match=r"has no modality 'atac', so the model's peak view is not used"):
+        np.testing.assert_array_equal(
+            model.predict(MuData({"gene_activity": mdata["gene_activity"].copy()}), soft=True), without_view
+        )
+    assert not np.allclose(without_view, expected)
+
+
+def test_half_precision_counts_are_read_as_float32(trained):
+    """Dense float16 counts (which scipy.sparse refuses) give what float32 counts give, in pp and in the model."""
+    mdata, model = trained
+    atac = mdata["atac"][:50].copy()
+    half = atac.copy()
+    half.X = atac.X.toarray().astype(np.float16)
+    np.testing.assert_array_equal(
+        st.pp.gene_activity(half, "mm10", genes=model.gene_names_).X.toarray(),
+        st.pp.gene_activity(atac, "mm10", genes=model.gene_names_).X.toarray(),
+    )
+    activity = mdata["gene_activity"].copy()
+    activity.X = activity.X.toarray()
+    expected = model.get_latent_representation(activity, modality="atac")
+    activity.X = activity.X.astype(np.float16)
+    np.testing.assert_array_equal(model.get_latent_representation(activity, modality="atac"), expected)

@@ -275,3 +275,49 @@ def test_metadata_round_trip_of_every_allowed_kind(tmp_path):
     with pytest.raises(TypeError, match=r"model\['bad'\]: a builtins.set cannot be saved"):
         write_model_files(tmp_path / "bad", metadata={"bad": {1, 2}}, state_dict={}, allowed=())
     assert not (tmp_path / "bad").exists()  # refused before anything is written
+
+
+def test_load_with_other_cells_gives_their_transfer(trained, tmp_path):
+    """load(adata=other cells) fits nothing on them: the saved joint PCA and peak view serve, as for model.transfer."""
+    mdata, model = trained["SCNCL"]
+    model.save(tmp_path / "m")
+    other = MuData({key: mdata[key][300:].copy() for key in mdata.mod})  # other cells, the same features
+    st.pp.peak_neighbors(other)
+    expected = model.transfer(other)
+    loaded = st.model.SCNCL.load(tmp_path / "m", adata=other)
+    assert loaded.adata is other
+    result = loaded.transfer()
+    np.testing.assert_array_equal(result.probabilities.to_numpy(), expected.probabilities.to_numpy())
+    np.testing.assert_array_equal(result.embedding, expected.embedding)
+    np.testing.assert_array_equal(result.novelty.to_numpy(), expected.novelty.to_numpy())
+    np.testing.assert_array_equal(loaded.peak_view_.lsi.components, model.peak_view_.lsi.components)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_weights_that_do_not_fit_the_description_are_refused(trained, tmp_path, name):
+    _, model = trained[name]
+    cls = getattr(st.model, name)
+    model.save(tmp_path / "m")
+    weights_file = tmp_path / "m" / "weights.pt"
+    weights = torch.load(weights_file, weights_only=True)
+    key = next(k for k, v in weights.items() if v.ndim)
+    torch.save({**weights, key: weights[key][:1]}, weights_file)
+    with pytest.raises(
+        ModelFileError,
+        match=rf"model description \(model\.json\) and the weights \(weights\.pt\) in .* disagree "
+        rf"\(size mismatch for {key}.*damaged or one of its files was edited",
+    ):
+        cls.load(tmp_path / "m")
+    torch.save({k: v for k, v in weights.items() if k != key}, weights_file)
+    with pytest.raises(ModelFileError, match=rf"disagree \(Missing key\(s\) in state_dict: \"{key}\""):
+        cls.load(tmp_path / "m")
+
+
+def test_an_edited_description_is_refused(trained, tmp_path):
+    _, model = trained["SCNCL"]
+    model.save(tmp_path / "m")
+    description = json.loads((tmp_path / "m" / "model.json").read_text())
+    description["init_params"]["non_kwargs"]["n_latent"] = 16
+    (tmp_path / "m" / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ModelFileError, match=r"disagree \(size mismatch for encoder\.weight"):
+        st.model.SCNCL.load(tmp_path / "m")
