@@ -7,9 +7,11 @@ The models' torch modules are in :mod:`sctransfer.module`, their building blocks
 # `model.view_anndata_setup()` raises AttributeError.
 import rich.pretty  # noqa: F401
 
+from ._base import TrainingDivergedError
 from ._feature_mapping import FeatureMapping
+from ._model_files import ModelFileError
 from ._prediction import TransferResult
 from ._scclip import SCCLIP
 from ._scncl import SCNCL
 
-__all__ = ["SCCLIP", "SCNCL", "FeatureMapping", "TransferResult"]
+__all__ = ["SCCLIP", "SCNCL", "FeatureMapping", "ModelFileError", "TrainingDivergedError", "TransferResult"]
