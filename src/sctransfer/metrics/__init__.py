@@ -1,5 +1,6 @@
 """sctransfer.metrics."""
 
+from ._calibration import expected_calibration_error, reliability_table, seed_agreement
 from ._classification import accuracy, confusion_matrix, label_transfer_report, macro_f1, per_type_recall
 from ._matching import (
     PairedScore,
@@ -16,6 +17,7 @@ __all__ = [
     "accuracy",
     "batch_entropy_mixing",
     "confusion_matrix",
+    "expected_calibration_error",
     "foscttm",
     "label_transfer_report",
     "macro_f1",
@@ -24,6 +26,8 @@ __all__ = [
     "novelty_auroc",
     "oscr",
     "per_type_recall",
+    "reliability_table",
+    "seed_agreement",
     "silhouette_cell_type",
     "top1_accuracy",
 ]

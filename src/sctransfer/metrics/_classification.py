@@ -13,6 +13,8 @@ from mudata import MuData
 
 from sctransfer._constants import ATAC
 
+from ._calibration import expected_calibration_error
+
 logger = logging.getLogger(__name__)
 
 _NORMALIZE_OPTIONS = (None, "true", "pred", "all")
@@ -262,6 +264,22 @@ def _truth_and_prediction(
     return truth, pred, n_missing
 
 
+def _confidence(
+    data: MuData | AnnData, confidence_key: str | None, pred_key: str, atac_key: str, cells: pd.Index
+) -> pd.Series | None:
+    """The confidence of the given cells: the named column, or the one beside `pred_key` if there is one."""
+    obs, where = _obs_of(data, atac_key)
+    if confidence_key is None:
+        if not pred_key.endswith("_label"):
+            return None
+        confidence_key = f"{pred_key.removesuffix('_label')}_confidence"
+        if confidence_key not in obs.columns:
+            return None
+    elif confidence_key not in obs.columns:
+        raise KeyError(f"Column {confidence_key!r} not found in {where}; available columns: {list(obs.columns)}.")
+    return obs.loc[cells, confidence_key]
+
+
 def label_transfer_report(
     data: MuData | AnnData,
     truth_key: str,
@@ -269,12 +287,14 @@ def label_transfer_report(
     pred_key: str = "sctransfer_label",
     atac_key: str = ATAC,
     reference_types: Iterable[Any] | None = None,
+    confidence_key: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate transferred labels against known true labels.
 
-    Reads ``mdata[atac_key].obs[truth_key]`` and ``mdata[atac_key].obs[pred_key]`` (or the columns of
-    ``adata.obs`` for an :class:`~anndata.AnnData`). Cells with a missing true label are excluded and
-    counted; a missing prediction for a cell with a true label raises a :class:`ValueError`.
+    Reads ``mdata[atac_key].obs[truth_key]``, ``mdata[atac_key].obs[pred_key]`` and, when present, the
+    confidence column (or the columns of ``adata.obs`` for an :class:`~anndata.AnnData`). Cells with a
+    missing true label are excluded and counted; a missing prediction for a cell with a true label raises
+    a :class:`ValueError`.
 
     Parameters
     ----------
@@ -291,6 +311,11 @@ def label_transfer_report(
         Cell types of the labelled reference, e.g. ``mdata["rna"].obs["cell_type"].unique()``. If given,
         accuracy and macro-F1 are closed-set (see :func:`accuracy`): only cells whose true type is in
         the reference count. If ``None``, all cells with a true label count.
+    confidence_key
+        Column of ``obs`` with the confidence of each prediction, for the ECE. ``None``: the column
+        :func:`sctransfer.tl.label_transfer` writes beside `pred_key` (``"sctransfer_confidence"`` for
+        ``"sctransfer_label"``, i.e. ``pred_key`` with ``_label`` replaced by ``_confidence``), and no
+        ECE when that column is absent. A column given here must exist.
 
     Returns
     -------
@@ -300,8 +325,12 @@ def label_transfer_report(
         (closed-set) accuracy, see :func:`accuracy`;
     ``macro_f1``
         (closed-set) macro-F1, see :func:`macro_f1`;
+    ``ece``
+        expected calibration error of the confidence over the cells counted in ``accuracy`` (those
+        with a confidence), see :func:`expected_calibration_error`; ``None`` without a confidence
+        column;
     ``n_cells``
-        number of cells counted in ``accuracy`` and ``macro_f1``;
+        number of cells counted in ``accuracy``, ``macro_f1`` and ``ece``;
     ``n_missing_truth``
         number of cells excluded because their true label is missing;
     ``n_not_in_reference``
@@ -313,6 +342,7 @@ def label_transfer_report(
     """
     known = None if reference_types is None else sorted(_known_set(reference_types))
     truth, pred, n_missing = _truth_and_prediction(data, truth_key, pred_key, atac_key)
+    confidence = _confidence(data, confidence_key, pred_key, atac_key, truth.index)
     table = per_type_recall(truth, pred)
     if known is None:
         table["in_reference"] = True
@@ -320,9 +350,14 @@ def label_transfer_report(
     else:
         table["in_reference"] = table.index.isin(known)
         n_not_in_reference = int(table.loc[~table["in_reference"], "n_cells"].sum())
+    ece = None
+    if confidence is not None:
+        counted = np.ones(len(truth), dtype=bool) if known is None else truth.astype(str).isin(known).to_numpy()
+        ece = expected_calibration_error(truth[counted], pred[counted], confidence[counted])
     return {
         "accuracy": accuracy(truth, pred, known_types=known),
         "macro_f1": macro_f1(truth, pred, known_types=known),
+        "ece": ece,
         "n_cells": len(truth) - n_not_in_reference,
         "n_missing_truth": n_missing,
         "n_not_in_reference": n_not_in_reference,
