@@ -401,3 +401,192 @@ def test_real_error_from_the_library_is_one_line(input_file, tmp_path, capsys):
     assert last.startswith("error: ") and "'peaks'" in last and "--atac-key" in last and "atac_key=" not in last
     assert "Traceback" not in err
     assert not (tmp_path / "out.h5mu").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# cross-modal-match
+# --------------------------------------------------------------------------------------------
+_FAST = ["--preset", "tiny", "--max-steps", "20"]
+
+
+@pytest.fixture(scope="module")
+def simulated_files(tmp_path_factory) -> dict[str, Path]:
+    """Simulated paired cells, the same cells with disjoint names (unpaired), and their genes as a TSV annotation."""
+    folder = tmp_path_factory.mktemp("simulated")
+    paired = sctransfer.datasets.simulate_multiome(**cli._SIMULATED_MATCH, paired=True, random_state=3)
+    paths = {"paired": folder / "paired.h5mu", "unpaired": folder / "unpaired.h5mu", "genes": folder / "genes.tsv"}
+    paired.write_h5mu(paths["paired"])
+    paired["rna"].var.to_csv(paths["genes"], sep="\t", index=False)
+    atac = paired["atac"].copy()
+    atac.obs_names = "atac:" + atac.obs_names
+    mudata.MuData({"rna": paired["rna"].copy(), "atac": atac}).write_h5mu(paths["unpaired"])
+    return paths
+
+
+def _summary_value(out: str, label: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(label))[len(label) :].strip()
+
+
+def test_match_help_lists_the_options(capsys):
+    code, out, _ = _run(["cross-modal-match", "--help"], capsys)
+    assert code == 0
+    for option in ("--input", "--annotation", "--model", "--save-model", "--one-to-one", "--pairing-top-k", "--preset"):
+        assert option in out
+
+
+def test_match_simulate_demo(tmp_path, capsys):
+    """The offline demo: trains on two thirds of the simulated cells, matches the rest zero-shot, reports metrics."""
+    output = tmp_path / "demo.h5mu"
+    code, out, err = _run(["cross-modal-match", "--simulate", *_FAST, "--output", str(output)], capsys)
+    assert code == 0, err
+    n_held_out = cli._SIMULATED_MATCH["n_rna"] - 2 * cli._SIMULATED_MATCH["n_rna"] // 3
+    assert _summary_value(out, "matched") == (
+        f"{n_held_out} of {n_held_out} rna cells to atac cells and {n_held_out} of {n_held_out} atac cells to rna cells"
+    )
+    assert _summary_value(out, "coverage of the model's features:") == "rna 100.0%, atac 100.0%"
+    written = mudata.read_h5mu(output)
+    z_rna, z_atac = written["rna"].obsm["X_scclip"], written["atac"].obsm["X_scclip"]
+    assert z_rna.shape[0] == z_atac.shape[0] == n_held_out
+    expected = sctransfer.metrics.foscttm(z_rna, z_atac).mean
+    assert _summary_value(out, "FOSCTTM:").startswith(f"{expected:.3f} ")
+    mixing = float(_summary_value(out, "modality mixing (batch entropy):").split()[0])
+    assert 0.0 <= mixing <= 1.0
+    similarity = float(_summary_value(out, "mean match similarity:"))
+    assert similarity == pytest.approx(np.nanmean(written["rna"].obs["sctransfer_match_similarity"]), abs=1e-3)
+    assert written["atac"].obs["sctransfer_match"].isin(written["rna"].obs_names).all()
+    assert "Training" in err  # the training bar
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, capsys):
+    """Train on a paired file, save the model, apply it to the same cells and to unpaired cells."""
+    trained, model_dir = tmp_path / "trained.h5mu", tmp_path / "model"
+    argv = [
+        "cross-modal-match",
+        "--input",
+        str(simulated_files["paired"]),
+        "--annotation",
+        str(simulated_files["genes"]),
+    ]
+    code, out, err = _run([*argv, *_FAST, "--save-model", str(model_dir), "--output", str(trained)], capsys)
+    assert code == 0, err
+    assert _summary_value(out, "coverage of the model's features:") == "all (trained on these cells)"
+    assert "modality mixing" not in out  # a demo figure only
+    assert f"model saved to: {model_dir}" in out
+    first = mudata.read_h5mu(trained)
+    foscttm = sctransfer.metrics.foscttm(first["rna"].obsm["X_scclip"], first["atac"].obsm["X_scclip"]).mean
+    assert _summary_value(out, "FOSCTTM:").startswith(f"{foscttm:.3f} ")
+
+    again = tmp_path / "again.h5mu"
+    zero_shot = ["cross-modal-match", "--input", str(simulated_files["paired"]), "--model", str(model_dir)]
+    code, out, err = _run([*zero_shot, "--one-to-one", "--output", str(again)], capsys)
+    assert code == 0, err
+    second = mudata.read_h5mu(again)
+    for key in ("rna", "atac"):  # the saved model embeds the training cells as the trained one did
+        np.testing.assert_allclose(second[key].obsm["X_scclip"], first[key].obsm["X_scclip"], atol=1e-5)
+        assert second[key].obs["sctransfer_match"].is_unique  # one to one
+    assert second.uns["sctransfer_match"]["coverage"] == {"rna": 1.0, "atac": 1.0}
+    assert "(one to one)" in _summary_value(out, "matched")
+
+    unpaired = tmp_path / "unpaired_out.h5mu"
+    zero_shot[2] = str(simulated_files["unpaired"])
+    code, out, err = _run([*zero_shot, "--pairing-top-k", "5", "--output", str(unpaired)], capsys)
+    assert code == 0, err
+    assert _summary_value(out, "FOSCTTM:") == "not computed (the modalities hold different cells)"
+    third = mudata.read_h5mu(unpaired)
+    assert third["rna"].obs["sctransfer_match"].str.startswith("atac:").all()
+    pairing = third["rna"].obsm["sctransfer_pairing"]
+    assert pairing.shape == (third["rna"].n_obs, third["atac"].n_obs)
+    np.testing.assert_array_equal(np.diff(pairing.indptr), 5)
+
+
+def _match_args(input_file: Path, output: Path, *extra: str) -> list[str]:
+    return ["cross-modal-match", "--input", str(input_file), "--annotation", "mm10", "--output", str(output), *extra]
+
+
+def _one_line_error(code: int, out: str, err: str) -> str:
+    assert code == 2 and out == ""
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    return last
+
+
+def test_match_missing_input_file(tmp_path, capsys):
+    code, out, err = _run(_match_args(tmp_path / "absent.h5mu", tmp_path / "out.h5mu"), capsys)
+    assert _one_line_error(code, out, err) == f"error: input file '{tmp_path / 'absent.h5mu'}' does not exist"
+
+
+def test_match_existing_output_needs_overwrite(input_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(mudata, "read_h5mu", lambda *a, **k: pytest.fail("the input was read"))
+    output = tmp_path / "out.h5mu"
+    output.write_text("keep me")
+    code, out, err = _run(_match_args(input_file, output), capsys)
+    assert _one_line_error(code, out, err) == f"error: output file '{output}' exists; pass --overwrite to replace it"
+    assert output.read_text() == "keep me"
+
+
+def test_match_existing_save_model_folder(input_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(mudata, "read_h5mu", lambda *a, **k: pytest.fail("the input was read"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    code, out, err = _run(_match_args(input_file, tmp_path / "out.h5mu", "--save-model", str(folder)), capsys)
+    assert _one_line_error(code, out, err) == (
+        f"error: --save-model folder '{folder}' exists; pass --overwrite to replace it"
+    )
+    assert list(folder.iterdir()) == [] and not (tmp_path / "out.h5mu").exists()
+
+
+def test_match_model_folder_that_is_not_a_model(input_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(mudata, "read_h5mu", lambda *a, **k: pytest.fail("the input was read"))
+    folder = tmp_path / "not_a_model"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    code, out, err = _run(_match_args(input_file, tmp_path / "out.h5mu", "--model", str(folder)), capsys)
+    last = _one_line_error(code, out, err)
+    assert str(folder) in last and "model.json" in last
+    code, out, err = _run(_match_args(input_file, tmp_path / "out.h5mu", "--model", str(tmp_path / "nowhere")), capsys)
+    assert _one_line_error(code, out, err) == f"error: --model folder '{tmp_path / 'nowhere'}' does not exist"
+    assert not (tmp_path / "out.h5mu").exists()
+
+
+def test_match_unpaired_input_needs_a_model(simulated_files, tmp_path, capsys):
+    argv = _match_args(simulated_files["unpaired"], tmp_path / "out.h5mu", *_FAST)
+    code, out, err = _run(argv, capsys)
+    last = _one_line_error(code, out, err)
+    assert "do not hold the same cells" in last and "--model" in last and "model=" not in last
+    assert not (tmp_path / "out.h5mu").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cross-modal-match", "--input", "x.h5mu", "--annotation", "mm10"], "--output is required with --input"),
+        (
+            ["cross-modal-match", "--input", "x.h5mu", "--output", "y.h5mu"],
+            "--annotation is required with --input (or pass --model)",
+        ),
+        (["cross-modal-match", "--pairing-top-k", "0"], "expected a positive integer, got 0"),
+    ],
+)
+def test_match_usage_errors(argv, message, capsys):
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [([], {"preset": "tiny", "max_steps": 200}), (["--max-steps", "50"], {"preset": "tiny", "max_steps": 50})],
+)
+def test_match_simulate_trains_briefly_unless_told(extra, expected, monkeypatch, capsys):
+    calls = []
+
+    def record(mdata, **kwargs):
+        calls.append(kwargs)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(sctransfer.tl, "cross_modal_match", record, raising=False)
+    code, out, err = _run(["cross-modal-match", "--simulate", *extra], capsys)
+    assert _one_line_error(code, out, err) == "error: stopped by the test"
+    assert {key: calls[0][key] for key in expected} == expected

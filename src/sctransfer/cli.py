@@ -1,4 +1,4 @@
-"""Command-line interface: ``sctransfer label-transfer``.
+"""Command-line interface: ``sctransfer label-transfer`` and ``sctransfer cross-modal-match``.
 
 The library modules and mudata are imported inside the command, not when the parser is built.
 """
@@ -21,12 +21,29 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mudata import MuData
 
+from ._constants import KEY_ADDED, SCCLIP_EMBEDDING_KEY
+
 logger = logging.getLogger(__name__)
 
 _LABEL_COLUMN = "sctransfer_label"
 _CONFIDENCE_COLUMN = "sctransfer_confidence"
 _NOVEL_COLUMN = "sctransfer_novel"
 _TOP_LABELS = 10
+#: Libraries of the MOp SNARE-seq cross-modal demo: train on the first, match the second zero-shot.
+_MOP_TRAIN_LIBRARIES = ("09D", "09E", "09F", "09G", "09H", "09I", "09J", "09K", "09L")
+_MOP_HELD_OUT_LIBRARIES = ("09A", "09B", "09C")
+#: Size of the simulated cross-modal demo (paired cells; the last third is held out of training).
+_SIMULATED_MATCH = {
+    "n_rna": 600,
+    "n_atac": 600,
+    "n_genes": 500,
+    "n_peaks": 4000,
+    "n_types": 5,
+    "genes_per_cell": 200,
+    "peaks_per_cell": 300,
+}
+#: Training of the simulated cross-modal demo unless --preset / --max-steps are given (about 20 s on 2 CPU cores).
+_SIMULATED_MATCH_TRAINING = {"preset": "tiny", "max_steps": 200}
 
 
 def _positive_int(text: str) -> int:
@@ -65,61 +82,106 @@ def _build_parser() -> argparse.ArgumentParser:
             "against the held-out ATAC labels; with --simulate, the demo runs offline on simulated data."
         ),
     )
-    source = transfer.add_mutually_exclusive_group()
-    source.add_argument("--input", type=Path, metavar="H5MU", help="MuData file with RNA and ATAC modalities")
-    source.add_argument(
-        "--simulate", action="store_true", help="demo on simulated multiome data instead of MOp (offline)"
-    )
-    transfer.add_argument(
-        "--output",
-        type=Path,
-        metavar="H5MU",
-        help="where to write the labelled MuData (required with --input, optional in demo mode)",
-    )
+    _add_data_arguments(transfer, what="the labelled MuData", annotation_required="required with --input")
     transfer.add_argument(
         "--labels-key",
         default="cell_type",
         help="column of mdata[RNA_KEY].obs with the reference labels (default: %(default)s)",
     )
-    transfer.add_argument(
-        "--annotation",
-        help=(
-            "gene annotation for the gene activity matrix: a GTF/GFF3, BED or TSV file (gzip too) or a genome name "
-            "(mm10, hg38, hg19); required with --input (demo defaults: mm10 for MOp, the simulated genes for "
-            "--simulate)"
+    transfer.set_defaults(func=_label_transfer, check=_check_args)
+
+    match = commands.add_parser(
+        "cross-modal-match",
+        help="embed RNA and ATAC cells in one space and match each cell to the other modality (scCLIP)",
+        description=(
+            "Train scCLIP on a paired (multiome) MuData file, or apply a saved model (--model, zero-shot; the cells "
+            "may then be unpaired), and write the joint embedding mdata[KEY].obsm['X_scclip'] and each cell's "
+            "partner in the other modality, mdata[KEY].obs['sctransfer_match', 'sctransfer_match_similarity'], "
+            "for both modalities. Without --input, runs a demo on MOp SNARE-seq data (downloaded on first use): "
+            "trains on libraries 09D-09L, matches 09A-09C zero-shot and reports FOSCTTM and mixing; with "
+            "--simulate, the demo runs offline on simulated paired cells (preset tiny, 200 steps unless given)."
         ),
     )
-    transfer.add_argument("--rna-key", default="rna", help="RNA modality (default: %(default)s)")
-    transfer.add_argument("--atac-key", default="atac", help="ATAC modality (default: %(default)s)")
-    transfer.add_argument(
-        "--rna-layer", metavar="LAYER", help="layer of the RNA modality with raw counts (default: .X)"
+    _add_data_arguments(match, what="the matched MuData", annotation_required="required with --input to train")
+    match.add_argument(
+        "--model", type=Path, metavar="DIR", help="apply this saved model (zero-shot) instead of training one"
     )
-    transfer.add_argument(
-        "--atac-layer", metavar="LAYER", help="layer of the ATAC modality with raw peak counts (default: .X)"
+    match.add_argument(
+        "--save-model", type=Path, metavar="DIR", help="save the trained model to this new folder (see --overwrite)"
     )
-    transfer.add_argument(
-        "--max-steps", type=_positive_int, metavar="N", help="training steps (default: chosen by the method)"
+    match.add_argument("--preset", help="model size for training: tiny, small or base (default: chosen by the method)")
+    match.add_argument(
+        "--one-to-one", action="store_true", help="match cells one to one instead of each to its most similar cell"
     )
-    transfer.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    transfer.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing output file and existing sctransfer_* columns in the input",
-    )
-    transfer.set_defaults(func=_label_transfer, check=_check_label_transfer_args)
+    top_k = "also write each RNA cell's K most similar ATAC cells as a sparse pairing matrix (at most 1000)"
+    match.add_argument("--pairing-top-k", type=_positive_int, metavar="K", help=top_k)
+    match.set_defaults(func=_cross_modal_match, check=_check_args)
     return parser
 
 
-def _check_label_transfer_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _add_data_arguments(command: argparse.ArgumentParser, *, what: str, annotation_required: str) -> None:
+    """The arguments every command shares: input or demo, output, annotation, modalities, training, overwrite."""
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--input", type=Path, metavar="H5MU", help="MuData file with RNA and ATAC modalities")
+    source.add_argument(
+        "--simulate", action="store_true", help="demo on simulated multiome data instead of MOp (offline)"
+    )
+    command.add_argument(
+        "--output",
+        type=Path,
+        metavar="H5MU",
+        help=f"where to write {what} (required with --input, optional in demo mode)",
+    )
+    command.add_argument(
+        "--annotation",
+        help=(
+            "gene coordinates: a GTF/GFF3, BED or TSV file (gzip too) or a genome name "
+            f"(mm10, hg38, hg19); {annotation_required} (demo defaults: mm10 for MOp, the simulated genes for "
+            "--simulate)"
+        ),
+    )
+    command.add_argument("--rna-key", default="rna", help="RNA modality (default: %(default)s)")
+    command.add_argument("--atac-key", default="atac", help="ATAC modality (default: %(default)s)")
+    command.add_argument("--rna-layer", metavar="LAYER", help="layer of the RNA modality with raw counts (default: .X)")
+    command.add_argument(
+        "--atac-layer", metavar="LAYER", help="layer of the ATAC modality with raw peak counts (default: .X)"
+    )
+    command.add_argument(
+        "--max-steps", type=_positive_int, metavar="N", help="training steps (default: chosen by the method)"
+    )
+    command.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    command.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (and --save-model folder) and existing sctransfer_* fields in the input",
+    )
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.input is not None:
         if args.output is None:
-            parser.error("label-transfer: --output is required with --input")
-        if args.annotation is None:
-            parser.error("label-transfer: --annotation is required with --input")
+            parser.error(f"{args.command}: --output is required with --input")
+        if args.annotation is None and getattr(args, "model", None) is None:
+            needed = "required with --input (or pass --model)" if hasattr(args, "model") else "required with --input"
+            parser.error(f"{args.command}: --annotation is {needed}")
+
+
+def _check_new_path(path: Path, what: str, overwrite: bool, *, folder: bool = False) -> None:
+    """Refuse a file (or folder) to write that exists without --overwrite, or whose parent folder is not writable."""
+    if not folder and path.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a directory")
+    if path.exists() and not overwrite:
+        kind = "folder" if folder else "file"
+        raise FileExistsError(f"{what} {kind} {str(path)!r} exists; pass --overwrite to replace it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{what} folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} folder {str(parent)!r} is not writable")
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    """Fail before any work if the input or annotation is missing or the output cannot be written."""
+    """Fail before any work if an input, the annotation or a model is missing, or an output cannot be written."""
     if args.input is not None and not args.input.is_file():
         raise FileNotFoundError(f"input file {str(args.input)!r} does not exist")
     if args.annotation is not None and not os.path.exists(args.annotation):
@@ -130,17 +192,21 @@ def _check_paths(args: argparse.Namespace) -> None:
                 f"annotation {args.annotation!r} is neither an existing file nor a known genome "
                 f"({', '.join(KNOWN_GENOMES)})"
             )
-    if args.output is None:
-        return
-    if args.output.is_dir():
-        raise IsADirectoryError(f"output {str(args.output)!r} is a directory")
-    if args.output.exists() and not args.overwrite:
-        raise FileExistsError(f"output file {str(args.output)!r} exists; pass --overwrite to replace it")
-    folder = args.output.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"output folder {str(folder)!r} is not writable")
+    model = getattr(args, "model", None)
+    if model is not None and not model.is_dir():
+        raise FileNotFoundError(f"--model folder {str(model)!r} does not exist")
+    if getattr(args, "save_model", None) is not None:
+        _check_new_path(args.save_model, "--save-model", args.overwrite, folder=True)
+    if args.output is not None:
+        _check_new_path(args.output, "output", args.overwrite)
+
+
+def _read_input(path: Path) -> MuData:
+    import mudata
+
+    logger.info("Reading %s.", path)
+    with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
+        return mudata.read_h5mu(path)
 
 
 def _write_atomic(mdata: MuData, output: Path) -> None:
@@ -151,6 +217,27 @@ def _write_atomic(mdata: MuData, output: Path) -> None:
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_output(mdata: MuData, args: argparse.Namespace) -> None:
+    if args.output is not None:
+        logger.info("Writing %s.", args.output)
+        _write_atomic(mdata, args.output)
+
+
+def _closing_lines(args: argparse.Namespace, seconds: float) -> list[str]:
+    """The summary's last lines: wall time and where the results went."""
+    lines = [f"wall time: {seconds:.1f} s"]
+    if getattr(args, "save_model", None) is not None:
+        lines.append(f"model saved to: {args.save_model}")
+    if args.output is not None:
+        lines.append(f"written to: {args.output}")
+    return lines
+
+
+def _given_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The library options among `names` that were given on the command line (the others keep their defaults)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _run_transfer(mdata: MuData, args: argparse.Namespace, annotation: Any) -> None:
@@ -164,9 +251,7 @@ def _run_transfer(mdata: MuData, args: argparse.Namespace, annotation: Any) -> N
         "random_state": args.seed,
         "overwrite": args.overwrite,
     }
-    for option in ("rna_layer", "atac_layer", "max_steps"):  # passed only when given
-        if getattr(args, option) is not None:
-            options[option] = getattr(args, option)
+    options |= _given_options(args, ("rna_layer", "atac_layer", "max_steps"))
     logger.info("Transferring labels from %r.obs[%r] to %r.", args.rna_key, args.labels_key, args.atac_key)
     tl.label_transfer(mdata, **options)
 
@@ -199,22 +284,15 @@ def _summary(mdata: MuData, args: argparse.Namespace, seconds: float) -> list[st
     lines += [
         f"called novel: {obs[_NOVEL_COLUMN].astype(bool).mean():.1%}",
         f"mean confidence: {obs[_CONFIDENCE_COLUMN].mean():.3f}",
-        f"wall time: {seconds:.1f} s",
     ]
-    if args.output is not None:
-        lines.append(f"written to: {args.output}")
-    return lines
+    return lines + _closing_lines(args, seconds)
 
 
 def _label_transfer(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     _check_paths(args)
     if args.input is not None:
-        import mudata
-
-        logger.info("Reading %s.", args.input)
-        with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
-            mdata = mudata.read_h5mu(args.input)
+        mdata = _read_input(args.input)
         _run_transfer(mdata, args, args.annotation)
         evaluation: list[str] = []
     else:
@@ -231,9 +309,7 @@ def _label_transfer(args: argparse.Namespace) -> None:
         _run_transfer(mdata, args, annotation)
         mdata[args.atac_key].obs[args.labels_key] = truth.reindex(mdata[args.atac_key].obs_names)
         evaluation = _evaluate(mdata, args)
-    if args.output is not None:
-        logger.info("Writing %s.", args.output)
-        _write_atomic(mdata, args.output)
+    _write_output(mdata, args)
     print("\n".join(_summary(mdata, args, time.perf_counter() - start) + evaluation))
 
 
@@ -254,6 +330,107 @@ def _evaluate(mdata: MuData, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def _load_match_demo(args: argparse.Namespace, *, train: bool) -> tuple[MuData | None, MuData, Any]:
+    """The demo's training data (None when not training), its held-out paired cells and the annotation."""
+    from . import datasets
+
+    if args.simulate:
+        logger.info("Simulating paired multiome data (seed %d).", args.seed)
+        cells = datasets.simulate_multiome(**_SIMULATED_MATCH, paired=True, random_state=args.seed)
+        n_train = 2 * cells.n_obs // 3
+        training, held_out = cells[:n_train].copy(), cells[n_train:].copy()
+        annotation = args.annotation if args.annotation is not None else cells[args.rna_key].var
+    else:
+        logger.info("Loading the MOp SNARE-seq demo data.")
+        training = datasets.mop_snareseq(_MOP_TRAIN_LIBRARIES) if train else None
+        held_out = datasets.mop_snareseq(_MOP_HELD_OUT_LIBRARIES)
+        annotation = args.annotation if args.annotation is not None else "mm10"
+    return (training if train else None), held_out, annotation
+
+
+def _cross_modal_match(args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    _check_paths(args)
+    import mudata
+
+    from . import tl
+
+    with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
+        model = None
+        if args.model is not None:
+            from .model import SCCLIP
+
+            logger.info("Loading the model in %s.", args.model)
+            model = SCCLIP.load(args.model)
+        if args.input is not None:
+            mdata = _read_input(args.input)
+            training, annotation = (mdata if model is None else None), args.annotation
+        else:
+            training, mdata, annotation = _load_match_demo(args, train=model is None)
+        options: dict[str, Any] = {
+            "rna_key": args.rna_key,
+            "atac_key": args.atac_key,
+            "one_to_one": args.one_to_one,
+            "random_state": args.seed,
+            "overwrite": args.overwrite,
+        } | _given_options(args, ("rna_layer", "atac_layer", "pairing_top_k"))
+        if model is None:
+            logger.info("Training scCLIP on the paired cells of %r and %r.", args.rna_key, args.atac_key)
+            demo_defaults = _SIMULATED_MATCH_TRAINING if args.simulate else {}
+            training_options = demo_defaults | _given_options(args, ("preset", "max_steps"))
+            model = tl.cross_modal_match(
+                training, annotation=annotation, return_model=True, **options, **training_options
+            )
+        if training is not mdata:
+            logger.info("Matching %r and %r cells with the model (zero-shot).", args.rna_key, args.atac_key)
+            tl.cross_modal_match(mdata, model=model, **options)
+        if args.save_model is not None:
+            logger.info("Saving the model to %s.", args.save_model)
+            model.save(args.save_model, overwrite=args.overwrite)
+        _write_output(mdata, args)
+        lines = _match_summary(mdata, args, mixing=args.input is None)
+        print("\n".join(lines + _closing_lines(args, time.perf_counter() - start)))
+
+
+def _match_summary(mdata: MuData, args: argparse.Namespace, *, mixing: bool) -> list[str]:
+    """Cells matched each way, coverage of the model's features, FOSCTTM (paired cells), mixing, mean similarity."""
+    import numpy as np
+
+    from . import metrics
+
+    rna, atac = mdata[args.rna_key], mdata[args.atac_key]
+    record = mdata.uns[f"{KEY_ADDED}_match"]
+    matched = {
+        key: int(m.obs[f"{KEY_ADDED}_match"].notna().sum()) for key, m in ((args.rna_key, rna), (args.atac_key, atac))
+    }
+    lines = [
+        f"matched {matched[args.rna_key]:,} of {rna.n_obs:,} {args.rna_key} cells to {args.atac_key} cells and "
+        f"{matched[args.atac_key]:,} of {atac.n_obs:,} {args.atac_key} cells to {args.rna_key} cells"
+        + (" (one to one)" if args.one_to_one else "")
+    ]
+    coverage = record.get("coverage")  # absent when the model was trained on these cells
+    if coverage is None:
+        lines.append("coverage of the model's features: all (trained on these cells)")
+    else:
+        shares = ", ".join(f"{modality} {share:.1%}" for modality, share in coverage.items())
+        lines.append(f"coverage of the model's features: {shares}")
+    z_rna, z_atac = rna.obsm[SCCLIP_EMBEDDING_KEY], atac.obsm[SCCLIP_EMBEDDING_KEY]
+    if rna.obs_names.equals(atac.obs_names):
+        score = metrics.foscttm(z_rna, z_atac)
+        lines.append(
+            f"FOSCTTM: {score.mean:.3f} ({args.rna_key}->{args.atac_key} {score.rna_to_atac:.3f}, "
+            f"{args.atac_key}->{args.rna_key} {score.atac_to_rna:.3f}; 0 is perfect, 0.5 random)"
+        )
+    else:
+        lines.append("FOSCTTM: not computed (the modalities hold different cells)")
+    if mixing:
+        batches = [args.rna_key] * len(z_rna) + [args.atac_key] * len(z_atac)
+        entropy = metrics.batch_entropy_mixing(np.vstack([z_rna, z_atac]), batches, random_state=args.seed)
+        lines.append(f"modality mixing (batch entropy): {entropy:.3f} (1 is perfect mixing, 0 full separation)")
+    lines.append(f"mean match similarity: {record['mean_similarity']:.3f}")
+    return lines
+
+
 #: The library's argument names and the command-line flags that set them.
 _FLAGS = {
     "rna_key": "--rna-key",
@@ -265,6 +442,10 @@ _FLAGS = {
     "max_steps": "--max-steps",
     "random_state": "--seed",
     "overwrite": "--overwrite",
+    "model": "--model",
+    "preset": "--preset",
+    "one_to_one": "--one-to-one",
+    "pairing_top_k": "--pairing-top-k",
 }
 _ARGUMENT = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(True\b|None\b|'[^']*'|\"[^\"]*\"|-?\d+\b)?")
 
