@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import warnings
+from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -217,13 +218,13 @@ class StepTrainingMixin:
     _training_plan_cls = StepTrainingPlan
     _data_splitter_cls: type[LightningDataModule]
 
+    @abstractmethod
     def _training_inputs(self) -> dict[str, Any]:
         """What the data module needs from the model (encoder inputs, scaling, neighbours...)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _plan_defaults(self, n_steps: int) -> dict[str, Any]:
         """The model's default optimiser settings (``plan_kwargs``) for a training of ``n_steps`` steps."""
-        raise NotImplementedError
 
     def _train(
         self,
