@@ -214,3 +214,36 @@ def test_label_transfer_report_errors():
     no_pred = _mdata(["T", "B"], ["T", np.nan])
     with pytest.raises(ValueError, match="1 cells with a true label have no prediction"):
         st.metrics.label_transfer_report(no_pred, "cell_type")
+
+
+def test_neighbor_mixing_two_batches_is_twice_the_other_share():
+    # two tight pairs: each cell's nearest neighbour is its pair partner
+    z = np.array([[1.0, 0.0], [1.0, 0.02], [0.0, 1.0], [0.02, 1.0]])
+    assert st.metrics.neighbor_mixing(z, ["rna", "atac", "rna", "atac"], n_neighbors=1) == pytest.approx(2.0)
+    assert st.metrics.neighbor_mixing(z, ["rna", "rna", "atac", "atac"], n_neighbors=1) == pytest.approx(0.0)
+    # by hand with 3 neighbours: every cell has its partner (other) and 2 of the other pair (1 other each)
+    # -> other share 2/3, random share 1/2 -> 4/3
+    assert st.metrics.neighbor_mixing(z, ["rna", "atac", "rna", "atac"], n_neighbors=3) == pytest.approx(4 / 3)
+
+
+def test_neighbor_mixing_random_batches_near_one_and_unbalanced_normalised():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3000, 4))
+    balanced = rng.integers(0, 2, 3000).astype(str)
+    assert st.metrics.neighbor_mixing(z, balanced) == pytest.approx(1.0, abs=0.03)
+    unbalanced = np.where(rng.random(3000) < 0.2, "atac", "rna")  # expected other share 1 - (0.2² + 0.8²)
+    assert st.metrics.neighbor_mixing(z, unbalanced, metric="euclidean") == pytest.approx(1.0, abs=0.05)
+    separated = np.vstack([rng.normal(size=(200, 4)), rng.normal(size=(200, 4)) + 50])
+    assert st.metrics.neighbor_mixing(separated, ["a"] * 200 + ["b"] * 200, metric="euclidean") == 0.0
+
+
+def test_neighbor_mixing_errors():
+    z = np.eye(3)
+    with pytest.raises(ValueError, match="single value"):
+        st.metrics.neighbor_mixing(z, ["a", "a", "a"])
+    with pytest.raises(ValueError, match="n_neighbors"):
+        st.metrics.neighbor_mixing(z, ["a", "b", "a"], n_neighbors=0)
+    with pytest.raises(ValueError, match="missing"):
+        st.metrics.neighbor_mixing(z, ["a", None, "b"])
+    with pytest.raises(ValueError, match="entries"):
+        st.metrics.neighbor_mixing(z, ["a", "b"])

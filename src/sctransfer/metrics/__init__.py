@@ -7,6 +7,7 @@ from ._matching import (
     batch_entropy_mixing,
     foscttm,
     matching_score,
+    neighbor_mixing,
     silhouette_cell_type,
     top1_accuracy,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "label_transfer_report",
     "macro_f1",
     "matching_score",
+    "neighbor_mixing",
     "novelty_aupr",
     "novelty_auroc",
     "oscr",
