@@ -1,8 +1,9 @@
-"""Step-based batches of paired cells (the same cells in RNA and ATAC) for scCLIP."""
+"""Step-based batches of paired cells (the same cells in RNA and ATAC) for scCLIP, read from memory or a backed file."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,29 +14,65 @@ from scvi.data import AnnDataManager
 from torch.utils.data import DataLoader, IterableDataset
 
 from sctransfer._constants import ATAC, ATAC_COUNTS_KEY, RNA
+from sctransfer._matrix import as_csr, is_backed, row_block
 
 from ._distributed import stream_generator
+from ._feature_mapping import FeatureMapping
 from ._transform import InputTransform
 
 
 @dataclass
 class ScaledCounts:
-    """One modality's cells x features counts (CSR, the model's feature order) and its scaling."""
+    """One modality's cells x features counts and how they become model input, read a few rows at a time.
 
-    counts: sp.csr_matrix
+    ``counts`` is any matrix the package reads by rows (scipy sparse, numpy, or the matrix of a
+    backed AnnData): only the rows a batch asks for are read (:func:`~sctransfer._matrix.row_block`),
+    so a backed matrix stays on disk and an in-memory one is never copied whole.
+
+    Attributes
+    ----------
+    counts
+        Cells x features counts, CSR in memory (see :func:`model_matrix`) or backed.
+    scaling
+        The model's input scaling of this modality.
+    mapping
+        For new data: the :class:`~sctransfer.model.FeatureMapping` onto the model's features, applied
+        to each block read; ``None`` when the columns are the model's features.
+    rows
+        Sorted positions of the cells used (``None``: all cells); batch positions index into them.
+    """
+
+    counts: Any
     scaling: InputTransform
+    mapping: FeatureMapping | None = None
+    rows: np.ndarray | None = None
 
     @property
     def n_cells(self) -> int:
-        return self.counts.shape[0]
+        return self.counts.shape[0] if self.rows is None else len(self.rows)
 
-    def batch(self, rows: np.ndarray) -> torch.Tensor:
-        """Scaled network input of the given cells, a sparse COO tensor (never densified)."""
-        scaled = self.scaling.sparse(self.counts[rows]).tocoo()
+    def model_counts(self, rows: np.ndarray | slice) -> sp.csr_matrix:
+        """Counts of the given cells (sorted positions or a slice) in the model's feature order, CSR."""
+        positions = rows if self.rows is None else self.rows[rows]
+        block = row_block(self.counts, positions)
+        return block if self.mapping is None else self.mapping.apply(block)
+
+    def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
+        """Scaled network input of the given cells (sorted positions or a slice), sparse COO (not densified)."""
+        scaled = self.scaling.sparse(self.model_counts(rows)).tocoo()
         indices = torch.from_numpy(np.vstack([scaled.row, scaled.col]).astype(np.int64))
         return torch.sparse_coo_tensor(
             indices, torch.from_numpy(scaled.data), size=scaled.shape, is_coalesced=True, check_invariants=False
         )
+
+
+def model_matrix(x) -> Any:
+    """A counts matrix as the models read it by rows.
+
+    A backed matrix stays as it is (its rows are read from disk when needed); anything in memory
+    becomes CSR (not copied when it already is).
+    """
+    return x if is_backed(x) else as_csr(x)
 
 
 class _PairedStream(IterableDataset):
@@ -71,7 +108,8 @@ class PairedDataModule(LightningDataModule):
 
     Reads the RNA and ATAC counts of the registered cells from the registry of ``adata_manager``
     (``REGISTRY_KEYS.X_KEY`` and ``ATAC_COUNTS_KEY``) and yields ``{"rna": ..., "atac": ...}``
-    batches of the same cells, scaled as the model scales its input. One "epoch" is
+    batches of the same cells, scaled as the model scales its input; a batch reads only its own
+    rows, so the matrices may be backed (an ``.h5mu`` read with ``backed=True``). One "epoch" is
     ``steps_per_epoch`` steps; losses are averaged per epoch in ``model.history``.
 
     Parameters
@@ -101,7 +139,7 @@ class PairedDataModule(LightningDataModule):
     ):
         super().__init__()
         rna, atac = (
-            ScaledCounts(sp.csr_matrix(adata_manager.get_from_registry(key), dtype=np.float32), scaling)
+            ScaledCounts(model_matrix(adata_manager.get_from_registry(key)), scaling)
             for key, scaling in ((REGISTRY_KEYS.X_KEY, rna_scaling), (ATAC_COUNTS_KEY, atac_scaling))
         )
         self.stream = _PairedStream(rna, atac, batch_size, steps_per_epoch, seed)

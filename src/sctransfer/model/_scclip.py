@@ -9,7 +9,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from anndata import AnnData
 from mudata import MuData
@@ -28,7 +27,8 @@ from sctransfer.nn import FeatureLayout
 from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin, check_count
 from ._deprecation import renamed_argument
 from ._feature_mapping import FeatureMapping, map_genes, map_peaks
-from ._paired_data import PairedDataModule, ScaledCounts
+from ._modality_alignment import CanonicalAlignment
+from ._paired_data import PairedDataModule, ScaledCounts, model_matrix
 from ._scclip_input import patch_basis
 from ._scncl_inputs import modality_counts, model_modality
 from ._transform import InputTransform
@@ -92,6 +92,12 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ``n_members=2``); ``module_kwargs`` override them. Training times are on the :doc:`/benchmarks` page.
     random_state
         Seed of the weight initialisation and of the SVD behind the token projections.
+    align_modalities
+        After training, fit a :class:`~sctransfer.model.CanonicalAlignment` on the training pairs'
+        embeddings and apply it in :meth:`get_latent_representation`, so that the RNA and ATAC cells of a
+        type lie together in the joint embedding (integrated UMAPs and clusterings) instead of in two
+        modality-specific clouds; partner rankings (FOSCTTM) are essentially unchanged. ``False`` keeps the
+        contrastive encoders' raw output.
     feature_layouts
         Set by :meth:`load`; leave ``None``.
     **module_kwargs
@@ -108,6 +114,9 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         The model's peaks (``chrom``, ``start``, ``end``), for mapping new peak sets.
     rna_scaling_, atac_scaling_
         Input scaling fitted on the training cells (applied unchanged to new data).
+    alignment_
+        The :class:`~sctransfer.model.CanonicalAlignment` fitted after training (``None`` before training or
+        with ``align_modalities=False``).
 
     Raises
     ------
@@ -126,8 +135,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     _module_cls = SCCLIPModule
     _data_splitter_cls = PairedDataModule
     _default_modalities = DEFAULT_MODALITIES
-    _saved_attributes = ("peak_coordinates_", "rna_scaling_", "atac_scaling_")
-    _saved_types = (InputTransform,)
+    _saved_attributes = ("peak_coordinates_", "rna_scaling_", "atac_scaling_", "alignment_")
+    _saved_types = (InputTransform, CanonicalAlignment)
 
     def __init__(
         self,
@@ -137,6 +146,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         annotation: str | os.PathLike | pd.DataFrame | None = None,
         preset: Preset = "small",
         random_state: int = 0,
+        align_modalities: bool = True,
         feature_layouts: dict | None = None,
         **module_kwargs,
     ):
@@ -161,6 +171,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             if mdata is None:
                 raise ValueError("SCCLIP needs a MuData set up with SCCLIP.setup_mudata (or use SCCLIP.load).")
             feature_layouts = self._build_layouts(mdata, annotation, n_patches)
+        self.align_modalities = align_modalities
+        self.alignment_: CanonicalAlignment | None = None
         self.rna_layout_ = FeatureLayout.from_dict(feature_layouts[RNA])
         self.atac_layout_ = FeatureLayout.from_dict(feature_layouts[ATAC])
         with torch.random.fork_rng():
@@ -174,8 +186,10 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             f"{size['n_layers']} transformer layer(s) of width {size['n_hidden']} per modality"
             + (f", an ensemble of {self.module.n_members} encoder pairs." if self.module.n_members > 1 else ".")
         )
-        # the layouts built from the data are what load() must rebuild the module with
+        # the layouts built from the data, and the resolved sizes (not the preset's current meaning), are what
+        # load() must rebuild the module with
         annotation = None
+        module_kwargs = {"n_patches": n_patches, **size}
         self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------------------------
@@ -278,14 +292,20 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         )
         return {RNA: genes.to_dict(), ATAC: peaks.to_dict()}
 
-    def _training_counts(self, modality: str) -> sp.csr_matrix:
+    def _training_counts(self, modality: str):
+        """The registered counts of one modality, checked: CSR in memory, or the backed matrix itself."""
         key = REGISTRY_KEYS.X_KEY if modality == RNA else ATAC_COUNTS_KEY
         counts = self.adata_manager.get_from_registry(key)
         check_numeric(counts, what=f"the {modality} counts")
-        return sp.csr_matrix(counts, dtype=np.float32)
+        return model_matrix(counts)
 
     def _fit_inputs(self, random_state: int, n_components: int) -> None:
-        """Fit the input scaling and the token projections' principal axes on the training cells."""
+        """Fit the input scaling and the token projections' principal axes on the training cells.
+
+        The scaling's statistics stream over all cells block by block; the principal axes are fitted on
+        at most ``BASIS_MAX_CELLS`` randomly chosen cells, the only rows held in memory (a backed matrix
+        stays on disk).
+        """
         rng = np.random.default_rng(random_state)
         layouts = ((RNA, "max_scaled_log", self.rna_layout_), (ATAC, "max_scaled_tfidf", self.atac_layout_))
         for modality, name, layout in layouts:
@@ -296,7 +316,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             if len(rows) > BASIS_MAX_CELLS:
                 rows = np.sort(rng.choice(rows, BASIS_MAX_CELLS, replace=False))
             basis = patch_basis(
-                scaling.sparse(counts[rows]),
+                scaling.sparse(row_block(counts, rows)),
                 layout.padded_columns(),
                 layout.n_patches,
                 n_components,
@@ -374,7 +394,9 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         New data are read as SCNCL reads them (:func:`~sctransfer.model._scncl_inputs.modality_counts`:
         the layer used at training when the data have it, else ``.X`` with a warning; counts
         required) and mapped onto the model's features (:meth:`feature_mapping`); the training
-        modality (checked at set-up) is read as it is.
+        modality (checked at set-up) is read as it is. Nothing is read yet: the returned
+        :class:`~sctransfer.model._paired_data.ScaledCounts` reads the rows of each batch when asked, so
+        a backed matrix stays on disk.
         """
         adata = self._modality_of(data, modality)
         argument, layer = f"{modality}_layer", self._layer(modality)
@@ -383,15 +405,10 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             counts = adata.X if layer is None else adata.layers[layer]
         else:
             _, counts, _ = modality_counts(adata, self._modalities[argument], layer, argument=argument)
-        names = adata.obs_names
-        if rows is not None:
-            counts, names = row_block(counts, rows), names[rows]
-        if training:
-            model_counts = sp.csr_matrix(counts, dtype=np.float32)
-        else:
-            model_counts = self.feature_mapping(adata, modality).apply(counts)
+        names = adata.obs_names if rows is None else adata.obs_names[rows]
+        mapping = None if training else self.feature_mapping(adata, modality)
         scaling = self.rna_scaling_ if modality == RNA else self.atac_scaling_
-        return names, ScaledCounts(counts=model_counts, scaling=scaling)
+        return names, ScaledCounts(counts=model_matrix(counts), scaling=scaling, mapping=mapping, rows=rows)
 
     # ------------------------------------------------------------------------------------
     # training
@@ -479,6 +496,17 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             trainer_kwargs={"precision": precision, "gradient_clip_val": gradient_clip_val, **trainer_kwargs},
             model_params={"gradient_clip_val": gradient_clip_val, "precision": precision},
         )
+        if self.align_modalities:
+            self._fit_alignment(random_state)
+
+    def _fit_alignment(self, random_state: int) -> None:
+        """Fit the :class:`CanonicalAlignment` on the raw embeddings of (at most ``BASIS_MAX_CELLS``) training pairs."""
+        n_cells = self.adata.mod[self._modalities["rna_layer"]].n_obs
+        rows = np.arange(n_cells)
+        if n_cells > BASIS_MAX_CELLS:
+            rows = np.sort(np.random.default_rng(random_state).choice(n_cells, BASIS_MAX_CELLS, replace=False))
+        raw = {m: self._embed(self._modality_of(None, m), m, rows, INFERENCE_BATCH_SIZE) for m in (RNA, ATAC)}
+        self.alignment_ = CanonicalAlignment.fit(raw[RNA], raw[ATAC])
 
     def _plan_defaults(self, n_steps: int) -> dict:
         warmup = min(100, max(1, n_steps // 10))
@@ -506,6 +534,10 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     ) -> np.ndarray:
         """Joint embedding of the cells of one modality (L2-normalised rows).
 
+        The encoders' output, mapped by the model's :attr:`alignment_` when it has one (the default
+        after training), so that both modalities share one space; cosine similarity across
+        modalities ranks partners.
+
         Parameters
         ----------
         adata
@@ -525,7 +557,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
 
         Returns
         -------
-        Cells x ``n_output`` float32 array, rows in the order of ``indices`` (or of the modality's
+        Cells x ``n_members * n_output`` float32 array, rows in the order of ``indices`` (or of the modality's
         ``obs_names``).
 
         Raises
@@ -542,19 +574,24 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         if positions is not None and not len(positions):  # the module needs a cell to know its output width
             return self.get_latent_representation(cells, modality=modality, indices=[0])[:0]
         rows, order = (None, None) if positions is None else np.unique(positions, return_inverse=True)
+        z = self._embed(cells, modality, rows, batch_size or INFERENCE_BATCH_SIZE)
+        if self.alignment_ is not None:
+            z = self.alignment_.transform(z, modality)
+        return z if order is None else z[order]
+
+    def _embed(self, cells: AnnData, modality: str, rows: np.ndarray | None, batch_size: int) -> np.ndarray:
+        """The module's embedding (before the alignment) of the sorted ``rows`` (``None``: all) of ``cells``."""
         names, scaled = self._scaled_counts(cells, modality, rows)
-        batch_size = batch_size or INFERENCE_BATCH_SIZE
         was_training = self.module.training
         self.module.eval()
         device = next(self.module.parameters()).device
         try:
             out = [
-                self.module.embed(scaled.batch(np.arange(lo, min(lo + batch_size, len(names)))).to(device), modality)
+                self.module.embed(scaled.batch(slice(lo, min(lo + batch_size, len(names)))).to(device), modality)
                 .cpu()
                 .numpy()
                 for lo in range(0, len(names), batch_size)
             ]
         finally:
             self.module.train(was_training)
-        z = np.concatenate(out).astype(np.float32)
-        return z if order is None else z[order]
+        return np.concatenate(out).astype(np.float32)
