@@ -11,11 +11,13 @@ import pandas as pd
 from mudata import MuData
 
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
+from sctransfer._profiling import stage
 from sctransfer._validation import get_modality, working_mudata
 from sctransfer.model import SCCLIP
 
+from . import _matching
 from ._common import Field, ResultWriter, check_free, check_max_steps, model_params, working_modality
-from ._matching import nearest_partners, one_to_one_partners, topk_pairing
+from ._matching import MatchMethod, nearest_partners, one_to_one_partners, topk_pairing
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +40,12 @@ def _fields(key_added: str, rna_key: str, atac_key: str, pairing: bool) -> list[
     return fields + ([("obsm", rna_key, names["pairing"])] if pairing else [])
 
 
-def _matches(query: np.ndarray, target: np.ndarray, target_names: pd.Index, one_to_one: bool):
+def _matches(
+    query: np.ndarray, target: np.ndarray, target_names: pd.Index, one_to_one: bool, method: str, random_state: int
+):
     """Name and cosine similarity of each query cell's partner (None / NaN when left unassigned)."""
-    partner, similarity = (one_to_one_partners if one_to_one else nearest_partners)(query, target)
+    match = one_to_one_partners if one_to_one else nearest_partners
+    partner, similarity = match(query, target, method=method, random_state=random_state)
     names = np.where(partner >= 0, np.asarray(target_names, dtype=object)[np.maximum(partner, 0)], None)
     return pd.Categorical(names), similarity.astype(np.float32)
 
@@ -56,6 +61,7 @@ def cross_modal_match(
     atac_layer: str | None = None,
     key_added: str = KEY_ADDED,
     one_to_one: bool = False,
+    match_method: MatchMethod = "auto",
     pairing_top_k: int | None = None,
     overwrite: bool = False,
     preset: str = "small",
@@ -81,7 +87,8 @@ def cross_modal_match(
     mdata
         MuData with an RNA modality (``rna_key``, counts) and an ATAC modality (``atac_key``, peak
         counts; peaks named like ``chr1:100-200`` or with ``chrom``/``start``/``end`` columns in
-        ``.var``).
+        ``.var``). Either matrix may be backed (``mudata.read_h5mu(path, backed=True)``): it is
+        then read from the file block by block and never loaded whole (see :doc:`/scale`).
     annotation
         Gene coordinates for ordering the genes along the genome (training only): a GTF/GFF3/BED/TSV
         path, a DataFrame, or ``"mm10"`` / ``"hg38"``. With ``model=`` it is not needed (the model
@@ -98,6 +105,11 @@ def cross_modal_match(
     one_to_one
         Match cells one to one (a maximum-similarity assignment; see below) instead of each cell to
         its most similar cell of the other modality (several cells may then share a partner).
+    match_method
+        How partners (or one-to-one candidates) are searched: ``"exact"`` (every RNA x ATAC pair
+        compared, in blocks), ``"pynndescent"`` (an approximate index: about linear time, but a cell may
+        get a near-best partner; recall against the exact search is on :doc:`/scale`) or ``"auto"``:
+        exact up to 2.5 billion pairs (50,000 x 50,000 cells), approximate above.
     pairing_top_k
         Also write the sparse pairing matrix of the NeurIPS 2021 "match modality" format: each RNA
         cell's ``pairing_top_k`` most similar ATAC cells (at most 1,000), weighted by a softmax of
@@ -137,6 +149,7 @@ def cross_modal_match(
         raise ValueError(f"pairing_top_k must be between 1 and 1000 (NeurIPS 2021 format), got {pairing_top_k}.")
     rna = get_modality(mdata, rna_key, role="RNA", layer=rna_layer, counts_argument="rna_layer")
     atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
+    search = _matching.match_method(rna.n_obs, atac.n_obs, match_method)
     fields = _fields(key_added, rna_key, atac_key, pairing_top_k is not None)
     check_free(mdata, fields, tool="cross_modal_match", key_added=key_added, overwrite=overwrite)
     modalities = {
@@ -146,15 +159,21 @@ def cross_modal_match(
     work = working_mudata(modalities)
     training = model is None
     if training:
-        SCCLIP.setup_mudata(work)
-        model = SCCLIP(work, annotation=annotation, preset=preset, random_state=random_state, **(model_kwargs or {}))
+        with stage("model set-up"):
+            SCCLIP.setup_mudata(work)
+            model = SCCLIP(
+                work, annotation=annotation, preset=preset, random_state=random_state, **(model_kwargs or {})
+            )
         train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
-        model.train(**{**train_args, **(train_kwargs or {})})
+        with stage("training"):
+            model.train(**{**train_args, **(train_kwargs or {})})
     coverage = None if training else {m: float(model.feature_mapping(work, m).coverage) for m in (RNA, ATAC)}
-    z_rna = model.get_latent_representation(work, modality=RNA)
-    z_atac = model.get_latent_representation(work, modality=ATAC)
-    rna_match, rna_similarity = _matches(z_rna, z_atac, atac.obs_names, one_to_one)
-    atac_match, atac_similarity = _matches(z_atac, z_rna, rna.obs_names, one_to_one)
+    with stage("embedding"):
+        z_rna = model.get_latent_representation(work, modality=RNA)
+        z_atac = model.get_latent_representation(work, modality=ATAC)
+    with stage("matching"):
+        rna_match, rna_similarity = _matches(z_rna, z_atac, atac.obs_names, one_to_one, search, random_state)
+        atac_match, atac_similarity = _matches(z_atac, z_rna, rna.obs_names, one_to_one, search, random_state)
 
     names = _output_names(key_added)
     writer = ResultWriter()
@@ -169,6 +188,7 @@ def cross_modal_match(
         k = min(pairing_top_k, atac.n_obs)
         writer.obsm[rna_key, names["pairing"]] = topk_pairing(z_rna, z_atac, k=k, temperature=model.temperature)
     params = {"rna_key": rna_key, "atac_key": atac_key, "trained_here": training, "one_to_one": one_to_one}
+    params |= {"match_method": search}
     params |= {"pairing_top_k": pairing_top_k, "random_state": int(random_state), "model": model_params(model)}
     params["train"] = dict(getattr(model, "train_params_", {}))
     paired = rna.obs_names.equals(atac.obs_names)
@@ -181,7 +201,8 @@ def cross_modal_match(
         "paired_top1_accuracy": float(np.mean(np.asarray(rna_match) == np.asarray(atac.obs_names))) if paired else None,
     }
     target = mdata.copy() if copy else mdata
-    writer.write(target)
+    with stage("writing results"):
+        writer.write(target)
     logger.info("Cross-modal matching: %d RNA and %d ATAC cells embedded.", rna.n_obs, atac.n_obs)
     if return_model:
         return model

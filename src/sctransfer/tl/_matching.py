@@ -2,23 +2,34 @@
 
 Rows are cells; cosine similarity is the dot product of the (already unit-length) rows. Inputs are used as
 given (no normalisation, no check that rows have unit length): callers validate and normalise.
+
+Partners and candidates are found exactly (blocked matrix products) or, for large data sets, through an
+approximate pynndescent index (:mod:`sctransfer._knn`): ``method="auto"`` searches exactly up to
+:data:`~sctransfer._knn.EXACT_KNN_MAX_CELLS` squared query x target pairs (50,000 x 50,000), as every
+neighbour search of the package does.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from sctransfer._knn import similarity_blocks, top_columns
+from sctransfer._knn import knn_query, resolve_knn_method, similarity_blocks, top_columns
 
 logger = logging.getLogger(__name__)
 
+MatchMethod = Literal["auto", "exact", "pynndescent"]
+
 #: Above this many query x target pairs, :func:`one_to_one_partners` matches on a sparse candidate graph.
 DENSE_ASSIGNMENT_LIMIT = 25_000_000
+#: The approximate search for a nearest partner asks the index for this many neighbours and keeps the nearest
+#: (a wider search: higher recall of the best partner than asking for one).
+APPROXIMATE_SEARCH_WIDTH = 10
 #: How often :func:`one_to_one_partners` doubles the candidates before assigning the rest greedily.
 _MAX_DOUBLINGS = 3
 
@@ -33,7 +44,28 @@ def _check_pair(query: np.ndarray, target: np.ndarray) -> None:
         raise ValueError(f"query and target need at least one cell each, got {query.shape[0]} and {target.shape[0]}.")
 
 
-def nearest_partners(query: np.ndarray, target: np.ndarray, *, chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def match_method(n_query: int, n_target: int, method: str) -> str:
+    """The search :func:`nearest_partners` and :func:`one_to_one_partners` run: ``"exact"`` or ``"pynndescent"``.
+
+    ``method="auto"`` is exact up to ``EXACT_KNN_MAX_CELLS ** 2`` query x target pairs (see
+    :func:`sctransfer._knn.resolve_knn_method`).
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not ``"auto"``, ``"exact"`` or ``"pynndescent"``.
+    """
+    return resolve_knn_method(n_query * n_target, "cosine", method)
+
+
+def nearest_partners(
+    query: np.ndarray,
+    target: np.ndarray,
+    *,
+    chunk_size: int = 4096,
+    method: MatchMethod = "auto",
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Most similar target row of each query row.
 
     Parameters
@@ -43,14 +75,31 @@ def nearest_partners(query: np.ndarray, target: np.ndarray, *, chunk_size: int =
     target
         Target cells x dimensions, rows L2-normalised.
     chunk_size
-        Query rows compared at once (memory: ``chunk_size * n_target`` similarities).
+        Query rows compared at once by the exact search (memory: ``chunk_size * n_target`` similarities).
+    method
+        ``"exact"`` (every pair compared, blocked), ``"pynndescent"`` (an approximate index of the target
+        rows: time about linear in the number of cells, but a query may get a near-best partner instead of
+        the best) or ``"auto"``: exact up to 2.5 billion query x target pairs (50,000 x 50,000 cells),
+        pynndescent above.
+    random_state
+        Seed of the approximate index.
 
     Returns
     -------
     ``(partner, similarity)``: for each query row the index of its most cosine-similar target row (int64;
-    the first one on ties) and that similarity. Several query rows may share a partner.
+    the first one on ties for the exact search) and that similarity. Several query rows may share a partner.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``.
     """
     _check_pair(query, target)
+    if match_method(query.shape[0], target.shape[0], method) == "pynndescent":
+        width = APPROXIMATE_SEARCH_WIDTH
+        found = knn_query(target, query, width, metric="cosine", method="pynndescent", random_state=random_state)[0]
+        partner = found[:, 0]  # nearest first
+        return partner, np.einsum("ij,ij->i", query, target[partner])
     partner = np.empty(query.shape[0], dtype=np.int64)
     similarity = np.empty(query.shape[0], dtype=np.result_type(query, target))
     for rows, block in similarity_blocks(query, target, chunk_size):
@@ -59,21 +108,30 @@ def nearest_partners(query: np.ndarray, target: np.ndarray, *, chunk_size: int =
     return partner, similarity
 
 
-def _top_candidates(query: np.ndarray, target: np.ndarray, n_candidates: int, chunk_size: int) -> sparse.csr_matrix:
-    """Query x target matrix holding ``2 - similarity`` for each query row's `n_candidates` most similar targets."""
+def _top_candidates(
+    query: np.ndarray, target: np.ndarray, n_candidates: int, chunk_size: int, method: str, random_state: int
+) -> sparse.csr_matrix:
+    """Query x target matrix holding ``2 - similarity`` for each query row's `n_candidates` most similar targets.
+
+    ``method`` is ``"exact"`` or ``"pynndescent"`` (then the candidates are the index's, near the most similar).
+    """
     k = min(n_candidates, target.shape[0])
-    columns = np.empty((query.shape[0], k), dtype=np.int64)
-    costs = np.empty((query.shape[0], k), dtype=np.float64)
-    for rows, block in similarity_blocks(query, target, chunk_size):
-        top = top_columns(block, k)
-        columns[rows] = top
-        costs[rows] = 2 - np.take_along_axis(block, top, axis=1)
+    if method == "pynndescent":
+        columns, distances = knn_query(target, query, k, metric="cosine", method=method, random_state=random_state)
+        costs = 1.0 + distances.astype(np.float64)  # cosine distance is 1 - similarity
+    else:
+        columns = np.empty((query.shape[0], k), dtype=np.int64)
+        costs = np.empty((query.shape[0], k), dtype=np.float64)
+        for rows, block in similarity_blocks(query, target, chunk_size):
+            top = top_columns(block, k)
+            columns[rows] = top
+            costs[rows] = 2 - np.take_along_axis(block, top, axis=1)
     indptr = np.arange(0, columns.size + 1, k)
     return sparse.csr_matrix((costs.ravel(), columns.ravel(), indptr), shape=(query.shape[0], target.shape[0]))
 
 
 def _sparse_assignment(
-    small: np.ndarray, large: np.ndarray, n_candidates: int, chunk_size: int
+    small: np.ndarray, large: np.ndarray, n_candidates: int, chunk_size: int, method: str, random_state: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Give every row of `small` a distinct row of `large` (``len(small) <= len(large)``); return both indices.
 
@@ -83,13 +141,16 @@ def _sparse_assignment(
     fewest dummies possible and, among those, the least total cost: when the candidate graph holds a full
     matching, the result is the one of maximal total similarity. Rows left on a dummy retry with twice the
     candidates (up to ``_MAX_DOUBLINGS`` times); rows still left then take, in order of their best
-    similarity, the most similar row of `large` nobody has taken.
+    similarity, the most similar row of `large` nobody has taken. Candidates come from the search
+    ``method`` (``"exact"`` or ``"pynndescent"``).
     """
     n_small, n_large = small.shape[0], large.shape[0]
     dummies = sparse.diags(np.full(n_small, 3.0 * n_small + 1))
     for attempt in range(_MAX_DOUBLINGS + 1):
         k = n_candidates * 2**attempt
-        costs = _top_candidates(small, large, k, chunk_size).maximum(_top_candidates(large, small, k, chunk_size).T)
+        costs = _top_candidates(small, large, k, chunk_size, method, random_state).maximum(
+            _top_candidates(large, small, k, chunk_size, method, random_state).T
+        )
         small_ind, large_ind = min_weight_full_bipartite_matching(sparse.hstack([costs, dummies], format="csr"))
         partner = np.full(n_small, -1, dtype=np.int64)
         real = large_ind < n_large
@@ -116,6 +177,8 @@ def one_to_one_partners(
     n_candidates: int = 50,
     dense_limit: int = DENSE_ASSIGNMENT_LIMIT,
     chunk_size: int = 1024,
+    method: MatchMethod = "auto",
+    random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one assignment of query rows to target rows maximising the total cosine similarity.
 
@@ -125,7 +188,9 @@ def one_to_one_partners(
     row's `n_candidates` most similar targets and each target's `n_candidates` most similar queries, cost
     ``2 - similarity``. That is exact whenever the optimal assignment uses candidate pairs only. Where the
     graph holds no full matching, `n_candidates` is doubled (at most three times) and cells still left
-    are assigned greedily, in order of their best similarity, to the most similar free target.
+    are assigned greedily, in order of their best similarity, to the most similar free target. The
+    candidates are found exactly or, above 2.5 billion pairs by default, through an approximate index
+    (``method``, as in :func:`nearest_partners`).
 
     With unequal sizes, ``min(n_query, n_target)`` pairs are formed: when there are more queries than targets,
     the unassigned query rows get partner ``-1`` and similarity NaN.
@@ -141,24 +206,34 @@ def one_to_one_partners(
     dense_limit
         Largest ``n_query * n_target`` solved exactly on the dense matrix (25 million: 100 MB of float32).
     chunk_size
-        Rows compared at once when building the candidate graph (memory: a few times
+        Rows compared at once when building the candidate graph exactly (memory: a few times
         ``chunk_size * max(n_query, n_target)`` values).
+    method
+        How the candidates are found: ``"exact"``, ``"pynndescent"`` or ``"auto"`` (see :func:`nearest_partners`).
+    random_state
+        Seed of the approximate index.
 
     Returns
     -------
     ``(partner, similarity)``: for each query row the index of its target row (int64, ``-1`` if none) and
     their cosine similarity (NaN if none). No target row is used twice.
+
+    Raises
+    ------
+    ValueError
+        For ``n_candidates < 1`` or an unknown ``method``.
     """
     _check_pair(query, target)
     if n_candidates < 1:
         raise ValueError(f"n_candidates must be a positive integer, got {n_candidates}.")
     n_query, n_target = query.shape[0], target.shape[0]
+    search = match_method(n_query, n_target, method)
     if n_query * n_target <= dense_limit:
         query_ind, target_ind = linear_sum_assignment(query @ target.T, maximize=True)
     elif n_query <= n_target:
-        query_ind, target_ind = _sparse_assignment(query, target, n_candidates, chunk_size)
+        query_ind, target_ind = _sparse_assignment(query, target, n_candidates, chunk_size, search, random_state)
     else:
-        target_ind, query_ind = _sparse_assignment(target, query, n_candidates, chunk_size)
+        target_ind, query_ind = _sparse_assignment(target, query, n_candidates, chunk_size, search, random_state)
     partner = np.full(n_query, -1, dtype=np.int64)
     partner[query_ind] = target_ind
     similarity = np.full(n_query, np.nan, dtype=np.result_type(query, target))
