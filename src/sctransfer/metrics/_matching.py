@@ -32,6 +32,8 @@ class PairedScore(NamedTuple):
     rna_to_atac_per_cell: np.ndarray | None = None
     #: Per ATAC cell values (only with ``return_per_cell=True``).
     atac_to_rna_per_cell: np.ndarray | None = None
+    #: Standard error of ``mean`` when it is estimated on a sample of cells (``n_samples``); None when exact.
+    standard_error: float | None = None
 
 
 def _embedding(values: Any, name: str) -> np.ndarray:
@@ -78,22 +80,26 @@ def _paired(rna_embedding: Any, atac_embedding: Any, metric: str) -> tuple[np.nd
     return rna, atac
 
 
-def _partner_counts(x: np.ndarray, y: np.ndarray, metric: str, chunk_size: int, *, strict: bool) -> np.ndarray:
+def _partner_counts(
+    x: np.ndarray, y: np.ndarray, metric: str, chunk_size: int, *, strict: bool, cells: np.ndarray | None = None
+) -> np.ndarray:
     """For each row ``i`` of `x`, count the rows ``j != i`` of `y` closer to ``x[i]`` than ``y[i]`` is.
 
-    ``strict=True`` counts strictly closer rows, ``strict=False`` rows at most as far. Rows of `x` are
+    With `cells` (row indices), only those rows of `x` are counted, in that order. ``strict=True``
+    counts strictly closer rows, ``strict=False`` rows at most as far. Rows of `x` are
     processed `chunk_size` at a time: memory is ``chunk_size * len(y)`` values. Every distance of a row,
     the partner's included, comes from the same matrix product, so the comparison is exact.
     """
     # Closeness of y[j] to x[i], up to a per-row constant: x.y for unit rows (cosine), 2 x.y - |y|^2 otherwise.
     y_sq = np.einsum("ij,ij->i", y, y) if metric == "euclidean" else None
-    counts = np.empty(x.shape[0], dtype=np.int64)
-    for rows, closeness in similarity_blocks(x, y, chunk_size):
+    queries = x if cells is None else x[cells]
+    counts = np.empty(queries.shape[0], dtype=np.int64)
+    for rows, closeness in similarity_blocks(queries, y, chunk_size):
         if y_sq is not None:
             closeness *= 2
             closeness -= y_sq
-        own = np.arange(rows.start, rows.stop)
-        partner = closeness[own - rows.start, own][:, None]
+        own = np.arange(rows.start, rows.stop) if cells is None else cells[rows]
+        partner = closeness[np.arange(len(own)), own][:, None]
         if strict:
             counts[rows] = np.count_nonzero(closeness > partner, axis=1)
         else:
@@ -118,6 +124,8 @@ def foscttm(
     metric: Literal["cosine", "euclidean"] = "cosine",
     chunk_size: int = 2048,
     return_per_cell: bool = False,
+    n_samples: int | None = None,
+    random_state: int = 0,
 ) -> PairedScore:
     """FOSCTTM: fraction of samples closer than the true match, in both directions.
 
@@ -133,6 +141,13 @@ def foscttm(
     modality, so memory is about ``chunk_size * N`` floats and the ``N x N`` distance matrix is never
     built. Embeddings of dtype float32 are computed in float32, anything else in float64.
 
+    Its time grows with ``N ** 2`` (about a minute for 100,000 cells on two CPU cores). For larger data
+    sets, ``n_samples`` estimates it: the exact score of ``n_samples`` cells drawn at random without
+    replacement (the same cells in both directions), each against all ``N`` cells of the other modality,
+    in ``n_samples * N`` time. ``standard_error`` is then the standard error of ``mean`` over the drawn
+    cells (each cell's two directions averaged, with the finite-population correction
+    ``sqrt(1 - n_samples / N)``); 10,000 cells give a standard error of about 0.001 for a typical embedding.
+
     Parameters
     ----------
     rna_embedding
@@ -144,27 +159,56 @@ def foscttm(
     chunk_size
         Number of cells compared at once.
     return_per_cell
-        Also return each cell's score.
+        Also return each cell's score (NaN for the cells not drawn when ``n_samples`` is given).
+    n_samples
+        Estimate the score on this many randomly drawn cells (see above); ``None``, or at least ``N``,
+        computes it exactly on all cells.
+    random_state
+        Seed of the draw with ``n_samples``.
 
     Returns
     -------
     A :class:`PairedScore`: ``rna_to_atac`` (mean over RNA cells), ``atac_to_rna`` (mean over ATAC cells),
-    ``mean`` (their mean, the usual single number) and, with `return_per_cell`, per-cell float arrays
-    ``rna_to_atac_per_cell`` and ``atac_to_rna_per_cell``.
+    ``mean`` (their mean, the usual single number), with `return_per_cell` per-cell float arrays
+    ``rna_to_atac_per_cell`` and ``atac_to_rna_per_cell``, and with ``n_samples`` the
+    ``standard_error`` of ``mean``.
+
+    Raises
+    ------
+    ValueError
+        For embeddings that are not paired 2-D arrays of at least 2 cells with finite values, an unknown
+        ``metric``, or ``n_samples`` below 2.
 
     Examples
     --------
     >>> foscttm([[0.0], [1.0], [2.0]], [[0.0], [2.0], [1.0]], metric="euclidean").mean
     0.3333333333333333
     """
+    if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer)):
+        raise ValueError(f"n_samples must be an integer number of cells (or None: all cells), got {n_samples!r}.")
+    if n_samples is not None and n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2 cells (or None: all cells), got {n_samples}.")
     rna, atac = _paired(rna_embedding, atac_embedding, metric)
-    n_others = rna.shape[0] - 1
-    return _both_directions(
-        rna,
-        atac,
-        lambda x, y: _partner_counts(x, y, metric, chunk_size, strict=True) / n_others,
-        return_per_cell,
-    )
+    n_cells = rna.shape[0]
+    if n_samples is None or n_samples >= n_cells:
+        return _both_directions(
+            rna,
+            atac,
+            lambda x, y: _partner_counts(x, y, metric, chunk_size, strict=True) / (n_cells - 1),
+            return_per_cell,
+        )
+    cells = np.sort(np.random.default_rng(random_state).choice(n_cells, n_samples, replace=False))
+    rna_values = _partner_counts(rna, atac, metric, chunk_size, strict=True, cells=cells) / (n_cells - 1)
+    atac_values = _partner_counts(atac, rna, metric, chunk_size, strict=True, cells=cells) / (n_cells - 1)
+    per_cell = (rna_values + atac_values) / 2
+    correction = np.sqrt(1 - n_samples / n_cells)
+    standard_error = float(per_cell.std(ddof=1) / np.sqrt(n_samples) * correction)
+    extra = (None, None)
+    if return_per_cell:
+        extra = tuple(np.full(n_cells, np.nan) for _ in range(2))
+        extra[0][cells], extra[1][cells] = rna_values, atac_values
+    rna_mean, atac_mean = float(rna_values.mean()), float(atac_values.mean())
+    return PairedScore(rna_mean, atac_mean, (rna_mean + atac_mean) / 2, *extra, standard_error=standard_error)
 
 
 def top1_accuracy(
