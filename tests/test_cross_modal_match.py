@@ -265,3 +265,57 @@ def test_other_bad_arguments(trained, held_out):
 def test_setup_anndata_points_to_setup_mudata():
     with pytest.raises(TypeError, match="setup_mudata"):
         st.model.SCCLIP.setup_anndata(AnnData(np.zeros((2, 2))))
+
+
+# --- atlas scale: backed matrices, approximate matching ------------------------------------------------------------
+
+
+def test_backed_mudata_gives_the_same_fields_as_in_memory(tmp_path):
+    """Both matrices backed (read block by block from the .h5mu): the same fields and values as in memory."""
+    import mudata
+
+    from sctransfer._profiling import record_stages
+
+    path = tmp_path / "mop.h5mu"
+    st.datasets.mop_snareseq(("09A",)).write_h5mu(path)
+    kwargs = {"annotation": "mm10", "preset": "tiny", "max_steps": 20, "train_kwargs": {"enable_progress_bar": False}}
+    in_memory = mudata.read_h5mu(path)
+    st.tl.cross_modal_match(in_memory, **kwargs)
+    backed = mudata.read_h5mu(path, backed=True)
+    assert backed["rna"].isbacked and backed["atac"].isbacked
+    with record_stages() as stages:
+        st.tl.cross_modal_match(backed, **kwargs)
+    assert [s.name for s in stages] == ["model set-up", "training", "embedding", "matching", "writing results"]
+    assert backed["rna"].isbacked and backed["atac"].isbacked  # never loaded into the AnnData
+    for key in ("rna", "atac"):
+        assert list(backed[key].obs.columns) == list(in_memory[key].obs.columns)
+        assert list(backed[key].obsm.keys()) == list(in_memory[key].obsm.keys())
+        np.testing.assert_allclose(backed[key].obsm["X_scclip"], in_memory[key].obsm["X_scclip"], atol=1e-5)
+        assert (backed[key].obs["sctransfer_match"] == in_memory[key].obs["sctransfer_match"]).all()
+    info = backed.uns["sctransfer_match"]
+    assert info["params"]["match_method"] == "exact"  # 813 x 813 cells: below the approximate search's threshold
+    assert info["paired_top1_accuracy"] == in_memory.uns["sctransfer_match"]["paired_top1_accuracy"]
+
+
+def test_embedding_a_backed_subset_by_indices(trained, tmp_path):
+    """``indices`` on a backed modality read only those rows, in the order asked, as in memory."""
+    import mudata
+
+    _, model = trained
+    path = tmp_path / "held_out.h5mu"
+    st.datasets.mop_snareseq(("09B",)).write_h5mu(path)
+    in_memory, backed = mudata.read_h5mu(path), mudata.read_h5mu(path, backed=True)
+    indices = [7, 3, 3, 120]
+    for modality in ("rna", "atac"):
+        expected = model.get_latent_representation(in_memory, modality=modality)[indices]
+        got = model.get_latent_representation(backed, modality=modality, indices=indices)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_match_method_is_checked_before_any_work(trained, held_out):
+    _, model = trained
+    mdata = held_out.copy()
+    snapshot = _snapshot(mdata)
+    with pytest.raises(ValueError, match="method must be 'auto', 'exact' or 'pynndescent', got 'annoy'"):
+        st.tl.cross_modal_match(mdata, model=model, match_method="annoy")
+    _assert_unchanged(mdata, snapshot)

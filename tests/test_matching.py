@@ -442,3 +442,77 @@ def test_metrics_on_bmmc_starter():
     assert 0 < st.metrics.silhouette_cell_type(joint, cell_types) < 1
     mixing = st.metrics.batch_entropy_mixing(joint, ["rna"] * n + ["atac"] * n, n_neighbors=20, n_pools=10)
     assert 0 < mixing < 1
+
+
+# --- atlas scale: approximate matching, sampled FOSCTTM ----------------------------------------------------------
+
+
+def _noisy_pairs(n, d=16, noise=0.3, seed=0):
+    """``n`` cells in 12 groups; the two modalities are noisy copies of the same cells (row i pairs row i)."""
+    rng = np.random.default_rng(seed)
+    base = 3 * rng.normal(size=(12, d))[rng.integers(0, 12, n)] + rng.normal(size=(n, d))
+    return _unit(base + noise * rng.normal(size=(n, d))), _unit(base + noise * rng.normal(size=(n, d)))
+
+
+def test_match_method_switches_at_the_documented_size_and_refuses_other_values():
+    from sctransfer._knn import EXACT_KNN_MAX_CELLS
+
+    assert EXACT_KNN_MAX_CELLS == 50_000
+    assert _matching.match_method(50_000, 50_000, "auto") == "exact"
+    assert _matching.match_method(50_001, 50_000, "auto") == "pynndescent"
+    assert _matching.match_method(10, 10, "pynndescent") == "pynndescent"
+    assert _matching.match_method(10**6, 10**6, "exact") == "exact"
+    query = np.eye(3, dtype=np.float32)
+    for function in (_matching.nearest_partners, _matching.one_to_one_partners):
+        with pytest.raises(ValueError, match="method must be 'auto', 'exact' or 'pynndescent', got 'faiss'"):
+            function(query, query, method="faiss")
+
+
+def test_approximate_partners_agree_with_exact_above_a_recall_floor():
+    query, target = _noisy_pairs(3000)
+    exact, exact_similarity = _matching.nearest_partners(query, target, method="exact")
+    approximate, similarity = _matching.nearest_partners(query, target, method="pynndescent", random_state=0)
+    recall = np.mean(approximate == exact)
+    print(f"\npynndescent top-1 recall of the exact partner (3,000 cells, 16-D): {recall:.3f}")
+    assert recall >= 0.95
+    np.testing.assert_allclose(similarity, np.einsum("ij,ij->i", query, target[approximate]), rtol=1e-5)
+    assert np.all(similarity <= exact_similarity + 1e-6)  # never better than the best
+    # "auto" is exact at this size: the same partners as method="exact"
+    np.testing.assert_array_equal(_matching.nearest_partners(query, target)[0], exact)
+
+
+def test_approximate_one_to_one_candidates_give_nearly_the_exact_assignment():
+    query, target = _noisy_pairs(1500)
+    exact, exact_similarity = _matching.one_to_one_partners(query, target, dense_limit=0, method="exact")
+    approximate, similarity = _matching.one_to_one_partners(query, target, dense_limit=0, method="pynndescent")
+    assert len(np.unique(approximate)) == len(approximate)  # still one to one
+    assert np.mean(approximate == exact) >= 0.95
+    assert similarity.sum() >= 0.99 * exact_similarity.sum()
+
+
+def test_sampled_foscttm_estimates_the_exact_value_within_its_standard_error():
+    rna, atac = _noisy_pairs(3000, noise=1.5)
+    exact = st.metrics.foscttm(rna, atac)
+    assert exact.standard_error is None and 0.01 < exact.mean < 0.3
+    estimates = [st.metrics.foscttm(rna, atac, n_samples=300, random_state=seed) for seed in range(20)]
+    errors = np.array([e.mean - exact.mean for e in estimates])
+    standard_errors = np.array([e.standard_error for e in estimates])
+    # each estimate within 3 standard errors, two thirds or so within one, and the standard error the spread's size
+    assert np.all(np.abs(errors) <= 3 * standard_errors)
+    assert 0.4 <= np.mean(np.abs(errors) <= standard_errors) <= 0.95
+    assert 0.6 <= standard_errors.mean() / errors.std() <= 1.6
+    # per-cell values are the exact ones on the drawn cells, NaN elsewhere
+    full = st.metrics.foscttm(rna, atac, return_per_cell=True)
+    sampled = st.metrics.foscttm(rna, atac, n_samples=300, return_per_cell=True)
+    drawn = ~np.isnan(sampled.rna_to_atac_per_cell)
+    assert drawn.sum() == 300 and np.array_equal(drawn, ~np.isnan(sampled.atac_to_rna_per_cell))
+    np.testing.assert_array_equal(sampled.rna_to_atac_per_cell[drawn], full.rna_to_atac_per_cell[drawn])
+    assert sampled.rna_to_atac == pytest.approx(full.rna_to_atac_per_cell[drawn].mean())
+    # as many samples as cells: the exact value
+    assert st.metrics.foscttm(rna, atac, n_samples=3000) == exact
+
+
+@pytest.mark.parametrize("n_samples", [1, 0, 2.5, True])
+def test_sampled_foscttm_refuses_bad_sample_sizes(n_samples):
+    with pytest.raises(ValueError, match="n_samples must be"):
+        st.metrics.foscttm(RNA_ANGLES, ATAC_ANGLES, n_samples=n_samples)
