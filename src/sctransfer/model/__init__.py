@@ -9,9 +9,18 @@ import rich.pretty  # noqa: F401
 
 from ._base import TrainingDivergedError
 from ._feature_mapping import FeatureMapping
+from ._modality_alignment import CanonicalAlignment
 from ._model_files import ModelFileError
 from ._prediction import TransferResult
 from ._scclip import SCCLIP
 from ._scncl import SCNCL
 
-__all__ = ["SCCLIP", "SCNCL", "FeatureMapping", "ModelFileError", "TrainingDivergedError", "TransferResult"]
+__all__ = [
+    "SCCLIP",
+    "SCNCL",
+    "CanonicalAlignment",
+    "FeatureMapping",
+    "ModelFileError",
+    "TrainingDivergedError",
+    "TransferResult",
+]

@@ -1,0 +1,117 @@
+"""CanonicalAlignment: the linear map that closes scCLIP's modality gap (synthetic cases, MOp end to end, files)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sctransfer as st
+from sctransfer.model import CanonicalAlignment
+
+TRAIN_LIBRARIES = ("09D", "09E", "09F", "09G", "09H", "09I", "09J", "09K", "09L")
+TEST_LIBRARIES = ("09A", "09B", "09C")
+
+
+def _two_views(n_cells: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Paired views of a shared 3-D signal, each in its own directions, with its own offset and private noise axes."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(n_cells, 3))
+    views = []
+    for _ in range(2):
+        mixing = rng.normal(size=(3, 12))
+        private = rng.normal(size=(n_cells, 12)) * 0.3 + 2.0 * rng.normal(size=12)  # noise + a constant offset
+        views.append(st._knn.unit_rows(signal @ mixing + private))
+    return views[0], views[1]
+
+
+def test_alignment_brings_the_views_together_and_keeps_the_ranking():
+    rna, atac = _two_views(3000, seed=0)
+    new_rna, new_atac = _two_views(3000, seed=0)  # the same directions (seed), new cells below
+    rng = np.random.default_rng(1)
+    order = rng.permutation(3000)
+    alignment = CanonicalAlignment.fit(rna[order[:2000]], atac[order[:2000]])
+    test_rna, test_atac = new_rna[order[2000:]], new_atac[order[2000:]]
+    aligned_rna, aligned_atac = alignment.transform(test_rna, "rna"), alignment.transform(test_atac, "atac")
+    assert aligned_rna.shape == (1000, 12) and aligned_rna.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(aligned_rna, axis=1), 1.0, rtol=1e-5)
+    # the three shared axes carry the correlation (a fourth comes from the rows' unit length), the private
+    # ones hardly any; sorted in [0, 1]
+    assert np.all(np.diff(alignment.correlations) <= 1e-6)
+    assert alignment.correlations[:3].min() > 0.8 and alignment.correlations[4:].max() < 0.1
+
+    def mixing(a, b):
+        return st.metrics.neighbor_mixing(np.vstack([a, b]), ["rna"] * len(a) + ["atac"] * len(b))
+
+    assert mixing(test_rna, test_atac) < 0.05  # two separate clouds before
+    assert mixing(aligned_rna, aligned_atac) > 0.8  # mixed after
+    paired_similarity = np.einsum("ij,ij->i", aligned_rna, aligned_atac).mean()
+    assert paired_similarity > np.einsum("ij,ij->i", test_rna, test_atac).mean() + 0.3
+    before = st.metrics.foscttm(test_rna, test_atac).mean
+    after = st.metrics.foscttm(aligned_rna, aligned_atac).mean
+    assert after <= before + 0.02
+
+
+def test_alignment_hand_computed_one_dimension():
+    # 1-D views that are exact affine images of one another: correlation 1, both map onto the same line
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    alignment = CanonicalAlignment.fit(2 * x + 5, -x + 1, ridge=1e-9)
+    assert alignment.correlations == pytest.approx([1.0], abs=1e-6)
+    np.testing.assert_allclose(alignment.rna_mean, [8.0])
+    np.testing.assert_allclose(alignment.transform(2 * x + 5, "rna"), alignment.transform(-x + 1, "atac"), atol=1e-5)
+
+
+def test_alignment_errors():
+    z = np.ones((5, 3))
+    with pytest.raises(ValueError, match="one shape"):
+        CanonicalAlignment.fit(z, z[:, :2])
+    with pytest.raises(ValueError, match="at least 2"):
+        CanonicalAlignment.fit(z[:1], z[:1])
+    with pytest.raises(ValueError, match="ridge"):
+        CanonicalAlignment.fit(z, z, ridge=0)
+    alignment = CanonicalAlignment.fit(*_two_views(50, seed=0))
+    with pytest.raises(ValueError, match="modality"):
+        alignment.transform(z, "protein")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    train = st.datasets.mop_snareseq(TRAIN_LIBRARIES)
+    st.model.SCCLIP.setup_mudata(train)
+    model = st.model.SCCLIP(train, annotation="mm10", preset="tiny")
+    model.train(max_steps=150, enable_progress_bar=False)
+    return model
+
+
+def test_scclip_joint_embedding_mixes_the_modalities_on_mop(trained, tmp_path):
+    held_out = st.datasets.mop_snareseq(TEST_LIBRARIES)
+    assert isinstance(trained.alignment_, CanonicalAlignment)
+    aligned = {m: trained.get_latent_representation(held_out, modality=m) for m in ("rna", "atac")}
+    alignment, trained.alignment_ = trained.alignment_, None  # the encoders' raw output
+    try:
+        raw = {m: trained.get_latent_representation(held_out, modality=m) for m in ("rna", "atac")}
+    finally:
+        trained.alignment_ = alignment
+    batches = ["rna"] * held_out.n_obs + ["atac"] * held_out.n_obs
+    raw_mixing = st.metrics.neighbor_mixing(np.vstack([raw["rna"], raw["atac"]]), batches)
+    aligned_mixing = st.metrics.neighbor_mixing(np.vstack([aligned["rna"], aligned["atac"]]), batches)
+    raw_foscttm = st.metrics.foscttm(raw["rna"], raw["atac"]).mean
+    aligned_foscttm = st.metrics.foscttm(aligned["rna"], aligned["atac"]).mean
+    print(f"tiny, 150 steps: mixing {raw_mixing:.3f} -> {aligned_mixing:.3f}, FOSCTTM {raw_foscttm:.3f} -> {aligned_foscttm:.3f}")
+    assert aligned_mixing > 0.4 and aligned_mixing > raw_mixing + 0.2
+    assert aligned_foscttm <= raw_foscttm + 0.02
+    # saved with the model, and applied after loading exactly as before
+    trained.save(tmp_path / "scclip")
+    loaded = st.model.SCCLIP.load(tmp_path / "scclip")
+    np.testing.assert_array_equal(loaded.alignment_.rna_projection, alignment.rna_projection)
+    np.testing.assert_array_equal(loaded.get_latent_representation(held_out, modality="atac"), aligned["atac"])
+
+
+def test_align_modalities_false_keeps_the_raw_embedding():
+    train = st.datasets.mop_snareseq(("09D", "09E"))
+    st.model.SCCLIP.setup_mudata(train)
+    model = st.model.SCCLIP(train, annotation="mm10", preset="tiny", align_modalities=False, n_output=8)
+    model.train(max_steps=10, enable_progress_bar=False)
+    assert model.alignment_ is None
+    z = model.get_latent_representation(modality="rna", indices=[3, 1])
+    assert z.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
