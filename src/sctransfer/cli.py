@@ -425,8 +425,13 @@ def _match_summary(mdata: MuData, args: argparse.Namespace, *, mixing: bool) -> 
         lines.append("FOSCTTM: not computed (the modalities hold different cells)")
     if mixing:
         batches = [args.rna_key] * len(z_rna) + [args.atac_key] * len(z_atac)
-        entropy = metrics.batch_entropy_mixing(np.vstack([z_rna, z_atac]), batches, random_state=args.seed)
-        lines.append(f"modality mixing (batch entropy): {entropy:.3f} (1 is perfect mixing, 0 full separation)")
+        joint = np.vstack([z_rna, z_atac])
+        neighbors = metrics.neighbor_mixing(joint, batches)
+        entropy = metrics.batch_entropy_mixing(joint, batches, random_state=args.seed)
+        lines.append(
+            f"modality mixing: {neighbors:.3f} (neighbours from the other modality, relative to random; "
+            f"1 is perfect mixing, 0 full separation); batch entropy {entropy:.3f}"
+        )
     lines.append(f"mean match similarity: {record['mean_similarity']:.3f}")
     return lines
 
