@@ -321,3 +321,22 @@ def test_an_edited_description_is_refused(trained, tmp_path):
     (tmp_path / "m" / "model.json").write_text(json.dumps(description))
     with pytest.raises(ModelFileError, match=r"disagree \(size mismatch for encoder\.weight"):
         st.model.SCNCL.load(tmp_path / "m")
+
+
+def test_scclip_files_saved_before_sizes_were_recorded_load_with_their_presets(tmp_path):
+    # Before sizes were recorded, a file held only preset="small", which then meant an ensemble of two
+    # encoder pairs without alignment: such a file must still load as that model, with identical output.
+    paired = st.datasets.mop_snareseq(("09A",))
+    st.model.SCCLIP.setup_mudata(paired)
+    old = st.model.SCCLIP(paired, annotation="mm10", preset="small", n_members=2, align_modalities=False)
+    old.train(max_steps=2, batch_size=32, accelerator="cpu", enable_progress_bar=False)
+    old.save(tmp_path / "old")
+    description = json.loads((tmp_path / "old" / "model.json").read_text())
+    assert description["init_params"]["kwargs"]["module_kwargs"]["n_members"] == 2  # sizes are recorded now
+    description["init_params"]["kwargs"]["module_kwargs"] = {}  # as in the former files: the preset only
+    del description["init_params"]["non_kwargs"]["align_modalities"]
+    (tmp_path / "old" / "model.json").write_text(json.dumps(description))
+    loaded = st.model.SCCLIP.load(tmp_path / "old")
+    assert loaded.module.n_members == 2 and loaded.alignment_ is None
+    query = _query("SCCLIP", paired)
+    _assert_identical(_outputs("SCCLIP", loaded, query), _outputs("SCCLIP", old, query))

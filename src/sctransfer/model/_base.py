@@ -396,6 +396,15 @@ class SaveLoadMixin:
 
     _saved_attributes: tuple[str, ...] = ()
     _saved_types: tuple[type, ...] = ()
+
+    @classmethod
+    def _saved_init_params(cls, init_params: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments of a saved model, as this version must be given them.
+
+        A model overrides this when the meaning of a saved argument changed between versions.
+        """
+        return init_params
+
     _default_modalities: dict[str, str] = {}
     #: what every model keeps from its training
     _training_attributes = ("is_trained_", "train_params_", "history_")
@@ -543,7 +552,7 @@ class SaveLoadMixin:
         if adata is not None:
             _check_feature_names(adata, metadata["feature_names"], cls.__name__)
             cls.setup_mudata(adata, source_registry=registry, **registry["setup_args"])
-        init = metadata["init_params"]
+        init = cls._saved_init_params(metadata["init_params"])
         non_kwargs = {k: v for k, v in init["non_kwargs"].items() if k not in ("mdata", "adata", "registry")}
         kwargs = {k: v for group in init["kwargs"].values() for k, v in group.items()}
         model = cls(adata, registry=registry, **non_kwargs, **kwargs)

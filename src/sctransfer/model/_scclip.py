@@ -85,8 +85,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         coordinate are reported and placed in trailing ``"unplaced"`` patches.
     preset
         Model size: ``"small"`` (default; one encoder pair of 2 transformer layers of 64 units, made for
-        CPUs: about 4 minutes for 10,000 cells on 2 CPU cores), ``"base"`` (the scCLIP authors' "small" transformer, 6 layers of 256 units,
-        for a GPU) or ``"tiny"`` (tests and quick looks). A preset sets ``n_patches``, ``n_components``,
+        CPUs: about 4 minutes for 10,000 cells on 2 CPU cores), ``"base"`` (the scCLIP authors' "small"
+        transformer, 6 layers of 256 units, for a GPU) or ``"tiny"`` (tests and quick looks). A preset sets ``n_patches``, ``n_components``,
         ``n_hidden``, ``n_layers``, ``n_heads`` and ``n_ff`` (``"small"`` also ``dropout=0``);
         ``module_kwargs`` override them (``n_members=2`` trains an ensemble of two encoder pairs, at twice
         the cost). Training times are on the :doc:`/benchmarks` page.
@@ -191,6 +191,21 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         annotation = None
         module_kwargs = {"n_patches": n_patches, **size}
         self.init_params_ = self._get_init_params(locals())
+
+    @classmethod
+    def _saved_init_params(cls, init_params: dict) -> dict:
+        """Constructor arguments of a saved model; older files get the meaning their preset had then.
+
+        Models saved before sizes were recorded (no ``n_patches`` in their ``module_kwargs``) were built from
+        the presets of their time: ``"small"`` was then an ensemble of two encoder pairs, without alignment.
+        """
+        kwargs = init_params["kwargs"].get("module_kwargs", {})
+        if "n_patches" in kwargs or init_params["non_kwargs"].get("preset") != "small":
+            return init_params
+        return {
+            "non_kwargs": {**init_params["non_kwargs"], "align_modalities": False},
+            "kwargs": {**init_params["kwargs"], "module_kwargs": {"n_members": 2, **kwargs}},
+        }
 
     # ------------------------------------------------------------------------------------
     # set-up
