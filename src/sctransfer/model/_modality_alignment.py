@@ -11,7 +11,7 @@ from sctransfer._constants import ATAC, RNA
 from sctransfer._knn import unit_rows
 
 #: Ridge added to each modality's covariance before whitening, as a share of its mean variance.
-DEFAULT_RIDGE = 0.1
+DEFAULT_RIDGE = 0.3
 
 
 def _whitening(centred: np.ndarray, ridge: float) -> np.ndarray:

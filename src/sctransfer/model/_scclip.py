@@ -51,10 +51,11 @@ PRESETS: dict[str, dict[str, float]] = {
         "n_patches": 32,
         "n_components": 50,
         "n_hidden": 64,
-        "n_layers": 2,
+        "n_layers": 1,
         "n_heads": 4,
         "n_ff": 128,
         "dropout": 0.0,
+        "n_members": 2,
     },
     "base": {"n_patches": 128, "n_components": 64, "n_hidden": 256, "n_layers": 6, "n_heads": 8, "n_ff": 512},
 }
@@ -84,12 +85,12 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ``chrom``/``start``/``end`` columns of the RNA modality's ``.var``. Genes without a
         coordinate are reported and placed in trailing ``"unplaced"`` patches.
     preset
-        Model size: ``"small"`` (default; one encoder pair of 2 transformer layers of 64 units, made for
-        CPUs: about 4 minutes for 10,000 cells on 2 CPU cores), ``"base"`` (the scCLIP authors' "small"
-        transformer, 6 layers of 256 units, for a GPU) or ``"tiny"`` (tests and quick looks). A preset sets ``n_patches``, ``n_components``,
-        ``n_hidden``, ``n_layers``, ``n_heads`` and ``n_ff`` (``"small"`` also ``dropout=0``);
-        ``module_kwargs`` override them (``n_members=2`` trains an ensemble of two encoder pairs, at twice
-        the cost). Training times are on the :doc:`/benchmarks` page.
+        Model size: ``"small"`` (default; an ensemble of two encoder pairs, each a single transformer
+        layer of 64 units, made for CPUs: about 4 minutes for 10,000 cells on 2 CPU cores), ``"base"``
+        (the scCLIP authors' "small" transformer, 6 layers of 256 units, for a GPU) or ``"tiny"`` (tests
+        and quick looks). A preset sets ``n_patches``, ``n_components``, ``n_hidden``, ``n_layers``,
+        ``n_heads`` and ``n_ff`` (``"small"`` also ``dropout=0`` and ``n_members=2``);
+        ``module_kwargs`` override them. Training times are on the :doc:`/benchmarks` page.
     random_state
         Seed of the weight initialisation and of the SVD behind the token projections.
     align_modalities
@@ -197,14 +198,15 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         """Constructor arguments of a saved model; older files get the meaning their preset had then.
 
         Models saved before sizes were recorded (no ``n_patches`` in their ``module_kwargs``) were built from
-        the presets of their time: ``"small"`` was then an ensemble of two encoder pairs, without alignment.
+        the presets of their time: ``"small"`` was then an ensemble of two encoder pairs of two transformer layers,
+        without alignment.
         """
         kwargs = init_params["kwargs"].get("module_kwargs", {})
         if "n_patches" in kwargs or init_params["non_kwargs"].get("preset") != "small":
             return init_params
         return {
             "non_kwargs": {**init_params["non_kwargs"], "align_modalities": False},
-            "kwargs": {**init_params["kwargs"], "module_kwargs": {"n_members": 2, **kwargs}},
+            "kwargs": {**init_params["kwargs"], "module_kwargs": {"n_layers": 2, "n_members": 2, **kwargs}},
         }
 
     # ------------------------------------------------------------------------------------
