@@ -184,6 +184,8 @@ def test_ctrl_c_reaches_the_caller_and_leaves_the_data_alone(name, unpaired, pai
     assert signal.getsignal(signal.SIGINT) is handler  # Lightning's SIG_IGN undone
     assert not model.is_trained_
     _assert_same_mudata(mdata, before)
+    if name == "SCCLIP":  # a fresh model: the weights reached are kept, with an alignment fitted to them
+        assert isinstance(model.alignment_, st.model.CanonicalAlignment)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -495,24 +495,30 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             were before the call and the model is not marked as trained (the message suggests a
             lower ``lr``).
         KeyboardInterrupt
-            On Ctrl-C: training stops, the model keeps the weights reached so far.
+            On Ctrl-C: training stops, the model keeps the weights reached so far (and, with
+            ``align_modalities``, an alignment fitted to them).
         """
         if precision is None:
             on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
             precision = "bf16-mixed" if on_gpu else "32-true"
-        self._train(
-            max_epochs,
-            max_steps,
-            batch_size=batch_size,
-            steps_per_epoch=steps_per_epoch,
-            random_state=random_state,
-            accelerator=accelerator,
-            devices=devices,
-            plan_kwargs=plan_kwargs,
-            datasplitter_kwargs=datasplitter_kwargs,
-            trainer_kwargs={"precision": precision, "gradient_clip_val": gradient_clip_val, **trainer_kwargs},
-            model_params={"gradient_clip_val": gradient_clip_val, "precision": precision},
-        )
+        try:
+            self._train(
+                max_epochs,
+                max_steps,
+                batch_size=batch_size,
+                steps_per_epoch=steps_per_epoch,
+                random_state=random_state,
+                accelerator=accelerator,
+                devices=devices,
+                plan_kwargs=plan_kwargs,
+                datasplitter_kwargs=datasplitter_kwargs,
+                trainer_kwargs={"precision": precision, "gradient_clip_val": gradient_clip_val, **trainer_kwargs},
+                model_params={"gradient_clip_val": gradient_clip_val, "precision": precision},
+            )
+        except KeyboardInterrupt:  # the weights reached so far are kept: the alignment must fit them
+            if self.align_modalities:
+                self._fit_alignment(random_state)
+            raise
         if self.align_modalities:
             self._fit_alignment(random_state)
 
