@@ -134,7 +134,9 @@ def cross_modal_match(
     The model if ``return_model``; else the new MuData if ``copy``; else None. Writes:
 
     - ``mdata[rna_key].obsm["X_scclip"]``, ``mdata[atac_key].obsm["X_scclip"]``: the joint embedding,
-      rows of unit length (``"X_scclip_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
+      rows of unit length, after the model's :class:`~sctransfer.model.CanonicalAlignment` (the default), so
+      that both modalities share one space for joint UMAPs, clustering and neighbours
+      (``"X_scclip_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
     - ``mdata[rna_key].obs[f"{key_added}_match"]``: obs_name of the matched ATAC cell (categorical; NaN for
       a cell left unassigned by a one-to-one match between modalities of different sizes), and
       ``.obs[f"{key_added}_match_similarity"]``: its cosine similarity (float32, NaN if unassigned);
