@@ -281,3 +281,37 @@ def test_half_precision_counts_are_read_as_float32(trained):
     expected = model.get_latent_representation(activity, modality="atac")
     activity.X = activity.X.astype(np.float16)
     np.testing.assert_array_equal(model.get_latent_representation(activity, modality="atac"), expected)
+
+
+def test_self_training_refines_the_atac_probabilities(trained):
+    """predict/transfer pool the ensemble with the cross-fitted peak-view classifier; False gives the ensemble."""
+    from sctransfer.model._prediction import self_trained_probabilities
+
+    mdata, model = trained
+    ensemble = model.predict(soft=True, self_training=False)
+    refined = model.predict(soft=True)
+    peak_inputs = model._peak_inputs(mdata, mdata["atac"].obs_names)
+    np.testing.assert_array_equal(refined.to_numpy(), self_trained_probabilities(ensemble.to_numpy(), peak_inputs, 0.5))
+    assert refined.index.equals(ensemble.index) and not np.allclose(refined, ensemble)
+    np.testing.assert_array_equal(model.transfer(self_training=False).probabilities, ensemble)
+    np.testing.assert_array_equal(model.transfer().probabilities, refined)  # deterministic: the same twice
+    # RNA cells have no peak view: the option changes nothing there
+    np.testing.assert_array_equal(
+        model.predict(modality="rna", soft=True), model.predict(modality="rna", soft=True, self_training=False)
+    )
+    for method in (model.predict, model.transfer):
+        with pytest.raises(TypeError, match="self_training must be True or False, got 'no'"):
+            method(self_training="no")
+
+
+def test_model_inputs_do_not_depend_on_the_seed(prepared):
+    """The joint PCA, the peak view and the linear encoder's start are the same for every random_state."""
+    models = []
+    for seed in (0, 3):
+        mdata = prepared.copy()
+        SCNCL.setup_mudata(mdata, labels_key="cell_type")
+        models.append(SCNCL(mdata, n_peak_components=20, random_state=seed))
+    first, second = models
+    for name, value in first.module.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), second.module.state_dict()[name].numpy(), err_msg=name)
+    np.testing.assert_array_equal(first.peak_view_.lsi.components, second.peak_view_.lsi.components)

@@ -93,3 +93,50 @@ def test_losses_hand_checked():
     assert neighbourhood_contrastive(z[:2], z[:2], temperature=0.1) < neighbourhood_contrastive(
         z[:2], z[2:], temperature=0.1
     )
+
+
+def test_self_training_follows_the_peak_space_clusters():
+    """Unsure cells whose peaks sit in the other type's cluster are moved there; sure ones stay; rows sum to one."""
+    from sctransfer.model._prediction import self_trained_probabilities
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+    truth = np.repeat([0, 1], 100)
+    peaks = centres[truth] + rng.standard_normal((200, 3))
+    proba = np.where(truth[:, None] == 0, [0.8, 0.2], [0.2, 0.8])
+    unsure = np.arange(0, 100, 10)  # type-0 cells the ensemble leans (weakly) to call type 1
+    proba[unsure] = [0.45, 0.55]
+    refined = self_trained_probabilities(proba, peaks, prior_correction=0.5)
+    assert refined.dtype == np.float32 and refined.shape == proba.shape
+    np.testing.assert_allclose(refined.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(refined.argmax(axis=1), truth)  # the unsure cells follow their cluster
+    sure = np.setdiff1d(np.arange(200), unsure)
+    assert (refined[sure].max(axis=1) > proba[sure].max(axis=1)).all()  # agreeing evidence raises the confidence
+    np.testing.assert_array_equal(refined, self_trained_probabilities(proba, peaks, prior_correction=0.5))
+    # nothing to learn from: a single pseudo-label, or too few cells for the folds
+    one_type = np.tile([0.3, 0.7], (200, 1))
+    np.testing.assert_allclose(self_trained_probabilities(one_type, peaks, 0.5), one_type, rtol=1e-6)
+    np.testing.assert_allclose(self_trained_probabilities(proba[:8], peaks[:8], 0.5), proba[:8], rtol=1e-6)
+
+
+def test_linear_encoder_starts_from_its_inputs_whatever_the_seed():
+    from sctransfer.module import SCNCLModule
+
+    starts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        starts.append(SCNCLModule(n_input=50, n_labels=3, n_pcs=10, n_latent=16, n_peak_input=20))
+    first, second = starts
+    for name, value in first.state_dict().items():
+        torch.testing.assert_close(value, second.state_dict()[name], msg=name)
+    expected = torch.zeros(16, 10)
+    expected[:10, :10] = torch.eye(10)
+    torch.testing.assert_close(first.encoder.weight, expected)
+    torch.testing.assert_close(first.peak_encoder.weight, torch.eye(16, 20))
+    assert not first.classifier.weight.any() and not first.classifier.bias.any() and not first.encoder.bias.any()
+    # the MLP encoder and the gene input (n_pcs=None) keep a random start
+    torch.manual_seed(0)
+    mlp = SCNCLModule(n_input=50, n_labels=3, n_pcs=10, encoder="mlp")
+    genes = SCNCLModule(n_input=50, n_labels=3, n_pcs=None, n_latent=16)
+    assert mlp.classifier.weight.any() and genes.classifier.weight.any()
+    assert not torch.equal(genes.encoder.weight[:, :16], torch.eye(16))

@@ -114,6 +114,8 @@ class SCNCLModule(BaseModuleClass):
             raise ValueError(f"encoder must be 'linear' or 'mlp', got {encoder!r}.")
         self.classifier = nn.Linear(n_latent, n_labels)
         self.peak_encoder = nn.Linear(n_peak_input, n_latent) if n_peak_input > 0 else None
+        if encoder == "linear" and n_pcs is not None:
+            self._start_from_the_inputs()
         self.weight_peak = weight_peak
         self.temperature = temperature
         self.weight_ncl = weight_ncl
@@ -122,6 +124,25 @@ class SCNCLModule(BaseModuleClass):
         self.fa_top_fraction = fa_top_fraction
         self.fa_start_step = fa_start_step
         self.label_smoothing = label_smoothing
+
+    @torch.no_grad()
+    def _start_from_the_inputs(self) -> None:
+        """Deterministic start of the linear encoders and the classifier (no random numbers drawn).
+
+        Each linear encoder starts as the identity on its inputs (the joint-PCA scores, the peak
+        view's LSI scores; zero rows for embedding dimensions beyond the inputs) and the classifier
+        at zero, so that training starts from the joint PCA itself, whatever the seed: a random
+        start of these layers was the main reason labels changed with ``random_state``
+        (:doc:`/benchmarks`).
+        """
+        layers = [self.encoder] + ([self.peak_encoder] if self.peak_encoder is not None else [])
+        for layer in layers:
+            layer.weight.zero_()
+            n = min(layer.weight.shape)
+            layer.weight[:n, :n] = torch.eye(n)
+            layer.bias.zero_()
+        self.classifier.weight.zero_()
+        self.classifier.bias.zero_()
 
     def set_input_pca(self, mean: torch.Tensor, components: torch.Tensor) -> None:
         """Fill the fixed joint-PCA input layer (``components``: genes x ``n_pcs``)."""
