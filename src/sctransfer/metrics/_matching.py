@@ -141,12 +141,13 @@ def foscttm(
     modality, so memory is about ``chunk_size * N`` floats and the ``N x N`` distance matrix is never
     built. Embeddings of dtype float32 are computed in float32, anything else in float64.
 
-    Its time grows with ``N ** 2`` (about a minute for 100,000 cells on two CPU cores). For larger data
-    sets, ``n_samples`` estimates it: the exact score of ``n_samples`` cells drawn at random without
-    replacement (the same cells in both directions), each against all ``N`` cells of the other modality,
-    in ``n_samples * N`` time. ``standard_error`` is then the standard error of ``mean`` over the drawn
-    cells (each cell's two directions averaged, with the finite-population correction
-    ``sqrt(1 - n_samples / N)``); 10,000 cells give a standard error of about 0.001 for a typical embedding.
+    Its time grows with ``N ** 2`` (4 minutes for 100,000 cells on one busy CPU core,
+    ``benchmarks/scaling.py``). For larger data sets, ``n_samples`` estimates it: the exact score of
+    ``n_samples`` cells drawn at random without replacement (the same cells in both directions), each
+    against all ``N`` cells of the other modality, in ``n_samples * N`` time (10,000 cells: a tenth of
+    the exact computation at 100,000 cells, a hundredth at 1,000,000). ``standard_error`` is then the
+    standard error of ``mean`` over the drawn cells (each cell's two directions averaged, with the
+    finite-population correction ``sqrt(1 - n_samples / N)``); it falls as ``1 / sqrt(n_samples)``.
 
     Parameters
     ----------
