@@ -25,11 +25,17 @@ SPLITS = {
 }
 
 
-def load_split(name: str):
-    """The unpaired MOp split and the ATAC truth, removed from the MuData."""
+#: Label levels of MOp: the 14 coarse types and the 23 fine ones (``--fine``).
+LEVELS = {"coarse": "cell_type", "fine": "cell_type_fine"}
+
+
+def load_split(name: str, labels_key: str = "cell_type"):
+    """The unpaired MOp split and the ATAC truth at level ``labels_key``; both label columns leave the ATAC cells."""
     rna_libraries, atac_libraries = SPLITS[name]
     mdata = st.datasets.mop_label_transfer(rna_libraries=rna_libraries, atac_libraries=atac_libraries)
-    truth = mdata["atac"].obs.pop("cell_type").astype(str).to_numpy()
+    truth = mdata["atac"].obs[labels_key].astype(str).to_numpy()
+    for column in LEVELS.values():
+        mdata["atac"].obs.pop(column)
     return mdata, truth
 
 
@@ -40,7 +46,7 @@ def scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # baselines (gene space: RNA vs gene activity of the ATAC cells)
 # --------------------------------------------------------------------------------------------
-def _standardised_inputs(mdata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _standardised_inputs(mdata, labels_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rna = mdata["rna"]
     activity = st.pp.gene_activity(mdata["atac"], "mm10", genes=rna.var_names)  # an AnnData for an AnnData
     genes = np.asarray([g for g in rna.var_names if g in set(activity.var_names)])
@@ -48,7 +54,7 @@ def _standardised_inputs(mdata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x_atac = sp.csr_matrix(activity[:, genes].X)
     z_rna = InputTransform.fit(x_rna)(x_rna)
     z_atac = InputTransform.fit(x_atac)(x_atac)
-    return z_rna, z_atac, rna.obs["cell_type"].astype(str).to_numpy()
+    return z_rna, z_atac, rna.obs[labels_key].astype(str).to_numpy()
 
 
 def _knn_vote(z_ref: np.ndarray, y_ref: np.ndarray, z_query: np.ndarray, k: int = 15) -> np.ndarray:
@@ -61,25 +67,25 @@ def _knn_vote(z_ref: np.ndarray, y_ref: np.ndarray, z_query: np.ndarray, k: int 
     return types[votes.argmax(axis=1)]
 
 
-def baseline_rna_classifier(mdata, random_state: int = 0) -> np.ndarray:
+def baseline_rna_classifier(mdata, random_state: int = 0, labels_key: str = "cell_type") -> np.ndarray:
     """Logistic regression trained on the RNA reference, applied to the gene activity."""
-    z_rna, z_atac, y = _standardised_inputs(mdata)
+    z_rna, z_atac, y = _standardised_inputs(mdata, labels_key)
     clf = LogisticRegression(C=0.1, max_iter=500, random_state=random_state).fit(z_rna, y)
     return clf.predict(z_atac)
 
 
-def baseline_joint_pca_knn(mdata, random_state: int = 0) -> np.ndarray:
+def baseline_joint_pca_knn(mdata, random_state: int = 0, labels_key: str = "cell_type") -> np.ndarray:
     """PCA of RNA and gene activity together (30 PCs), then 15-NN vote among RNA cells."""
-    z_rna, z_atac, y = _standardised_inputs(mdata)
+    z_rna, z_atac, y = _standardised_inputs(mdata, labels_key)
     pcs = PCA(30, random_state=random_state).fit_transform(np.vstack([z_rna, z_atac]))
     return _knn_vote(pcs[: len(z_rna)], y, pcs[len(z_rna) :])
 
 
-def baseline_harmony_knn(mdata, random_state: int = 0) -> np.ndarray:
+def baseline_harmony_knn(mdata, random_state: int = 0, labels_key: str = "cell_type") -> np.ndarray:
     """Joint PCA, Harmony over the modality, then 15-NN vote among RNA cells."""
     import harmonypy
 
-    z_rna, z_atac, y = _standardised_inputs(mdata)
+    z_rna, z_atac, y = _standardised_inputs(mdata, labels_key)
     pcs = PCA(30, random_state=random_state).fit_transform(np.vstack([z_rna, z_atac]))
     meta = pd.DataFrame({"modality": ["rna"] * len(z_rna) + ["atac"] * len(z_atac)})
     corrected = harmonypy.run_harmony(pcs, meta, ["modality"], random_state=random_state, verbose=False).Z_corr
@@ -89,7 +95,7 @@ def baseline_harmony_knn(mdata, random_state: int = 0) -> np.ndarray:
     return _knn_vote(corrected[: len(z_rna)], y, corrected[len(z_rna) :])
 
 
-def ceiling_atac_classifier(mdata, random_state: int = 0) -> np.ndarray:
+def ceiling_atac_classifier(mdata, random_state: int = 0, labels_key: str = "cell_type") -> np.ndarray:
     """Not a transfer method: a classifier trained on the reference cells' own ATAC with their labels.
 
     SNARE-seq measures both modalities in every cell, so the RNA reference cells' ATAC profiles
@@ -104,7 +110,7 @@ def ceiling_atac_classifier(mdata, random_state: int = 0) -> np.ndarray:
     paired = st.datasets.mop_snareseq()
     reference = paired["atac"][mdata["rna"].obs_names.str.removeprefix("rna:")]
     peaks = sp.vstack([sp.csr_matrix(reference.X), sp.csr_matrix(mdata["atac"].X)])
-    labels = mdata["rna"].obs["cell_type"].astype(str).to_numpy()
+    labels = mdata["rna"].obs[labels_key].astype(str).to_numpy()
     best_score, best = -1.0, None
     for n_components in (50, 100):
         lsi = st.pp.tfidf_lsi(peaks, n_components=n_components, random_state=random_state)
@@ -117,10 +123,13 @@ def ceiling_atac_classifier(mdata, random_state: int = 0) -> np.ndarray:
     return classifier.predict(lsi[reference.n_obs :])
 
 
-def sctransfer_default(mdata, random_state: int = 0, **kwargs) -> np.ndarray:
-    """``st.tl.label_transfer`` with its defaults (all stages: gene activity, LSI, kNN, training)."""
-    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", random_state=random_state, **kwargs)
-    return mdata["atac"].obs["sctransfer_label"].astype(str).to_numpy()
+def sctransfer_default(
+    mdata, random_state: int = 0, labels_key: str = "cell_type", **kwargs
+) -> tuple[np.ndarray, np.ndarray]:
+    """``st.tl.label_transfer`` with its defaults (gene activity, LSI, kNN, training); labels and confidence."""
+    st.tl.label_transfer(mdata, labels_key=labels_key, annotation="mm10", random_state=random_state, **kwargs)
+    obs = mdata["atac"].obs
+    return obs["sctransfer_label"].astype(str).to_numpy(), obs["sctransfer_confidence"].to_numpy()
 
 
 METHODS: dict[str, Callable] = {
@@ -136,22 +145,34 @@ CEILINGS: dict[str, Callable] = {"ceiling: ATAC classifier with ATAC labels": ce
 # --------------------------------------------------------------------------------------------
 # one method, one fresh process: wall time and peak resident memory of that method alone
 # --------------------------------------------------------------------------------------------
-def _child(queue, method_name: str, split: str, random_state: int, kwargs: dict) -> None:
+def _child(queue, method_name: str, split: str, random_state: int, labels_key: str, threads: int, kwargs: dict) -> None:
     try:
         import torch
 
-        torch.set_num_threads(2)
-        mdata, truth = load_split(split)
+        torch.set_num_threads(threads)
+        mdata, truth = load_split(split, labels_key)
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
         fn = {**METHODS, **CEILINGS}.get(method_name, sctransfer_default)
-        pred = fn(mdata, random_state=random_state, **kwargs)
+        cpu_start = time.process_time()
+        pred = fn(mdata, random_state=random_state, labels_key=labels_key, **kwargs)
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        pred, confidence = pred if isinstance(pred, tuple) else (pred, None)
+        calibration = {}
+        if confidence is not None:
+            calibration = {
+                "ece": st.metrics.expected_calibration_error(truth, pred, confidence),
+                "mean_confidence": float(np.nanmean(confidence)),
+            }
         queue.put(
             {
                 "ok": True,
                 **scores(truth, pred),
+                **calibration,
+                "labels": [str(p) for p in pred],
+                "cpu_s": cpu,
                 "wall_s": wall,
                 "peak_rss_gb": peak / 1e6,
                 "data_rss_gb": base_rss / 1e6,
@@ -161,11 +182,17 @@ def _child(queue, method_name: str, split: str, random_state: int, kwargs: dict)
         queue.put({"ok": False, "error": traceback.format_exc()})
 
 
-def run_isolated(method_name: str, split: str, random_state: int = 0, **kwargs) -> dict:
-    """Run one method on one split in a fresh process; returns scores, wall time and peak RSS."""
+def run_isolated(
+    method_name: str, split: str, random_state: int = 0, labels_key: str = "cell_type", threads: int = 2, **kwargs
+) -> dict:
+    """Run one method on one split in a fresh process (``threads`` torch threads).
+
+    Returns scores (accuracy, macro-F1; ECE and mean confidence for methods that give a confidence),
+    the predicted ``labels`` (list, ATAC cell order), wall time, CPU time of the process and peak RSS.
+    """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, method_name, split, random_state, kwargs))
+    proc = ctx.Process(target=_child, args=(queue, method_name, split, random_state, labels_key, threads, kwargs))
     proc.start()
     result = queue.get()
     proc.join()

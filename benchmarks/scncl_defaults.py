@@ -45,6 +45,7 @@ def main() -> None:
         for split in SPLITS:
             for seed in args.seeds:
                 result = run_isolated("sctransfer (default)", split, random_state=seed, **VARIANTS[variant])
+                result.pop("labels")
                 rows.append({"variant": variant, "split": split, "seed": seed, **result})
                 print(
                     f"{variant:60s} {split:10s} seed {seed}: acc {result['accuracy']:.3f} "
