@@ -478,6 +478,7 @@ def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, ca
     first = mudata.read_h5mu(trained)
     foscttm = sctransfer.metrics.foscttm(first["rna"].obsm["X_scclip"], first["atac"].obsm["X_scclip"]).mean
     assert _summary_value(out, "FOSCTTM:").startswith(f"{foscttm:.3f} ")
+    assert "on the training cells, optimistic" in _summary_value(out, "FOSCTTM:")
 
     again = tmp_path / "again.h5mu"
     zero_shot = ["cross-modal-match", "--input", str(simulated_files["paired"]), "--model", str(model_dir)]
@@ -569,6 +570,10 @@ def test_match_unpaired_input_needs_a_model(simulated_files, tmp_path, capsys):
             "--annotation is required with --input (or pass --model)",
         ),
         (["cross-modal-match", "--pairing-top-k", "0"], "expected a positive integer, got 0"),
+        (
+            ["cross-modal-match", "--model", "m", "--max-steps", "5", "--preset", "base"],
+            "--preset and --max-steps set how a model is trained; not with --model",
+        ),
     ],
 )
 def test_match_usage_errors(argv, message, capsys):

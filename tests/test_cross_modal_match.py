@@ -319,3 +319,41 @@ def test_match_method_is_checked_before_any_work(trained, held_out):
     with pytest.raises(ValueError, match="method must be 'auto', 'exact' or 'pynndescent', got 'annoy'"):
         st.tl.cross_modal_match(mdata, model=model, match_method="annoy")
     _assert_unchanged(mdata, snapshot)
+
+
+def test_copy_of_a_backed_mudata_is_refused_before_any_work(trained, tmp_path):
+    import mudata
+
+    _, model = trained
+    path = tmp_path / "cells.h5mu"
+    st.datasets.mop_snareseq(("09B",)).write_h5mu(path)
+    backed = mudata.read_h5mu(path, backed=True)
+    with pytest.raises(ValueError, match="copy=True needs a MuData in memory"):
+        st.tl.cross_modal_match(backed, model=model, copy=True)
+    assert "X_scclip" not in backed["rna"].obsm
+
+
+def test_same_cells_in_another_order_are_scored_as_paired(trained, held_out):
+    _, model = trained
+    in_order = held_out.copy()
+    st.tl.cross_modal_match(in_order, model=model)
+    reordered = MuData({"rna": held_out["rna"].copy(), "atac": held_out["atac"][::-1].copy()})
+    st.tl.cross_modal_match(reordered, model=model)
+    expected = in_order.uns["sctransfer_match"]["paired_top1_accuracy"]
+    assert expected is not None
+    assert reordered.uns["sctransfer_match"]["paired_top1_accuracy"] == pytest.approx(expected)
+    shuffled_names = MuData({"rna": held_out["rna"].copy(), "atac": held_out["atac"].copy()})
+    shuffled_names["atac"].obs_names = "atac:" + shuffled_names["atac"].obs_names
+    st.tl.cross_modal_match(shuffled_names, model=model)
+    assert shuffled_names.uns["sctransfer_match"].get("paired_top1_accuracy") is None  # other cells: not scored
+
+
+def test_overwrite_removes_an_earlier_pairing_and_training_options_warn_with_a_model(trained, held_out):
+    _, model = trained
+    mdata = held_out.copy()
+    st.tl.cross_modal_match(mdata, model=model, pairing_top_k=5)
+    assert "sctransfer_pairing" in mdata["rna"].obsm
+    with pytest.warns(UserWarning, match=r"preset, max_steps set how a model is trained and are ignored"):
+        st.tl.cross_modal_match(mdata, model=model, overwrite=True, preset="base", max_steps=5)
+    assert "sctransfer_pairing" not in mdata["rna"].obsm
+    assert mdata.uns["sctransfer_match"]["params"].get("pairing_top_k") is None

@@ -115,6 +115,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     top_k = "also write each RNA cell's K most similar ATAC cells as a sparse pairing matrix (at most 1000)"
     match.add_argument("--pairing-top-k", type=_positive_int, metavar="K", help=top_k)
+    match.add_argument(
+        "--match-method",
+        help="search for partners: auto (exact up to 50,000 x 50,000 cells, else approximate), exact or pynndescent",
+    )
     match.set_defaults(func=_cross_modal_match, check=_check_args)
     return parser
 
@@ -164,6 +168,11 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         if args.annotation is None and getattr(args, "model", None) is None:
             needed = "required with --input (or pass --model)" if hasattr(args, "model") else "required with --input"
             parser.error(f"{args.command}: --annotation is {needed}")
+    if getattr(args, "model", None) is not None:
+        given = (("--preset", args.preset), ("--max-steps", args.max_steps))
+        training = [flag for flag, value in given if value is not None]
+        if training:
+            parser.error(f"{args.command}: {' and '.join(training)} set how a model is trained; not with --model")
 
 
 def _check_new_path(path: Path, what: str, overwrite: bool, *, folder: bool = False) -> None:
@@ -373,7 +382,7 @@ def _cross_modal_match(args: argparse.Namespace) -> None:
             "one_to_one": args.one_to_one,
             "random_state": args.seed,
             "overwrite": args.overwrite,
-        } | _given_options(args, ("rna_layer", "atac_layer", "pairing_top_k"))
+        } | _given_options(args, ("rna_layer", "atac_layer", "pairing_top_k", "match_method"))
         if model is None:
             logger.info("Training scCLIP on the paired cells of %r and %r.", args.rna_key, args.atac_key)
             demo_defaults = _SIMULATED_MATCH_TRAINING if args.simulate else {}
@@ -415,11 +424,13 @@ def _match_summary(mdata: MuData, args: argparse.Namespace, *, mixing: bool) -> 
         shares = ", ".join(f"{modality} {share:.1%}" for modality, share in coverage.items())
         lines.append(f"coverage of the model's features: {shares}")
     z_rna, z_atac = rna.obsm[SCCLIP_EMBEDDING_KEY], atac.obsm[SCCLIP_EMBEDDING_KEY]
-    if rna.obs_names.equals(atac.obs_names):
-        score = metrics.foscttm(z_rna, z_atac)
+    partner = atac.obs_names.get_indexer(rna.obs_names)  # the same cells, in any order
+    if rna.n_obs == atac.n_obs and (partner >= 0).all():
+        score = metrics.foscttm(z_rna, z_atac[partner])
+        on_training = " on the training cells, optimistic: new cells score higher" if coverage is None else ""
         lines.append(
             f"FOSCTTM: {score.mean:.3f} ({args.rna_key}->{args.atac_key} {score.rna_to_atac:.3f}, "
-            f"{args.atac_key}->{args.rna_key} {score.atac_to_rna:.3f}; 0 is perfect, 0.5 random)"
+            f"{args.atac_key}->{args.rna_key} {score.atac_to_rna:.3f}; 0 is perfect, 0.5 random{on_training})"
         )
     else:
         lines.append("FOSCTTM: not computed (the modalities hold different cells)")
@@ -451,6 +462,7 @@ _FLAGS = {
     "preset": "--preset",
     "one_to_one": "--one-to-one",
     "pairing_top_k": "--pairing-top-k",
+    "match_method": "--match-method",
 }
 _ARGUMENT = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(True\b|None\b|'[^']*'|\"[^\"]*\"|-?\d+\b)?")
 

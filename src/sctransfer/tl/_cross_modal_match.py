@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -115,9 +116,12 @@ def cross_modal_match(
         cell's ``pairing_top_k`` most similar ATAC cells (at most 1,000), weighted by a softmax of
         similarity over the model's learned temperature (rows sum to 1).
     overwrite
-        Replace fields written by an earlier call; otherwise existing fields are an error.
+        Replace fields written by an earlier call (and remove its pairing matrix when this call writes
+        none); otherwise existing fields are an error.
     preset
         Model size for training: ``"tiny"``, ``"small"`` or ``"base"`` (see :class:`~sctransfer.model.SCCLIP`).
+        Like ``max_steps``, ``model_kwargs`` and ``train_kwargs``, ignored (with a warning) when ``model`` is
+        given.
     max_steps
         Training steps (``None``: :meth:`~sctransfer.model.SCCLIP.train`'s default).
     random_state
@@ -149,6 +153,22 @@ def cross_modal_match(
     check_max_steps(max_steps)
     if pairing_top_k is not None and not 1 <= pairing_top_k <= 1000:
         raise ValueError(f"pairing_top_k must be between 1 and 1000 (NeurIPS 2021 format), got {pairing_top_k}.")
+    if copy and mdata.isbacked:
+        raise ValueError(
+            "copy=True needs a MuData in memory (a backed MuData cannot be copied without a file name): read it "
+            "with mudata.read_h5mu(path) without backed=True, or call without copy=True (the results are small "
+            "and are written into the backed MuData's in-memory fields)."
+        )
+    if model is not None:
+        ignored = {"preset": preset != "small", "max_steps": max_steps is not None}
+        ignored |= {"model_kwargs": bool(model_kwargs), "train_kwargs": bool(train_kwargs)}
+        if any(ignored.values()):
+            warnings.warn(
+                f"{', '.join(name for name, given in ignored.items() if given)} set how a model is trained and are "
+                "ignored with model= (the given model is applied as it is).",
+                UserWarning,
+                stacklevel=2,
+            )
     rna = get_modality(mdata, rna_key, role="RNA", layer=rna_layer, counts_argument="rna_layer")
     atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
     search = _matching.match_method(rna.n_obs, atac.n_obs, match_method)
@@ -193,18 +213,21 @@ def cross_modal_match(
     params |= {"match_method": search}
     params |= {"pairing_top_k": pairing_top_k, "random_state": int(random_state), "model": model_params(model)}
     params["train"] = dict(getattr(model, "train_params_", {}))
-    paired = rna.obs_names.equals(atac.obs_names)
+    # the same cells in both modalities (in any order): score the match against each cell's own partner
+    paired = rna.n_obs == atac.n_obs and bool((atac.obs_names.get_indexer(rna.obs_names) >= 0).all())
     writer.uns[names["uns"]] = {
         "params": params,
         "n_cells": {"rna": int(rna.n_obs), "atac": int(atac.n_obs)},
         "temperature": model.temperature,
         "mean_similarity": float(np.nanmean(rna_similarity)),
         "coverage": coverage,
-        "paired_top1_accuracy": float(np.mean(np.asarray(rna_match) == np.asarray(atac.obs_names))) if paired else None,
+        "paired_top1_accuracy": float(np.mean(np.asarray(rna_match) == np.asarray(rna.obs_names))) if paired else None,
     }
     target = mdata.copy() if copy else mdata
     with stage("writing results"):
         writer.write(target)
+    if pairing_top_k is None and overwrite:  # an earlier call's pairing would contradict the record just written
+        target[rna_key].obsm.pop(names["pairing"], None)
     logger.info("Cross-modal matching: %d RNA and %d ATAC cells embedded.", rna.n_obs, atac.n_obs)
     if return_model:
         return model
