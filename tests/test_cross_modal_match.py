@@ -357,3 +357,12 @@ def test_overwrite_removes_an_earlier_pairing_and_training_options_warn_with_a_m
         st.tl.cross_modal_match(mdata, model=model, overwrite=True, preset="base", max_steps=5)
     assert "sctransfer_pairing" not in mdata["rna"].obsm
     assert mdata.uns["sctransfer_match"]["params"].get("pairing_top_k") is None
+
+
+def test_embedding_batch_size_is_checked(trained, held_out):
+    _, model = trained
+    z = model.get_latent_representation(held_out, modality="rna", batch_size=100)
+    np.testing.assert_allclose(z, model.get_latent_representation(held_out, modality="rna"), atol=1e-5)
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            model.get_latent_representation(held_out, modality="rna", batch_size=bad)

@@ -241,8 +241,9 @@ def test_neighbor_mixing_errors():
     z = np.eye(3)
     with pytest.raises(ValueError, match="single value"):
         st.metrics.neighbor_mixing(z, ["a", "a", "a"])
-    with pytest.raises(ValueError, match="n_neighbors"):
-        st.metrics.neighbor_mixing(z, ["a", "b", "a"], n_neighbors=0)
+    for bad in (0, 2.5, True, "5"):
+        with pytest.raises(ValueError, match="n_neighbors must be a positive integer"):
+            st.metrics.neighbor_mixing(z, ["a", "b", "a"], n_neighbors=bad)
     with pytest.raises(ValueError, match="missing"):
         st.metrics.neighbor_mixing(z, ["a", None, "b"])
     with pytest.raises(ValueError, match="entries"):

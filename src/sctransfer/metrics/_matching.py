@@ -504,8 +504,8 @@ def neighbor_mixing(
     batch_names, batch_codes = np.unique(_labels(batches, "batches", data.shape[0]), return_inverse=True)
     if len(batch_names) < 2:
         raise ValueError(f"batches has a single value ({batch_names[0]!r}); mixing needs at least two batches.")
-    if n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors}.")
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer) or n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors!r}.")
     n_cells = data.shape[0]
     k = min(n_neighbors, n_cells - 1)
     neighbors = exact_knn(data, data, k + 1, metric)[0]

@@ -586,12 +586,14 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         Raises
         ------
         ValueError
-            ``modality`` is not ``"rna"``/``"atac"``, the data reach too few of the model's features,
-            or the matrix read is not counts (NaN, negative or log-normalised values).
+            ``modality`` is not ``"rna"``/``"atac"``, ``batch_size`` is not an integer >= 1, the data reach
+            too few of the model's features, or the matrix read is not counts (NaN, negative or
+            log-normalised values).
         TypeError, IndexError
             ``indices`` are not integer positions of the modality's cells.
         """
         self._check_if_trained(warn=False)
+        check_count("batch_size", batch_size, none="1,024 cells")
         cells = self._modality_of(adata, modality)
         positions = check_indices(indices, cells.n_obs)
         if positions is not None and not len(positions):  # the module needs a cell to know its output width
