@@ -183,8 +183,37 @@ def _write_benchmark_tables() -> None:
     )
 
 
+def _write_label_transfer_table() -> None:
+    """Accuracy, macro-F1, calibration and seed agreement of label transfer (benchmarks/label_transfer.py)."""
+    results = ROOT / "benchmarks" / "results"
+    ours, ceiling = "sctransfer (default)", "ceiling: ATAC classifier with ATAC labels"
+    rows = []
+    for name in ("label_transfer.json", "label_transfer_fine.json"):
+        record = json.loads((results / name).read_text())
+        agreement = {(a["split"], a["method"]): a["agreement"] for a in record["seed_agreement"]}
+        for split in dict.fromkeys(r["split"] for r in record["runs"]):
+            runs = [r for r in record["runs"] if r["split"] == split and r["method"] == ours]
+            top = [r["accuracy"] for r in record["runs"] if r["split"] == split and r["method"] == ceiling]
+            mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("accuracy", "macro_f1", "ece", "cpu_s")}
+            rows.append(
+                [
+                    record["level"],
+                    split.replace("->", " → "),
+                    f"{mean['accuracy']:.3f}",
+                    f"{sum(top) / len(top):.3f}" if top else "",
+                    f"{mean['macro_f1']:.3f}",
+                    f"{mean['ece']:.3f} ({max(r['ece'] for r in runs):.3f})",
+                    f"{agreement[split, ours]:.3f}",
+                    f"{mean['cpu_s']:.0f} s",
+                ]
+            )
+    header = ["types", "split", "accuracy", "ceiling", "macro-F1", "ECE (worst seed)", "seed agreement", "CPU time"]
+    (GENERATED / "label_transfer_trust.inc").write_text(_table(header, rows) + "\n")
+
+
 _write_references()
 _write_benchmark_tables()
+_write_label_transfer_table()
 
 # -- General configuration ---------------------------------------------------
 
