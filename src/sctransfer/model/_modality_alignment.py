@@ -48,7 +48,7 @@ class CanonicalAlignment:
     The result is L2-normalised. Ranking partners across modalities is essentially unchanged, while
     cells of both modalities mix (measurements on the :doc:`/benchmarks` page).
 
-    Attributes
+    Parameters
     ----------
     rna_mean, atac_mean
         Mean training embedding of each modality, ``(n_dims,)``.
