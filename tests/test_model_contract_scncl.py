@@ -291,7 +291,8 @@ def test_self_training_refines_the_atac_probabilities(trained):
     ensemble = model.predict(soft=True, self_training=False)
     refined = model.predict(soft=True)
     peak_inputs = model._peak_inputs(mdata, mdata["atac"].obs_names)
-    np.testing.assert_array_equal(refined.to_numpy(), self_trained_probabilities(ensemble.to_numpy(), peak_inputs, 0.5))
+    expected = self_trained_probabilities(ensemble.to_numpy(), peak_inputs, 0.5, cell_names=mdata["atac"].obs_names)
+    np.testing.assert_array_equal(refined.to_numpy(), expected)
     assert refined.index.equals(ensemble.index) and not np.allclose(refined, ensemble)
     np.testing.assert_array_equal(model.transfer(self_training=False).probabilities, ensemble)
     np.testing.assert_array_equal(model.transfer().probabilities, refined)  # deterministic: the same twice

@@ -119,6 +119,23 @@ def test_self_training_follows_the_peak_space_clusters():
     np.testing.assert_allclose(self_trained_probabilities(proba[:8], peaks[:8], 0.5), proba[:8], rtol=1e-6)
 
 
+def test_self_training_with_cell_names_does_not_depend_on_the_order_of_the_cells():
+    from sctransfer.model._prediction import self_trained_probabilities
+
+    rng = np.random.default_rng(1)
+    truth = np.repeat([0, 1, 2], 60)
+    peaks = np.eye(3)[truth] * 4 + rng.standard_normal((180, 3))
+    proba = np.full((180, 3), 0.2)
+    proba[np.arange(180), truth] = 0.6
+    proba[::7] = [0.34, 0.33, 0.33]  # unsure cells
+    names = np.array([f"cell{i}" for i in range(180)])
+    refined = self_trained_probabilities(proba, peaks, 0.5, cell_names=names)
+    order = rng.permutation(180)
+    shuffled = self_trained_probabilities(proba[order], peaks[order], 0.5, cell_names=names[order])
+    np.testing.assert_allclose(shuffled, refined[order], atol=1e-5)
+    np.testing.assert_allclose(refined.sum(axis=1), 1.0, atol=1e-6)
+
+
 def test_linear_encoder_starts_from_its_inputs_whatever_the_seed():
     from sctransfer.module import SCNCLModule
 

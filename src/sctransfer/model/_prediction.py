@@ -19,6 +19,7 @@ measured on MOp SNARE-seq: :doc:`/benchmarks`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,7 +162,12 @@ def ensemble_probabilities(
 
 
 def self_trained_probabilities(
-    proba: np.ndarray, peak_inputs: np.ndarray, prior_correction: float, *, folds: int = SELF_TRAINING_FOLDS
+    proba: np.ndarray,
+    peak_inputs: np.ndarray,
+    prior_correction: float,
+    *,
+    folds: int = SELF_TRAINING_FOLDS,
+    cell_names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Refine the ensemble's probabilities of ATAC cells with their own peak-space structure.
 
@@ -175,8 +181,10 @@ def self_trained_probabilities(
        with the peak-space evidence at half weight (log-linear pooling).
 
     Everything is deterministic given the inputs (fixed folds, no random numbers), so the step does
-    not add seed dependence. When fewer than two pseudo-labels occur, or there are fewer cells than
-    ``2 * folds``, ``proba`` is returned unchanged.
+    not add seed dependence. With ``cell_names``, a cell's fold is fixed by its name (a stable hash),
+    so the result does not depend on the order of the cells either; it still depends on which other
+    cells are in the query (they are what the classifier learns from). When fewer than two
+    pseudo-labels occur, or there are fewer cells than ``2 * folds``, ``proba`` is returned unchanged.
 
     Parameters
     ----------
@@ -188,6 +196,8 @@ def self_trained_probabilities(
         Exponent of the pseudo-label frequency correction.
     folds
         Folds of the cross-fitting (at least 2).
+    cell_names
+        Names of the cells (e.g. ``obs_names``), one per row; ``None``: folds by row position.
 
     Returns
     -------
@@ -201,7 +211,13 @@ def self_trained_probabilities(
     features = unit_rows(np.asarray(peak_inputs, dtype=np.float64))
     weights = proba.max(axis=1).astype(np.float64)
     peak_proba = np.zeros((n_cells, n_types))
-    for train, test in KFold(folds, shuffle=True, random_state=0).split(features):
+    if cell_names is None:
+        splits = list(KFold(folds, shuffle=True, random_state=0).split(features))
+    else:
+        fold = pd.util.hash_array(np.asarray(cell_names, dtype=object)) % np.uint64(folds)
+        splits = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(folds)]
+        splits = [(train, test) for train, test in splits if len(test)]
+    for train, test in splits:
         if np.unique(labels[train]).size < 2:
             peak_proba[test] = counts / n_cells
             continue

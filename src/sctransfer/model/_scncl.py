@@ -723,7 +723,10 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ``prior_correction``, are pooled with the ensemble's at half weight
         (``ensemble * peak ** 0.5``, renormalised). The highest probability of a cell is then a
         calibrated probability that its label is right (measured on MOp SNARE-seq:
-        :doc:`/benchmarks`).
+        :doc:`/benchmarks`) when the reference and the query have similar type proportions and the
+        query has no types missing from the reference; otherwise (a strongly different composition,
+        novel types, a query of one type) the self-trained probabilities are overconfident, and the
+        ensemble alone (``self_training=False``) is the safer reading.
 
         Parameters
         ----------
@@ -930,7 +933,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             prior_correction,
         )
         if self_training and peak_inputs is not None:
-            proba = self_trained_probabilities(proba, peak_inputs, prior_correction)
+            proba = self_trained_probabilities(proba, peak_inputs, prior_correction, cell_names=cells.names)
         return proba
 
     def _novelty(

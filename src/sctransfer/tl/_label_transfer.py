@@ -315,7 +315,11 @@ def label_transfer(
       classifier that learns the ensemble's labels of the other ATAC cells from their peaks (cross-fitted); on
       MOp SNARE-seq (three library splits, 14 and 23 types, three seeds) the expected calibration error is at
       most 0.05, i.e. among cells with confidence about 0.8 about 80% are right (:doc:`/benchmarks`). Check it
-      on data with known labels with :func:`~sctransfer.pl.reliability_diagram`;
+      on data with known labels with :func:`~sctransfer.pl.reliability_diagram`. The calibration holds when the
+      reference and the query have similar type proportions and no types missing from the reference; with a
+      strongly different composition, cells of novel types, or a query of a single type, the self-trained
+      confidence is too high (one such test: ECE 0.27 against 0.08 with ``predict_kwargs={"self_training":
+      False}``): check the novelty score, and compare with ``self_training=False``;
     - ``mdata[atac_key].obs[f"{key_added}_novelty"]``: novelty score (float32);
     - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``novelty > novelty_threshold`` (bool);
     - ``mdata[atac_key].obsm[f"{key_added}_probabilities"]``: cells x reference types (float32; columns in
