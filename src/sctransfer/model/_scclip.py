@@ -86,7 +86,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         coordinate are reported and placed in trailing ``"unplaced"`` patches.
     preset
         Model size: ``"small"`` (default; an ensemble of two encoder pairs, each a single transformer
-        layer of 64 units, made for CPUs: about 4 minutes for 10,000 cells on 2 CPU cores), ``"base"``
+        layer of 64 units, made for CPUs: about 3 minutes for 10,000 cells on 2 CPU cores), ``"base"``
         (the scCLIP authors' "small" transformer, 6 layers of 256 units, for a GPU) or ``"tiny"`` (tests
         and quick looks). A preset sets ``n_patches``, ``n_components``, ``n_hidden``, ``n_layers``,
         ``n_heads`` and ``n_ff`` (``"small"`` also ``dropout=0`` and ``n_members=2``);
