@@ -8,8 +8,8 @@ from anndata import AnnData
 from scipy.spatial.distance import cdist
 
 import sctransfer as st
-from sctransfer.pp._lsi import tfidf
 from sctransfer._knn import knn_graph, similarity_blocks, top_columns, unit_rows
+from sctransfer.pp._lsi import tfidf
 from sctransfer.pp._neighbors import neighbor_indices, tfidf_lsi
 
 # --------------------------------------------------------------------------------------------
