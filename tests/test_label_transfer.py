@@ -67,6 +67,7 @@ def test_fields_written(transferred):
     assert "peak_neighbors_distances" in atac.obsp and "X_lsi" in atac.obsm
     params = mdata.uns["sctransfer"]["params"]
     assert params["labels_key"] == "cell_type" and params["random_state"] == 0
+    assert params["predict"] == {"self_training": True}  # the default is recorded
     counts = mdata.uns["sctransfer"]["label_counts"]
     assert counts["n_cells"].sum() == atac.n_obs
     assert dict(zip(counts["label"], counts["n_cells"], strict=True)) == labels.value_counts().to_dict()
@@ -223,6 +224,8 @@ def _empty_atac(m):
         (_shared_names, {}, ValueError, "share"),
         (_non_numeric, {}, TypeError, "non-numeric"),
         (_empty_atac, {}, ValueError, "empty"),
+        (None, {"predict_kwargs": {"self_trainig": False}}, TypeError, r"unknown option\(s\) \['self_trainig'\]"),
+        (None, {"predict_kwargs": {"self_training": "yes"}}, TypeError, "self_training must be True or False"),
     ],
     ids=[
         "unknown-rna",
@@ -235,6 +238,8 @@ def _empty_atac(m):
         "shared-obs-names",
         "non-numeric",
         "empty-modality",
+        "unknown-predict-option",
+        "non-bool-self-training",
     ],
 )
 def test_bad_input_clear_error_and_untouched(small_split, mutate, kwargs, error, match):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import warnings
@@ -51,6 +52,19 @@ def _fields(key_added: str, rna_key: str | None, atac_key: str) -> list[Field]:
         ("uns", None, key_added),
     ]
     return fields + ([("obsm", rna_key, names["embedding"])] if rna_key is not None else [])
+
+
+def _predict_options(predict_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Check ``predict_kwargs`` against :meth:`SCNCL.transfer` before any work; the options with their defaults."""
+    parameters = dict(inspect.signature(SCNCL.transfer).parameters)
+    parameters.pop("self"), parameters.pop("adata")
+    given = dict(predict_kwargs or {})
+    unknown = sorted(set(given) - set(parameters))
+    if unknown:
+        raise TypeError(f"predict_kwargs has unknown option(s) {unknown}; SCNCL.transfer takes {sorted(parameters)}.")
+    if not isinstance(given.get("self_training", True), bool):
+        raise TypeError(f"self_training must be True or False, got {given['self_training']!r}.")
+    return {"self_training": parameters["self_training"].default, **given}
 
 
 def _check_inputs(
@@ -343,10 +357,12 @@ def label_transfer(
     KeyError, ValueError, TypeError
         Before any work, for a missing modality, layer or label column, duplicate names, values that
         are not counts, a reference with fewer than two types, a ``key_added`` that cannot be stored,
-        or fields that exist already (without ``overwrite``).
+        fields that exist already (without ``overwrite``), or ``predict_kwargs`` that
+        :meth:`~sctransfer.model.SCNCL.transfer` does not take.
     """
     training = model is None
     check_max_steps(max_steps)
+    predict_options = _predict_options(predict_kwargs)
     checks = {"labels_key": labels_key, "model": model, "rna_key": rna_key, "atac_key": atac_key}
     checks |= {"rna_layer": rna_layer, "atac_layer": atac_layer, "novelty_threshold": novelty_threshold}
     annotation = annotation if training or annotation is not None else model.gene_coordinates_
@@ -369,7 +385,7 @@ def label_transfer(
         result = model.transfer(work, **(predict_kwargs or {}))
     params = {"labels_key": labels_key, "rna_key": rna_key if training else None, "atac_key": atac_key}
     params |= {"trained_here": training, "novelty_threshold": float(novelty_threshold), "novel_label": novel_label}
-    params |= {"random_state": int(random_state), "model": model_params(model), "predict": dict(predict_kwargs or {})}
+    params |= {"random_state": int(random_state), "model": model_params(model), "predict": predict_options}
     params["train"] = dict(getattr(model, "train_params_", {}))
     calls = {"novelty_threshold": novelty_threshold, "novel_label": novel_label, "empty": empty}
     novel = _queue_results(writer, result, model, key_added=key_added, atac_key=atac_key, **calls, params=params)
