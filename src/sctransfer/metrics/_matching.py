@@ -382,6 +382,25 @@ def silhouette_cell_type(
     return float((score + 1) / 2)
 
 
+def _batch_codes(batches: Any, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct batches and each cell's batch index; at least two batches are required."""
+    names, codes = np.unique(_labels(batches, "batches", n_cells), return_inverse=True)
+    if len(names) < 2:
+        raise ValueError(f"batches has a single value ({names[0]!r}); mixing needs at least two batches.")
+    return names, codes
+
+
+def _other_cells_knn(data: np.ndarray, cells: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """Indices of the ``k`` nearest other cells of each of ``cells`` (the cell itself dropped), ``(len(cells), k)``.
+
+    Where duplicates push the cell itself out of its list, the farthest neighbour is dropped instead.
+    """
+    neighbors = exact_knn(data[cells], data, k + 1, metric)[0]
+    is_self = neighbors == cells[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    return neighbors[~is_self].reshape(len(cells), k)
+
+
 def batch_entropy_mixing(
     embedding: Any,
     batches: Any,
@@ -431,10 +450,8 @@ def batch_entropy_mixing(
     """
     _check_metric(metric)
     data = _embedding(embedding, "embedding")
-    batch_names, batch_codes = np.unique(_labels(batches, "batches", data.shape[0]), return_inverse=True)
+    batch_names, batch_codes = _batch_codes(batches, data.shape[0])
     n_batches = len(batch_names)
-    if n_batches < 2:
-        raise ValueError(f"batches has a single value ({batch_names[0]!r}); mixing needs at least two batches.")
     for name, value in (("n_neighbors", n_neighbors), ("n_pools", n_pools), ("n_samples_per_pool", n_samples_per_pool)):
         if value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value}.")
@@ -442,11 +459,7 @@ def batch_entropy_mixing(
     k = min(n_neighbors, n_cells - 1)
     drawn = np.random.default_rng(random_state).integers(0, n_cells, size=n_pools * n_samples_per_pool)
     cells, times_drawn = np.unique(drawn, return_counts=True)
-    neighbors = exact_knn(data[cells], data, k + 1, metric)[0]
-    # Drop the cell itself; where duplicates push it out of the list, drop the farthest neighbour instead.
-    is_self = neighbors == cells[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    neighbors = neighbors[~is_self].reshape(len(cells), k)
+    neighbors = _other_cells_knn(data, cells, k, metric)
     shares = (batch_codes[neighbors][:, :, None] == np.arange(n_batches)).mean(axis=1)
     overall = np.bincount(batch_codes, minlength=n_batches) / n_cells
     adapted = shares / overall
@@ -501,17 +514,12 @@ def neighbor_mixing(
     """
     _check_metric(metric)
     data = _embedding(embedding, "embedding")
-    batch_names, batch_codes = np.unique(_labels(batches, "batches", data.shape[0]), return_inverse=True)
-    if len(batch_names) < 2:
-        raise ValueError(f"batches has a single value ({batch_names[0]!r}); mixing needs at least two batches.")
+    _, batch_codes = _batch_codes(batches, data.shape[0])
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer) or n_neighbors < 1:
         raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors!r}.")
     n_cells = data.shape[0]
     k = min(n_neighbors, n_cells - 1)
-    neighbors = exact_knn(data, data, k + 1, metric)[0]
-    is_self = neighbors == np.arange(n_cells)[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    neighbors = neighbors[~is_self].reshape(n_cells, k)
+    neighbors = _other_cells_knn(data, np.arange(n_cells), k, metric)
     other = float((batch_codes[neighbors] != batch_codes[:, None]).mean())
     overall = np.bincount(batch_codes) / n_cells
     return other / float(1.0 - np.sum(overall**2))
