@@ -124,6 +124,40 @@ def test_sparse_input_gives_the_dense_result_and_drops_only_non_zeros():
     torch.testing.assert_close(scores[-1], expected[-1])
 
 
+@pytest.mark.parametrize("genomic_order", [True, False])
+def test_sparse_projection_equals_dense_whatever_the_feature_order(genomic_order):
+    """The sparse path sorts its entries only when the columns are not in genomic order: both give the dense scores."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 40
+    chroms = np.repeat(["chr1", "chr2", "chr3"], [15, 15, 10])
+    starts = np.concatenate([np.arange(15) * 1000, np.arange(15) * 1000, np.arange(10) * 1000])
+    order = np.arange(n) if genomic_order else rng.permutation(n)
+    coords = pd.DataFrame({"chrom": chroms[order], "start": starts[order], "end": starts[order] + 100})
+    coords.index = [f"p{i}" for i in range(n)]
+    layout = FeatureLayout.from_coordinates(coords.index, coords, patch_size=4)
+    encoder = GenomicPatchEncoder(
+        layout.to_dict(),
+        n_components=3,
+        n_hidden=4,
+        n_layers=1,
+        n_heads=2,
+        n_ff=8,
+        dropout=0.0,
+        n_output=3,
+        pooling="cls",
+    ).eval()
+    encoder.set_basis(
+        rng.normal(size=(layout.n_patches, layout.patch_size, 3)), np.zeros((layout.n_patches, 3)), np.ones(3)
+    )
+    dense = torch.as_tensor(sp.random(25, n, density=0.3, random_state=4, dtype=np.float32).toarray())
+    dense[5] = 0.0  # an empty cell
+    torch.testing.assert_close(
+        encoder._patch_scores(dense.to_sparse()), encoder._patch_scores(dense), rtol=1e-5, atol=1e-5
+    )
+
+
 def test_patch_basis_tokens_sum_to_principal_component_scores():
     rng = np.random.default_rng(0)
     layout = _layout()

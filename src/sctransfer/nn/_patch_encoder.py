@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Literal
 
@@ -155,10 +156,12 @@ class GenomicPatchEncoder(nn.Module):
     def _patch_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Input dropout, then each patch's projection on the principal axes, ``(batch, n_patches, n_components)``.
 
-        A sparse COO input is projected without densifying: each non-zero value adds its row of the
-        basis to its patch (cost proportional to the non-zeros, not to batch x features). Input
-        dropout only ever changes non-zero values, so on sparse input it is drawn for those alone,
-        with the same distribution as on the dense input.
+        A sparse COO input is projected without densifying: its non-zero values are laid out as a
+        sparse CSR matrix with one row per (cell, patch) and one column per patch slot, and that
+        matrix times the basis (patch slots x components) gives every patch's scores in one sparse
+        product (cost proportional to the non-zeros, not to batch x features), in float32 also
+        under mixed precision. Input dropout only ever changes non-zero values, so on sparse input
+        it is drawn for those alone, with the same distribution as on the dense input.
         """
         if x.is_sparse:
             x = x.coalesce()
@@ -168,9 +171,21 @@ class GenomicPatchEncoder(nn.Module):
                 values = values * keep / (1.0 - self.input_dropout)
             slots = self.feature_slot[features]
             flat_basis = self.basis.view(-1, self.n_components)
-            scores = values.new_zeros(x.shape[0] * self.n_patches, self.n_components)
-            scores.index_add_(0, cells * self.n_patches + slots // self.patch_size, values[:, None] * flat_basis[slots])
-            scores = scores.view(x.shape[0], self.n_patches, self.n_components)
+            n_rows = x.shape[0] * self.n_patches
+            rows = cells * self.n_patches + torch.div(slots, self.patch_size, rounding_mode="floor")
+            entry = rows * flat_basis.shape[0] + slots  # CSR order: by row, then by column
+            if not bool((entry[1:] > entry[:-1]).all()):  # features not in genomic order: sort
+                order = torch.argsort(entry)
+                rows, slots, values = rows[order], slots[order], values[order]
+            row_starts = torch.zeros(n_rows + 1, dtype=torch.int64, device=x.device)
+            row_starts[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
+            with warnings.catch_warnings():  # torch flags its sparse CSR layout as beta, once per process
+                warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+                projection = torch.sparse_csr_tensor(
+                    row_starts, slots, values.float(), (n_rows, flat_basis.shape[0]), check_invariants=False
+                )
+            with torch.autocast(x.device.type, enabled=False):
+                scores = (projection @ flat_basis).view(x.shape[0], self.n_patches, self.n_components)
         else:
             x = F.dropout(x, self.input_dropout, self.training)
             padded = torch.cat([x, x.new_zeros(x.shape[0], 1)], dim=1)
