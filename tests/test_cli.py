@@ -574,6 +574,11 @@ def test_match_unpaired_input_needs_a_model(simulated_files, tmp_path, capsys):
             ["cross-modal-match", "--model", "m", "--max-steps", "5", "--preset", "base"],
             "--preset and --max-steps set how a model is trained; not with --model",
         ),
+        (["cross-modal-match", "--preset", "large"], "--preset must be one of tiny, small, base, got 'large'"),
+        (
+            ["cross-modal-match", "--match-method", "annoy"],
+            "--match-method must be one of auto, exact, pynndescent, got 'annoy'",
+        ),
     ],
 )
 def test_match_usage_errors(argv, message, capsys):

@@ -168,6 +168,19 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         if args.annotation is None and getattr(args, "model", None) is None:
             needed = "required with --input (or pass --model)" if hasattr(args, "model") else "required with --input"
             parser.error(f"{args.command}: --annotation is {needed}")
+    if getattr(args, "preset", None) is not None:
+        from .model._scclip import PRESETS
+
+        if args.preset not in PRESETS:
+            parser.error(f"{args.command}: --preset must be one of {', '.join(PRESETS)}, got {args.preset!r}")
+    if getattr(args, "match_method", None) is not None:
+        from typing import get_args
+
+        from .tl._matching import MatchMethod
+
+        if args.match_method not in get_args(MatchMethod):
+            methods = ", ".join(get_args(MatchMethod))
+            parser.error(f"{args.command}: --match-method must be one of {methods}, got {args.match_method!r}")
     if getattr(args, "model", None) is not None:
         given = (("--preset", args.preset), ("--max-steps", args.max_steps))
         training = [flag for flag, value in given if value is not None]
