@@ -462,6 +462,11 @@ def test_match_method_switches_at_the_documented_size_and_refuses_other_values()
     assert _matching.match_method(50_001, 50_000, "auto") == "pynndescent"
     assert _matching.match_method(10, 10, "pynndescent") == "pynndescent"
     assert _matching.match_method(10**6, 10**6, "exact") == "exact"
+    # a one-to-one assignment small enough for the dense solver is exact whatever the method asked
+    assert _matching.match_method(10, 10, "pynndescent", one_to_one=True) == "exact"
+    assert _matching.match_method(10**6, 10**6, "auto", one_to_one=True) == "pynndescent"
+    with pytest.raises(ValueError, match="got 'faiss'"):
+        _matching.match_method(10, 10, "faiss", one_to_one=True)
     query = np.eye(3, dtype=np.float32)
     for function in (_matching.nearest_partners, _matching.one_to_one_partners):
         with pytest.raises(ValueError, match="method must be 'auto', 'exact' or 'pynndescent', got 'faiss'"):

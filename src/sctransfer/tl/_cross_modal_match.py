@@ -171,7 +171,7 @@ def cross_modal_match(
             )
     rna = get_modality(mdata, rna_key, role="RNA", layer=rna_layer, counts_argument="rna_layer")
     atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
-    search = _matching.match_method(rna.n_obs, atac.n_obs, match_method)
+    search = _matching.match_method(rna.n_obs, atac.n_obs, match_method, one_to_one=one_to_one)
     fields = _fields(key_added, rna_key, atac_key, pairing_top_k is not None)
     check_free(mdata, fields, tool="cross_modal_match", key_added=key_added, overwrite=overwrite)
     modalities = {

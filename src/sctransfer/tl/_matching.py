@@ -44,18 +44,20 @@ def _check_pair(query: np.ndarray, target: np.ndarray) -> None:
         raise ValueError(f"query and target need at least one cell each, got {query.shape[0]} and {target.shape[0]}.")
 
 
-def match_method(n_query: int, n_target: int, method: str) -> str:
-    """The search :func:`nearest_partners` and :func:`one_to_one_partners` run: ``"exact"`` or ``"pynndescent"``.
+def match_method(n_query: int, n_target: int, method: str, *, one_to_one: bool = False) -> str:
+    """The search :func:`nearest_partners` (or, ``one_to_one=True``, :func:`one_to_one_partners`) runs.
 
-    ``method="auto"`` is exact up to ``EXACT_KNN_MAX_CELLS ** 2`` query x target pairs (see
-    :func:`sctransfer._knn.resolve_knn_method`).
+    ``"exact"`` or ``"pynndescent"``: ``method="auto"`` is exact up to ``EXACT_KNN_MAX_CELLS ** 2`` query x
+    target pairs (see :func:`sctransfer._knn.resolve_knn_method`); a one-to-one assignment of at most
+    ``DENSE_ASSIGNMENT_LIMIT`` pairs is solved exactly on the full similarity matrix whatever ``method`` says.
 
     Raises
     ------
     ValueError
         If ``method`` is not ``"auto"``, ``"exact"`` or ``"pynndescent"``.
     """
-    return resolve_knn_method(n_query * n_target, "cosine", method)
+    search = resolve_knn_method(n_query * n_target, "cosine", method)
+    return "exact" if one_to_one and n_query * n_target <= DENSE_ASSIGNMENT_LIMIT else search
 
 
 def nearest_partners(
