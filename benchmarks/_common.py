@@ -143,43 +143,63 @@ CEILINGS: dict[str, Callable] = {"ceiling: ATAC classifier with ATAC labels": ce
 
 
 # --------------------------------------------------------------------------------------------
-# one method, one fresh process: wall time and peak resident memory of that method alone
+# fresh processes: wall time and peak resident memory of one run alone
 # --------------------------------------------------------------------------------------------
-def _child(queue, method_name: str, split: str, random_state: int, labels_key: str, threads: int, kwargs: dict) -> None:
+def _call(queue, function: Callable, threads: int, args: tuple, kwargs: dict) -> None:
     try:
         import torch
 
         torch.set_num_threads(threads)
-        mdata, truth = load_split(split, labels_key)
-        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        start = time.perf_counter()
-        fn = {**METHODS, **CEILINGS}.get(method_name, sctransfer_default)
-        cpu_start = time.process_time()
-        pred = fn(mdata, random_state=random_state, labels_key=labels_key, **kwargs)
-        wall = time.perf_counter() - start
-        cpu = time.process_time() - cpu_start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        pred, confidence = pred if isinstance(pred, tuple) else (pred, None)
-        calibration = {}
-        if confidence is not None:
-            calibration = {
-                "ece": st.metrics.expected_calibration_error(truth, pred, confidence),
-                "mean_confidence": float(np.nanmean(confidence)),
-            }
-        queue.put(
-            {
-                "ok": True,
-                **scores(truth, pred),
-                **calibration,
-                "labels": [str(p) for p in pred],
-                "cpu_s": cpu,
-                "wall_s": wall,
-                "peak_rss_gb": peak / 1e6,
-                "data_rss_gb": base_rss / 1e6,
-            }
-        )
+        queue.put({"ok": True, "value": function(*args, **kwargs)})
     except Exception:  # noqa: BLE001 - reported to the parent
         queue.put({"ok": False, "error": traceback.format_exc()})
+
+
+def in_fresh_process(function: Callable, *args, threads: int = 2, **kwargs):
+    """``function(*args, **kwargs)`` in a fresh spawned process with ``threads`` torch threads; its return value.
+
+    ``function`` must be importable by name (a module-level function, also of a benchmark run as a script);
+    its return value must pickle. An exception in the child is raised here as a RuntimeError with the child's
+    traceback.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_call, args=(queue, function, threads, args, kwargs))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if not result["ok"]:
+        raise RuntimeError(f"{function.__name__} failed in its process:\n{result['error']}")
+    return result["value"]
+
+
+def measure_method(method_name: str, split: str, random_state: int, labels_key: str, kwargs: dict) -> dict:
+    """One method on one split in this process: scores, confidence calibration, labels, times, peak memory."""
+    mdata, truth = load_split(split, labels_key)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    fn = {**METHODS, **CEILINGS}.get(method_name, sctransfer_default)
+    cpu_start = time.process_time()
+    pred = fn(mdata, random_state=random_state, labels_key=labels_key, **kwargs)
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pred, confidence = pred if isinstance(pred, tuple) else (pred, None)
+    calibration = {}
+    if confidence is not None:
+        calibration = {
+            "ece": st.metrics.expected_calibration_error(truth, pred, confidence),
+            "mean_confidence": float(np.nanmean(confidence)),
+        }
+    return {
+        **scores(truth, pred),
+        **calibration,
+        "labels": [str(p) for p in pred],
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "peak_rss_gb": peak / 1e6,
+        "data_rss_gb": base_rss / 1e6,
+    }
 
 
 def run_isolated(
@@ -190,12 +210,4 @@ def run_isolated(
     Returns scores (accuracy, macro-F1; ECE and mean confidence for methods that give a confidence),
     the predicted ``labels`` (list, ATAC cell order), wall time, CPU time of the process and peak RSS.
     """
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, method_name, split, random_state, labels_key, threads, kwargs))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if not result.pop("ok"):
-        raise RuntimeError(f"{method_name} on {split} failed:\n{result['error']}")
-    return result
+    return in_fresh_process(measure_method, method_name, split, random_state, labels_key, kwargs, threads=threads)

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
 import time
-import traceback
 from pathlib import Path
 
 import pandas as pd
+from _common import in_fresh_process
 
 VARIANTS = {
     "default": {},
@@ -65,28 +64,6 @@ def run_variant(model_kwargs: dict, max_steps: int | None) -> dict:
     }
 
 
-def _child(queue, model_kwargs: dict, max_steps: int | None, threads: int) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-        queue.put({"ok": True, "row": run_variant(model_kwargs, max_steps)})
-    except Exception:  # noqa: BLE001 - reported to the parent
-        queue.put({"ok": False, "error": traceback.format_exc()})
-
-
-def run_isolated(model_kwargs: dict, max_steps: int | None, threads: int) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, model_kwargs, max_steps, threads))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if not result.pop("ok"):
-        raise RuntimeError(f"SCCLIP with {model_kwargs} failed:\n{result['error']}")
-    return result["row"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -98,7 +75,7 @@ def main() -> None:
         os.environ["SCTRANSFER_DATA_DIR"] = str(shared_data)
     rows = {}
     for name, kwargs in VARIANTS.items():
-        rows[name] = run_isolated(kwargs, args.max_steps, args.threads)
+        rows[name] = in_fresh_process(run_variant, kwargs, args.max_steps, threads=args.threads)
         print(f"{name}: {rows[name]['total']:.1f} s ({rows[name]['training']:.1f} s training)", flush=True)
     table = pd.DataFrame(rows).T
     print(table.round(2).to_string())
