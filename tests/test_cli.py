@@ -476,6 +476,10 @@ def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, ca
     assert "modality mixing" not in out  # a demo figure only
     assert f"model saved to: {model_dir}" in out
     first = mudata.read_h5mu(trained)
+    source = mudata.read_h5mu(simulated_files["paired"])  # the input is read backed: its counts reach the output
+    for key in ("rna", "atac"):
+        assert (first[key].X != source[key].X).nnz == 0
+        assert "X_scclip" not in source[key].obsm  # and the input file is not written to
     foscttm = sctransfer.metrics.foscttm(first["rna"].obsm["X_scclip"], first["atac"].obsm["X_scclip"]).mean
     assert _summary_value(out, "FOSCTTM:").startswith(f"{foscttm:.3f} ")
     assert "on the training cells, optimistic" in _summary_value(out, "FOSCTTM:")
@@ -501,6 +505,20 @@ def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, ca
     pairing = third["rna"].obsm["sctransfer_pairing"]
     assert pairing.shape == (third["rna"].n_obs, third["atac"].n_obs)
     np.testing.assert_array_equal(np.diff(pairing.indptr), 5)
+
+
+def test_match_output_may_replace_its_own_backed_input(simulated_files, tmp_path, capsys):
+    """The input is read from disk as the tool runs; writing the results over that same file still works."""
+    path = tmp_path / "in_place.h5mu"
+    path.write_bytes(simulated_files["paired"].read_bytes())
+    argv = ["cross-modal-match", "--input", str(path), "--annotation", str(simulated_files["genes"]), *_FAST]
+    code, _, err = _run([*argv, "--output", str(path), "--overwrite"], capsys)
+    assert code == 0, err
+    written, source = mudata.read_h5mu(path), mudata.read_h5mu(simulated_files["paired"])
+    for key in ("rna", "atac"):
+        assert written[key].obsm["X_scclip"].shape[0] == source[key].n_obs
+        assert (written[key].X != source[key].X).nnz == 0
+    assert not list(tmp_path.glob(".*"))
 
 
 def _match_args(input_file: Path, output: Path, *extra: str) -> list[str]:

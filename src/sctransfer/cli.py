@@ -223,12 +223,13 @@ def _check_paths(args: argparse.Namespace) -> None:
         _check_new_path(args.output, "output", args.overwrite)
 
 
-def _read_input(path: Path) -> MuData:
+def _read_input(path: Path, *, backed: bool = False) -> MuData:
+    """The input MuData; ``backed``: its matrices stay on disk (read-only) and are read block by block."""
     import mudata
 
-    logger.info("Reading %s.", path)
+    logger.info("Reading %s%s.", path, " (matrices backed on disk)" if backed else "")
     with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
-        return mudata.read_h5mu(path)
+        return mudata.read_h5mu(path, backed="r" if backed else None)
 
 
 def _write_atomic(mdata: MuData, output: Path) -> None:
@@ -385,7 +386,7 @@ def _cross_modal_match(args: argparse.Namespace) -> None:
             logger.info("Loading the model in %s.", args.model)
             model = SCCLIP.load(args.model)
         if args.input is not None:
-            mdata = _read_input(args.input)
+            mdata = _read_input(args.input, backed=True)  # the counts are only read: atlas-size files stay on disk
             training, annotation = (mdata if model is None else None), args.annotation
         else:
             training, mdata, annotation = _load_match_demo(args, train=model is None)
