@@ -64,6 +64,18 @@ def test_ece_hand_computed():
     assert same == pytest.approx(ECE_2_BINS)
 
 
+def test_labels_compare_as_the_same_number_whatever_their_type():
+    """1, 1.0 and np.int64(1) are one label (a truth column read as float, predictions as int)."""
+    truth, predicted = [1, 2, 3], np.array([1.0, 2.0, 4.0])
+    assert st.metrics.expected_calibration_error(truth, predicted, [1.0, 1.0, 0.0]) == 0
+    assert st.metrics.seed_agreement([truth, predicted]) == pytest.approx(2 / 3)
+    assert st.metrics.accuracy(pd.Series(truth, dtype="Int64"), predicted) == pytest.approx(2 / 3)
+    assert st.metrics.accuracy(pd.Categorical([1.0, 2.0]), np.array([1, 2], dtype=np.int64)) == 1
+    assert st.metrics.accuracy([1, 2.5], [1, 2.5], known_types=[1.0]) == 1
+    # text labels are left as they are
+    assert st.metrics.seed_agreement([["1.0", "A"], ["1", "A"]]) == 0.5
+
+
 def test_ece_extremes():
     # confident and right, or unsure (0) and wrong: perfectly calibrated
     assert st.metrics.expected_calibration_error(["A", "B"], ["A", "B"], [1.0, 1.0]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from itertools import combinations
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -16,12 +16,27 @@ logger = logging.getLogger(__name__)
 RELIABILITY_COLUMNS = ("bin_lower", "bin_upper", "n_cells", "accuracy", "mean_confidence")
 
 
+def label_text(value: Any) -> str:
+    """A label as text; a whole number reads the same whatever its type (``1``, ``1.0``, ``np.int64(1)``: ``"1"``)."""
+    if isinstance(value, Real) and not isinstance(value, bool | np.bool_) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label_texts(series: pd.Series) -> np.ndarray:
+    """:func:`label_text` of each value of ``series``, as an object array (the labels the metrics compare)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):  # each category once; code -1 (missing) reads "nan"
+        texts = np.array([label_text(c) for c in series.cat.categories] + ["nan"], dtype=object)
+        return texts[series.cat.codes.to_numpy()]
+    return np.array([label_text(value) for value in series.astype(object)], dtype=object)
+
+
 def _labels_and_missing(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Labels as an object array of strings (matched by position) and a boolean mask of missing values."""
     if np.ndim(values) != 1:
         raise ValueError(f"{name} must be one-dimensional (one label per cell), got {np.ndim(values)} dimensions.")
     series = values.reset_index(drop=True) if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-    return series.astype(str).to_numpy(dtype=object), series.isna().to_numpy()
+    return label_texts(series), series.isna().to_numpy()
 
 
 def _check_n_bins(n_bins: Any) -> int:
@@ -151,7 +166,8 @@ def expected_calibration_error(truth: Any, predicted: Any, confidence: Any, *, n
     truth
         True labels, one per cell (array-like or :class:`pandas.Series`, matched by position).
     predicted
-        Predicted labels, same length and cell order; compared with `truth` as strings.
+        Predicted labels, same length and cell order; compared with `truth` as text, a whole number
+        the same whatever its type (``1`` and ``1.0`` are one label).
     confidence
         Probability given to the predicted label, in ``[0, 1]``, same length and cell order.
     n_bins

@@ -13,7 +13,7 @@ from mudata import MuData
 
 from sctransfer._constants import ATAC
 
-from ._calibration import expected_calibration_error
+from ._calibration import expected_calibration_error, label_text, label_texts
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ def _as_labels(values: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
             f"{name} contains {n_missing} missing value(s); drop those cells first "
             "(`label_transfer_report` excludes cells with missing truth and reports how many)."
         )
-    categories = [str(c) for c in series.cat.categories] if isinstance(series.dtype, pd.CategoricalDtype) else None
-    return series.astype(str).to_numpy(dtype=object), categories
+    categorical = isinstance(series.dtype, pd.CategoricalDtype)
+    categories = [label_text(c) for c in series.cat.categories] if categorical else None
+    return label_texts(series), categories
 
 
 def _observed_order(labels: np.ndarray, categories: list[str] | None) -> list[str]:
@@ -66,7 +67,7 @@ def _prepare(
 def _known_set(known_types: Iterable[Any]) -> set[str]:
     if isinstance(known_types, str):
         raise TypeError("known_types must be a collection of labels, not a single string.")
-    return {str(k) for k in known_types}
+    return {label_text(k) for k in known_types}
 
 
 def accuracy(y_true: Any, y_pred: Any, *, known_types: Iterable[Any] | None = None) -> float:
@@ -352,7 +353,7 @@ def label_transfer_report(
         n_not_in_reference = int(table.loc[~table["in_reference"], "n_cells"].sum())
     ece = None
     if confidence is not None:
-        counted = np.ones(len(truth), dtype=bool) if known is None else truth.astype(str).isin(known).to_numpy()
+        counted = np.ones(len(truth), dtype=bool) if known is None else np.isin(label_texts(truth), known)
         ece = expected_calibration_error(truth[counted], pred[counted], confidence[counted])
     return {
         "accuracy": accuracy(truth, pred, known_types=known),
