@@ -127,6 +127,19 @@ def test_reuse_model_on_new_atac(transferred):
     assert new.uns["sctransfer"]["params"]["trained_here"] is False
 
 
+def test_few_cells_with_a_model_need_their_own_graph(transferred):
+    """Fewer ATAC cells than the graph's 30 components: the error says how to build a smaller graph; that works."""
+    _, _, model = transferred
+    few = MuData({"atac": st.datasets.mop_label_transfer(atac_libraries=("09H",))["atac"][:20].copy()})
+    with pytest.raises(ValueError, match=r"has 20 ATAC cells.*peak_neighbors\(mdata, n_components=10, n_neighbors=6\)"):
+        st.tl.label_transfer(few, model=model)
+    assert "sctransfer_label" not in few["atac"].obs
+    st.pp.peak_neighbors(few, n_components=10, n_neighbors=6)
+    st.tl.label_transfer(few, model=model)
+    confidence = few["atac"].obs["sctransfer_confidence"]
+    assert confidence.notna().all() and ((confidence > 0) & (confidence <= 1)).all()
+
+
 def test_same_random_state_same_result(small_split):
     a = small_split.copy()
     b = small_split.copy()

@@ -106,17 +106,60 @@ def test_self_training_follows_the_peak_space_clusters():
     proba = np.where(truth[:, None] == 0, [0.8, 0.2], [0.2, 0.8])
     unsure = np.arange(0, 100, 10)  # type-0 cells the ensemble leans (weakly) to call type 1
     proba[unsure] = [0.45, 0.55]
-    refined = self_trained_probabilities(proba, peaks, prior_correction=0.5)
+    refined = self_trained_probabilities(proba, peaks)
     assert refined.dtype == np.float32 and refined.shape == proba.shape
     np.testing.assert_allclose(refined.sum(axis=1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(refined.argmax(axis=1), truth)  # the unsure cells follow their cluster
     sure = np.setdiff1d(np.arange(200), unsure)
     assert (refined[sure].max(axis=1) > proba[sure].max(axis=1)).all()  # agreeing evidence raises the confidence
-    np.testing.assert_array_equal(refined, self_trained_probabilities(proba, peaks, prior_correction=0.5))
+    np.testing.assert_array_equal(refined, self_trained_probabilities(proba, peaks))
     # nothing to learn from: a single pseudo-label, or too few cells for the folds
     one_type = np.tile([0.3, 0.7], (200, 1))
-    np.testing.assert_allclose(self_trained_probabilities(one_type, peaks, 0.5), one_type, rtol=1e-6)
-    np.testing.assert_allclose(self_trained_probabilities(proba[:8], peaks[:8], 0.5), proba[:8], rtol=1e-6)
+    np.testing.assert_allclose(self_trained_probabilities(one_type, peaks), one_type, rtol=1e-6)
+    np.testing.assert_allclose(self_trained_probabilities(proba[:8], peaks[:8]), proba[:8], rtol=1e-6)
+
+
+def _three_clusters(rng, sizes=(100, 100, 40), third=(0.0, 0.0, 5.0)):
+    """Peaks of three clusters (centres: the first two axes and ``third``) and the cluster of each cell."""
+    cluster = np.repeat(np.arange(3), sizes)
+    centres = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], third])
+    return centres[cluster] + rng.standard_normal((len(cluster), 3)), cluster
+
+
+def test_self_training_learns_nothing_from_novel_cells():
+    """A cluster of a type missing from the reference, leaning weakly to a known type, is not made confident."""
+    from sctransfer.model._prediction import self_trained_probabilities
+
+    # cluster 2: a novel type between the two known ones, weakly called type 0 by the ensemble (confidence 0.55)
+    peaks, cluster = _three_clusters(np.random.default_rng(2), third=(3.5, 3.5, 2.5))
+    proba = np.array([[0.8, 0.2], [0.2, 0.8], [0.55, 0.45]])[cluster]
+    novel = cluster == 2
+    flagged = self_trained_probabilities(proba, peaks, novel=novel)
+    unflagged = self_trained_probabilities(proba, peaks)
+    # learning the novel cells' own pseudo-labels makes them confident (0.80); flagged, they teach nothing (0.64)
+    assert unflagged[novel].max(axis=1).mean() > 0.75
+    assert flagged[novel].max(axis=1).mean() < 0.7
+    # the known clusters are refined as without novel cells
+    np.testing.assert_array_equal(flagged[~novel].argmax(axis=1), cluster[~novel])
+    assert (flagged[~novel].max(axis=1) > proba[~novel].max(axis=1)).all()
+
+
+def test_self_training_falls_back_when_too_few_cells_of_a_type():
+    """Types with fewer than SELF_TRAINING_MIN_CELLS pseudo-labels are not learned (neutral, not suppressed);
+    a query of one type (plus a few stray calls) keeps the ensemble's probabilities."""
+    from sctransfer.model._prediction import SELF_TRAINING_MIN_CELLS, self_trained_probabilities
+
+    rng = np.random.default_rng(3)
+    peaks, cluster = _three_clusters(rng, sizes=(100, 100, SELF_TRAINING_MIN_CELLS - 1))
+    proba = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]])[cluster]
+    refined = self_trained_probabilities(proba, peaks)
+    rare = cluster == 2
+    np.testing.assert_array_equal(refined.argmax(axis=1), cluster)  # the rare type keeps its cells
+    assert refined[rare, 2].min() > 0.5
+    # one type and a few stray calls of another: nothing is learned, the ensemble is returned
+    one_type = np.tile([0.6, 0.4], (200, 1))
+    one_type[: SELF_TRAINING_MIN_CELLS - 1] = [0.4, 0.6]
+    np.testing.assert_allclose(self_trained_probabilities(one_type, peaks[:200]), one_type, rtol=1e-6)
 
 
 def test_self_training_with_cell_names_does_not_depend_on_the_order_of_the_cells():
@@ -129,9 +172,9 @@ def test_self_training_with_cell_names_does_not_depend_on_the_order_of_the_cells
     proba[np.arange(180), truth] = 0.6
     proba[::7] = [0.34, 0.33, 0.33]  # unsure cells
     names = np.array([f"cell{i}" for i in range(180)])
-    refined = self_trained_probabilities(proba, peaks, 0.5, cell_names=names)
+    refined = self_trained_probabilities(proba, peaks, cell_names=names)
     order = rng.permutation(180)
-    shuffled = self_trained_probabilities(proba[order], peaks[order], 0.5, cell_names=names[order])
+    shuffled = self_trained_probabilities(proba[order], peaks[order], cell_names=names[order])
     np.testing.assert_allclose(shuffled, refined[order], atol=1e-5)
     np.testing.assert_allclose(refined.sum(axis=1), 1.0, atol=1e-6)
 

@@ -23,6 +23,14 @@ import numpy as np
 DEFAULT_SMOOTHING_ROUNDS = 3
 """Rounds of averaging over the peak-space neighbours (chosen on MOp SNARE-seq: :doc:`/benchmarks`)."""
 
+DEFAULT_NOVELTY_THRESHOLD = 2.5
+"""Cells whose novelty score exceeds this many robust standard deviations above the median are called novel.
+
+:func:`sctransfer.tl.label_transfer`'s default ``novelty_threshold``; such cells also teach nothing to
+the self-training step of :meth:`~sctransfer.model.SCNCL.predict`. See :doc:`/benchmarks` for how it
+was chosen and what it flags on MOp SNARE-seq.
+"""
+
 _MAD_TO_SD = 1.4826
 
 

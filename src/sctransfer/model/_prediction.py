@@ -10,8 +10,9 @@ renormalised, so that abundant reference types do not absorb the rare ones (what
 
 For ATAC cells with a peak view, a self-training step then lets the query's own peak-space
 structure refine these probabilities (:func:`self_trained_probabilities`): a logistic regression
-on the peak view learns the ensemble's labels of the *other* ATAC cells (cross-fitted), and its
-probabilities, corrected for the frequencies of those labels, are pooled with the ensemble's. The
+on the peak view learns the ensemble's labels of the *other* ATAC cells (cross-fitted; cells that
+look novel do not teach), and its probabilities, divided by the frequencies of those labels (a
+likelihood ratio), are pooled with the ensemble's. The
 result is what :meth:`~sctransfer.model.SCNCL.predict` and :meth:`~sctransfer.model.SCNCL.transfer`
 return; its highest value is the confidence, a probability of the label being right (calibration
 measured on MOp SNARE-seq: :doc:`/benchmarks`).
@@ -39,8 +40,10 @@ DEFAULT_PRIOR_CORRECTION = 0.5
 SELF_TRAINING_FOLDS = 5
 #: Inverse L2 regularisation strength of the self-training logistic regression.
 SELF_TRAINING_C = 10.0
-#: Weight (exponent) of the self-trained probabilities when pooled with the ensemble's (which have weight 1).
+#: Weight (exponent) of the self-trained likelihood ratios when pooled with the ensemble's probabilities (weight 1).
 SELF_TRAINING_WEIGHT = 0.5
+#: Fewest pseudo-labelled cells of a type for the self-training to learn it (rarer types keep the ensemble's evidence).
+SELF_TRAINING_MIN_CELLS = 5
 
 
 @dataclass
@@ -164,27 +167,35 @@ def ensemble_probabilities(
 def self_trained_probabilities(
     proba: np.ndarray,
     peak_inputs: np.ndarray,
-    prior_correction: float,
     *,
+    novel: np.ndarray | None = None,
     folds: int = SELF_TRAINING_FOLDS,
     cell_names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Refine the ensemble's probabilities of ATAC cells with their own peak-space structure.
 
     1. Pseudo-labels: each cell's most probable type under ``proba``, weighted by that probability.
+       Cells flagged ``novel`` teach nothing (they are likely of a type the reference lacks), and
+       neither do the cells of a type with fewer than ``SELF_TRAINING_MIN_CELLS`` pseudo-labels
+       among the others (too few to learn).
     2. A multinomial logistic regression (L2, ``C`` = ``SELF_TRAINING_C``) on the unit-length peak
        view learns them, cross-fitted over ``folds`` fixed folds: a cell's peak-space probabilities
-       ``q`` come from a classifier that never saw its own pseudo-label.
-    3. ``q`` is divided by the frequency of each pseudo-label to the power ``prior_correction``
-       (as the ensemble's parts are for the reference frequencies) and renormalised.
-    4. The result is ``proba * q ** SELF_TRAINING_WEIGHT``, renormalised: the ensemble's evidence
-       with the peak-space evidence at half weight (log-linear pooling).
+       ``q`` come from a classifier that never saw its own pseudo-label. Every cell, novel ones
+       included, gets ``q`` of the types learned.
+    3. ``q`` becomes a likelihood ratio ``q / pi``, with ``pi`` the share of each pseudo-label among
+       the learning cells: how much the peak view favours a type beyond the query's own mix, so the
+       query's type proportions (whatever they are) are not counted twice. A type not learned gets
+       the cell's lowest ratio among the learned types (the peak view found too few cells like it to
+       favour it; it is not ruled out either, as a zero would).
+    4. The result is ``proba * (q / pi) ** SELF_TRAINING_WEIGHT``, renormalised: the ensemble's
+       evidence with the peak-space evidence at half weight (log-linear pooling).
 
     Everything is deterministic given the inputs (fixed folds, no random numbers), so the step does
     not add seed dependence. With ``cell_names``, a cell's fold is fixed by its name (a stable hash),
     so the result does not depend on the order of the cells either; it still depends on which other
-    cells are in the query (they are what the classifier learns from). When fewer than two
-    pseudo-labels occur, or there are fewer cells than ``2 * folds``, ``proba`` is returned unchanged.
+    cells are in the query (they are what the classifier learns from). When fewer than two types
+    can be learned (e.g. a query of one type), or fewer than ``2 * folds`` cells teach, ``proba`` is
+    returned unchanged.
 
     Parameters
     ----------
@@ -192,8 +203,9 @@ def self_trained_probabilities(
         Cells x types probabilities of the ensemble (rows sum to one).
     peak_inputs
         Cells x components peak view of the same cells (e.g. the model's standardised LSI scores).
-    prior_correction
-        Exponent of the pseudo-label frequency correction.
+    novel
+        Boolean per cell: likely of a type missing from the reference (e.g. novelty score above
+        the threshold of :func:`sctransfer.tl.label_transfer`); ``None``: no cell is.
     folds
         Folds of the cross-fitting (at least 2).
     cell_names
@@ -205,12 +217,16 @@ def self_trained_probabilities(
     """
     n_cells, n_types = proba.shape
     labels = proba.argmax(axis=1)
-    counts = np.bincount(labels, minlength=n_types)
-    if (counts > 0).sum() < 2 or n_cells < 2 * folds:
+    teaches = np.ones(n_cells, dtype=bool) if novel is None else ~np.asarray(novel, dtype=bool)
+    counts = np.bincount(labels[teaches], minlength=n_types)
+    teaches &= counts[labels] >= SELF_TRAINING_MIN_CELLS
+    counts = np.bincount(labels[teaches], minlength=n_types)
+    if (counts > 0).sum() < 2 or teaches.sum() < 2 * folds:
         return proba.astype(np.float32)
+    share = counts / counts.sum()
     features = unit_rows(np.asarray(peak_inputs, dtype=np.float64))
     weights = proba.max(axis=1).astype(np.float64)
-    peak_proba = np.zeros((n_cells, n_types))
+    ratio = np.ones((n_cells, n_types))
     if cell_names is None:
         splits = list(KFold(folds, shuffle=True, random_state=0).split(features))
     else:
@@ -218,12 +234,13 @@ def self_trained_probabilities(
         splits = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(folds)]
         splits = [(train, test) for train, test in splits if len(test)]
     for train, test in splits:
-        if np.unique(labels[train]).size < 2:
-            peak_proba[test] = counts / n_cells
+        train = train[teaches[train]]
+        if np.unique(labels[train]).size < 2:  # nothing to learn from: neutral ratios
             continue
         classifier = LogisticRegression(C=SELF_TRAINING_C, max_iter=300)
         classifier.fit(features[train], labels[train], sample_weight=weights[train])
-        peak_proba[np.ix_(test, classifier.classes_)] = classifier.predict_proba(features[test])
-    peak_proba = reweighted(peak_proba, np.maximum(counts, 1).astype(np.float64) ** -prior_correction)
-    pooled = proba.astype(np.float64) * np.maximum(peak_proba, 1e-12) ** SELF_TRAINING_WEIGHT
+        learned = np.maximum(classifier.predict_proba(features[test]), 1e-12) / share[classifier.classes_]
+        ratio[test] = learned.min(axis=1, keepdims=True)  # types not learned: no more than the least likely learned
+        ratio[np.ix_(test, classifier.classes_)] = learned
+    pooled = proba.astype(np.float64) * ratio**SELF_TRAINING_WEIGHT
     return (pooled / pooled.sum(axis=1, keepdims=True)).astype(np.float32)

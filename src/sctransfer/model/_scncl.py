@@ -37,7 +37,7 @@ from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin,
 from ._deprecation import renamed_argument
 from ._feature_mapping import map_genes
 from ._labels import MuDataLabelsField
-from ._novelty import DEFAULT_SMOOTHING_ROUNDS, combine_novelty_evidence
+from ._novelty import DEFAULT_NOVELTY_THRESHOLD, DEFAULT_SMOOTHING_ROUNDS, combine_novelty_evidence
 from ._peak_view import PeakView
 from ._prediction import (
     DEFAULT_PRIOR_CORRECTION,
@@ -718,15 +718,18 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         the power ``prior_correction`` and renormalised, then averaged (what each part adds:
         :doc:`/benchmarks`). For ATAC cells with a peak view, a self-training step then refines
         them: a logistic regression on the unit-length peak view learns the ensemble's labels
-        (weighted by their probability) of the other ATAC cells, cross-fitted over 5 fixed folds;
-        its probabilities, divided by the frequency of each of those labels to the power
-        ``prior_correction``, are pooled with the ensemble's at half weight
-        (``ensemble * peak ** 0.5``, renormalised). The highest probability of a cell is then a
-        calibrated probability that its label is right (measured on MOp SNARE-seq:
-        :doc:`/benchmarks`) when the reference and the query have similar type proportions and the
-        query has no types missing from the reference; otherwise (a strongly different composition,
-        novel types, a query of one type) the self-trained probabilities are overconfident, and the
-        ensemble alone (``self_training=False``) is the safer reading.
+        (weighted by their probability) of the other ATAC cells, cross-fitted over 5 fixed folds,
+        leaving out cells whose novelty score (:meth:`novelty_score`) is above the novelty threshold
+        of :func:`~sctransfer.tl.label_transfer` (2.5) and types with fewer than 5 such labels; its
+        probabilities, divided by the share of each label among the learning cells (a likelihood
+        ratio, so the query's type mix is not counted twice), are pooled with the ensemble's at half
+        weight (``ensemble * ratio ** 0.5``, renormalised; a type not learned gets the cell's lowest
+        ratio). The highest probability of a cell is then a calibrated probability that its label
+        is right on MOp SNARE-seq splits (expected calibration error 0.02-0.03), also with types
+        missing from the reference or a query of a few types; it is too high (by 0.07-0.15) when the
+        query lacks the reference's largest type or the reference has few cells of the query's, and
+        a query of one type can be mislabelled altogether (measured: :doc:`/benchmarks`); the ensemble
+        alone (``self_training=False``) is then the safer reading.
 
         Parameters
         ----------
@@ -745,7 +748,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         self_training
             Refine the probabilities of ATAC cells with the self-training step (needs the peak
             view: ATAC cells only, with the peak modality of the same cells); ``False`` returns the
-            ensemble alone (not calibrated: less confident than it is right).
+            ensemble alone (less confident than it is right when reference and query are alike).
         batch_size
             Cells per forward pass; ``None``: 1,024 cells.
 
@@ -762,8 +765,10 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         self._check_if_trained(warn=False)
         mdata = self._data(adata)
         batch_size = batch_size or INFERENCE_BATCH_SIZE
-        cells = self._forward(mdata, modality, batch_size, reference_neighbors)
         _check_self_training(self_training)
+        # the self-training needs the novelty score, which compares each cell with its 30 nearest reference cells
+        searched = max(reference_neighbors, DEFAULT_REFERENCE_NEIGHBORS) if self_training else reference_neighbors
+        cells = self._forward(mdata, modality, batch_size, searched)
         proba = self._probability_frame(
             cells,
             self._type_probabilities(
@@ -933,8 +938,17 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             prior_correction,
         )
         if self_training and peak_inputs is not None:
-            proba = self_trained_probabilities(proba, peak_inputs, prior_correction, cell_names=cells.names)
+            novel = self._self_training_novelty(mdata, cells) > DEFAULT_NOVELTY_THRESHOLD
+            proba = self_trained_probabilities(proba, peak_inputs, novel=novel, cell_names=cells.names)
         return proba
+
+    def _self_training_novelty(self, mdata: MuData, cells: ForwardPass) -> np.ndarray:
+        """The novelty score with its defaults (smoothed when the data have the peak-space graph) for self-training."""
+        atac = mdata.mod.get(self._modalities["neighbors_key"])
+        key = self.registry_["setup_args"]["neighbors_key"]
+        has_graph = atac is not None and key in atac.uns and f"{key}_distances" in atac.obsp
+        rounds = DEFAULT_SMOOTHING_ROUNDS if has_graph else 0
+        return self._novelty(mdata, cells, DEFAULT_REFERENCE_NEIGHBORS, rounds, None)
 
     def _novelty(
         self,

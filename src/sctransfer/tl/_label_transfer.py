@@ -18,19 +18,13 @@ from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
 from sctransfer._validation import MISSING_LABELS, check_labels, check_unpaired, get_modality, working_mudata
 from sctransfer.model import SCNCL, TransferResult
+from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
 from ._common import Field, ResultWriter, check_free, check_max_steps, model_params, working_modality
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_NOVELTY_THRESHOLD = 2.5
-"""Cells whose novelty score exceeds this many robust standard deviations above the median are called novel.
-
-See :doc:`/benchmarks` for how it was chosen and what it flags on MOp SNARE-seq.
-"""
-
 
 MIN_ATAC_CELLS = 31
 """Fewest ATAC cells label transfer builds a peak-space graph for (the graph uses 30 LSI components)."""
@@ -114,10 +108,17 @@ def _check_inputs(
     if has_graph:
         neighbor_indices(atac, NEIGHBORS_KEY)
     elif atac.n_obs < MIN_ATAC_CELLS:
+        fix = (
+            "or label these with a trained model on a larger data set first: label_transfer(mdata, model=...)."
+            if model is None
+            else "or build the graph yourself with fewer components than cells first, e.g. "
+            f"sctransfer.pp.peak_neighbors(mdata, n_components={max(2, atac.n_obs // 2)}, "
+            f"n_neighbors={max(1, min(10, atac.n_obs // 3))})."
+        )
         raise ValueError(
             f"mdata[{atac_key!r}] has {atac.n_obs} ATAC cells; label_transfer needs at least {MIN_ATAC_CELLS} to build "
-            "their peak-space neighbour graph (30 LSI components). Label more cells at once (e.g. pool samples), "
-            "or label these with a trained model on a larger data set first: label_transfer(mdata, model=...)."
+            "their peak-space neighbour graph (30 LSI components), which the novelty score and the self-training "
+            f"use. Label more cells at once (e.g. pool samples), {fix}"
         )
     elif LSI_KEY in atac.obsm and not overwrite:
         raise ValueError(
@@ -326,14 +327,16 @@ def label_transfer(
     - ``mdata[atac_key].obs[f"{key_added}_confidence"]``: highest class probability, in [0, 1]: a calibrated
       probability that the label is right. The probabilities are those of
       :meth:`~sctransfer.model.SCNCL.transfer`, whose self-training step pools the model's ensemble with a
-      classifier that learns the ensemble's labels of the other ATAC cells from their peaks (cross-fitted); on
-      MOp SNARE-seq (three library splits, 14 and 23 types, three seeds) the expected calibration error is at
-      most 0.05, i.e. among cells with confidence about 0.8 about 80% are right (:doc:`/benchmarks`). Check it
-      on data with known labels with :func:`~sctransfer.pl.reliability_diagram`. The calibration holds when the
-      reference and the query have similar type proportions and no types missing from the reference; with a
-      strongly different composition, cells of novel types, or a query of a single type, the self-trained
-      confidence is too high (one such test: ECE 0.27 against 0.08 with ``predict_kwargs={"self_training":
-      False}``): check the novelty score, and compare with ``self_training=False``;
+      classifier that learns the ensemble's labels of the other ATAC cells from their peaks (cross-fitted;
+      cells called novel do not teach it); on MOp SNARE-seq (three library splits, 14 and 23 types, three
+      seeds) the expected calibration error is at most 0.05, i.e. among cells with confidence about 0.8 about
+      80% are right (:doc:`/benchmarks`). Check it on data with known labels with
+      :func:`~sctransfer.pl.reliability_diagram`. It also held with two types missing from the reference (whose
+      cells stay unsure) and a query of three types; the confidence is too high when the query lacks the
+      reference's largest type or the reference has only a few cells of the query's (ECE 0.14-0.15 against
+      0.04-0.05 with ``predict_kwargs={"self_training": False}``), and a query of a single type can be
+      mislabelled altogether: label such a query with a model trained on a fuller one (``model=``), and compare
+      with ``self_training=False``;
     - ``mdata[atac_key].obs[f"{key_added}_novelty"]``: novelty score (float32);
     - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``novelty > novelty_threshold`` (bool);
     - ``mdata[atac_key].obsm[f"{key_added}_probabilities"]``: cells x reference types (float32; columns in
