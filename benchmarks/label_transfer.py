@@ -13,7 +13,10 @@ Per split and method: accuracy, macro-F1, for sctransfer the expected calibratio
 confidence (15 bins) and, with several seeds, the pairwise agreement of the labels across seeds
 (:func:`sctransfer.metrics.seed_agreement`).
 
-Run: ``python benchmarks/label_transfer.py [--all-splits] [--seeds 0 1 2] [--fine] [--ceiling]``
+``--reuse-others FILE`` copies the rows of the baselines and the ceiling from an earlier results file
+(marked ``reused_from``) and runs sctransfer alone.
+
+Run: ``python benchmarks/label_transfer.py [--all-splits] [--seeds 0 1 2] [--fine] [--ceiling] [--reuse-others FILE]``
 """
 
 from __future__ import annotations
@@ -41,12 +44,26 @@ def main() -> None:
     parser.add_argument("--fine", action="store_true", help="transfer the 23 fine types instead of the 14 coarse")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run (1 on a busy machine)")
     parser.add_argument("--output", type=Path, default=None, help="JSON (default results/label_transfer[_fine].json)")
+    parser.add_argument(
+        "--reuse-others",
+        type=Path,
+        default=None,
+        help="take the rows of every method but sctransfer (baselines, ceiling) from this earlier results file "
+        "instead of running them (they do not depend on sctransfer's code)",
+    )
     args = parser.parse_args()
     level = "fine" if args.fine else "coarse"
     output = args.output or RESULTS / f"label_transfer{'_fine' if args.fine else ''}.json"
     splits = list(SPLITS) if args.all_splits else ["A-F->G-L"]
     methods = args.methods + (list(CEILINGS) if args.ceiling else [])
     rows, labels = [], {}
+    if args.reuse_others is not None:
+        earlier = json.loads(args.reuse_others.read_text())
+        if earlier["level"] != level:
+            raise ValueError(f"{args.reuse_others} holds {earlier['level']} types, not {level}.")
+        reused = [r for r in earlier["runs"] if r["method"] != OURS and r["method"] in methods and r["split"] in splits]
+        rows += [{**r, "reused_from": args.reuse_others.name} for r in reused]
+        methods = [OURS] if OURS in methods else []
     for split in splits:
         for seed in args.seeds:
             # the baselines and the ceiling are deterministic but for the seed of a PCA: the first seed only
@@ -61,6 +78,7 @@ def main() -> None:
                     f"(CPU {result['cpu_s']:.1f} s)  peak RSS {result['peak_rss_gb']:.2f} GB",
                     flush=True,
                 )
+    methods = list(dict.fromkeys(row["method"] for row in rows))  # run here or reused
     table = pd.DataFrame(rows)
     metrics = [c for c in ("accuracy", "macro_f1", "ece", "wall_s", "cpu_s", "peak_rss_gb") if c in table]
     summary = table.groupby(["split", "method"], sort=False)[metrics].mean()
