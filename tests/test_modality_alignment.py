@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import sctransfer as st
 from sctransfer.model import CanonicalAlignment
@@ -116,6 +117,42 @@ def test_align_modalities_false_keeps_the_raw_embedding():
     z = model.get_latent_representation(modality="rna", indices=[3, 1])
     assert z.shape == (2, 8)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+
+
+def test_embedding_averages_thinned_copies_independently_of_the_other_cells(tmp_path):
+    train = st.datasets.mop_snareseq(("09D", "09E"))
+    st.model.SCCLIP.setup_mudata(train)
+    model = st.model.SCCLIP(
+        train, annotation="mm10", preset="tiny", align_modalities=False, embedding_samples=4, n_output=8
+    )
+    model.train(max_steps=10, enable_progress_bar=False)
+    averaged = model.get_latent_representation(modality="atac")
+    assert averaged.shape == (train.n_obs, 8)
+    np.testing.assert_allclose(np.linalg.norm(averaged, axis=1), 1.0, rtol=1e-5)
+    # fixed masks: a cell's embedding does not depend on the other cells embedded with it, nor on the batch size
+    np.testing.assert_allclose(
+        model.get_latent_representation(modality="atac", indices=[7, 3], batch_size=1), averaged[[7, 3]], atol=1e-6
+    )
+    # each copy keeps the features of one mask (about 70% of them: input dropout 0.3), scaled by 1 / 0.7
+    masks = model._thinning_masks("atac", 4).numpy()
+    assert masks.shape == (4, train["atac"].n_vars)
+    np.testing.assert_allclose(np.unique(masks), [0.0, 1 / 0.7], rtol=1e-6)
+    assert abs((masks > 0).mean() - 0.7) < 0.01 and not (masks[0] == masks[1]).all()
+    # by hand for cell 7: the mean of the embeddings of its four thinned profiles (dense input), renormalised
+    _, scaled = model._scaled_counts(None, "atac", np.array([7]))
+    profile = scaled.batch(slice(0, 1)).to_dense()
+    model.module.eval()
+    copies = [model.module.embed(profile * torch.from_numpy(mask), "atac").numpy() for mask in masks]
+    np.testing.assert_allclose(st._knn.unit_rows(np.mean(copies, axis=0))[0], averaged[7], atol=1e-5)
+    once = model.module.embed(profile, "atac").numpy()[0]  # the default (embedding_samples=1): the full profile
+    assert np.abs(once - averaged[7]).max() > 1e-2
+    # saved with the model
+    model.save(tmp_path / "m")
+    loaded = st.model.SCCLIP.load(tmp_path / "m")
+    assert loaded.embedding_samples == 4
+    np.testing.assert_array_equal(loaded.get_latent_representation(train, modality="atac"), averaged)
+    with pytest.raises(ValueError, match="embedding_samples"):
+        st.model.SCCLIP(train, annotation="mm10", preset="tiny", embedding_samples=0)
 
 
 def test_alignment_does_not_memorise_a_small_training_set():

@@ -325,7 +325,8 @@ def test_an_edited_description_is_refused(trained, tmp_path):
 
 def test_scclip_files_saved_before_sizes_were_recorded_load_with_their_presets(tmp_path):
     # Before sizes were recorded, a file held only preset="small", which then meant an ensemble of two
-    # encoder pairs without alignment: such a file must still load as that model, with identical output.
+    # encoder pairs without alignment, embedding each cell's full profile once: such a file must still load
+    # as that model, with identical output.
     paired = st.datasets.mop_snareseq(("09A",))
     st.model.SCCLIP.setup_mudata(paired)
     old = st.model.SCCLIP(paired, annotation="mm10", preset="small", n_layers=2, n_members=2, align_modalities=False)
@@ -335,8 +336,9 @@ def test_scclip_files_saved_before_sizes_were_recorded_load_with_their_presets(t
     assert description["init_params"]["kwargs"]["module_kwargs"]["n_members"] == 2  # sizes are recorded now
     description["init_params"]["kwargs"]["module_kwargs"] = {}  # as in the former files: the preset only
     del description["init_params"]["non_kwargs"]["align_modalities"]
+    del description["init_params"]["non_kwargs"]["embedding_samples"]
     (tmp_path / "old" / "model.json").write_text(json.dumps(description))
     loaded = st.model.SCCLIP.load(tmp_path / "old")
-    assert loaded.module.n_members == 2 and loaded.alignment_ is None
+    assert loaded.module.n_members == 2 and loaded.alignment_ is None and loaded.embedding_samples == 1
     query = _query("SCCLIP", paired)
     _assert_identical(_outputs("SCCLIP", loaded, query), _outputs("SCCLIP", old, query))
