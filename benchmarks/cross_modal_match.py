@@ -27,21 +27,21 @@ so its wall time and peak resident memory are its own; data loading is excluded 
 (``data_rss_gb`` is the memory after loading). The CCA variants of one data set share one process:
 each one's wall time is the shared PCA/LSI time plus its own CCA fit, transform and pairing, and
 its peak RSS is that of the process. ``--quick`` uses the ``tiny`` preset and 100 steps (about a
-minute in all) and writes ``cross_modal_match_quick.json``.
+minute in all) and writes ``cross_modal_match_quick.json``. ``--embedding-samples K`` averages each
+cell's embedding over ``K`` thinned copies (``SCCLIP(embedding_samples=K)``; results file suffix
+``_samplesK``).
 
 Run: ``python benchmarks/cross_modal_match.py [--quick] [--seeds 0 1 2] [--held-out 09J 09K 09L] [--preset small]
-[--max-steps 1000]``
+[--max-steps 1000] [--embedding-samples 16]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
 import time
-import traceback
 import warnings
 from pathlib import Path
 
@@ -49,6 +49,7 @@ import mudata
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from _common import in_fresh_process
 from mudata import MuData
 from sklearn.cross_decomposition import CCA
 from sklearn.decomposition import PCA
@@ -206,6 +207,7 @@ def run_scclip(dataset: str, seed: int, model_args: dict, held_out: tuple[str, .
         "temperature": model.temperature,
         "pairing_k": k,
         "model": model.init_params_["non_kwargs"]["preset"],
+        "embedding_samples": model.embedding_samples,
         "train_params": dict(model.train_params_),
         "n_train": int(data["train"]["rna"].n_obs),
         "n_test": int(test["rna"].n_obs),
@@ -316,31 +318,6 @@ RUNNERS = {"scclip": run_scclip, "cca": run_cca}
 
 
 # --------------------------------------------------------------------------------------------
-# one method, one fresh process
-# --------------------------------------------------------------------------------------------
-def _child(queue, runner: str, dataset: str, seed: int, model_args: dict, threads: int, held_out: tuple) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-        queue.put({"ok": True, "rows": RUNNERS[runner](dataset, seed, model_args, held_out)})
-    except Exception:  # noqa: BLE001 - reported to the parent
-        queue.put({"ok": False, "error": traceback.format_exc()})
-
-
-def run_isolated(runner: str, dataset: str, seed: int, model_args: dict, threads: int, held_out: tuple) -> list[dict]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, runner, dataset, seed, model_args, threads, held_out))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if not result.pop("ok"):
-        raise RuntimeError(f"{runner} on {dataset} (seed {seed}) failed:\n{result['error']}")
-    return result["rows"]
-
-
-# --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
 COLUMNS = {
@@ -446,13 +423,17 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)))
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--embedding-samples", type=int, default=None, help="SCCLIP(embedding_samples=...) (default: the package's)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.preset = args.preset or "tiny"
         args.max_steps = args.max_steps or 100
     results = Path(__file__).parent / "results"
     split = "" if args.held_out == list(TEST_LIBRARIES) else f"_held_out_{args.held_out[0]}-{args.held_out[-1]}"
-    output = args.output or results / f"cross_modal_match{split}{'_quick' if args.quick else ''}.json"
+    samples = "" if args.embedding_samples is None else f"_samples{args.embedding_samples}"
+    output = args.output or results / f"cross_modal_match{split}{samples}{'_quick' if args.quick else ''}.json"
     # as the Makefile: the shared data folder next to the repository, unless SCTRANSFER_DATA_DIR is set
     shared_data = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not os.environ.get("SCTRANSFER_DATA_DIR") and shared_data.is_dir():
@@ -464,6 +445,9 @@ def main() -> None:
     if args.max_steps is not None:
         base_args["max_steps"] = args.max_steps
     changed = ", ".join(f"{key} {value}" for key, value in base_args.items())
+    if args.embedding_samples is not None:
+        base_args["model_kwargs"] = {"embedding_samples": args.embedding_samples}
+        changed = ", ".join(filter(None, [changed, f"embedding_samples {args.embedding_samples}"]))
     scclip_name = f"scCLIP ({changed or 'default'})"
 
     rows = []
@@ -471,7 +455,10 @@ def main() -> None:
         model_args = {**base_args, **({"random_state": seed} if seed else {})}
         for dataset in args.datasets:
             for runner in ("scclip", "cca"):
-                for row in run_isolated(runner, dataset, seed, model_args, args.threads, tuple(args.held_out)):
+                runs = in_fresh_process(
+                    RUNNERS[runner], dataset, seed, model_args, tuple(args.held_out), threads=args.threads
+                )
+                for row in runs:
                     name = {
                         "scclip": scclip_name,
                         "scclip_recalled": "same scCLIP model, re-called peaks (zero-shot only)",
