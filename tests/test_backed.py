@@ -127,15 +127,18 @@ def test_value_summary_and_empty_rows_are_the_same_in_memory_backed_and_in_any_f
     x[5] = 0  # a cell without counts
     x = x.tocsr()
     x.data[:3] = [-1.0, 0.5, np.nan]
+    x.data[x.indptr[7] : x.indptr[8]] = 0.0  # a cell whose stored values are all explicit zeros: empty too
+    x.data[x.indptr[9]] = 0.0  # one stored zero among counts: not empty
+    assert x.indptr[8] > x.indptr[7] and x.indptr[10] - x.indptr[9] > 1
     AnnData(x).write_h5ad(tmp_path / "x.h5ad")
     backed = anndata.read_h5ad(tmp_path / "x.h5ad", backed="r").X
     expected = value_summary(x)
     assert (expected.n_values, expected.n_nonfinite, expected.n_negative, expected.n_fractional) == (x.nnz, 1, 1, 1)
     assert (expected.min_value, expected.max_value) == (-1.0, 3.0)
-    for variant in (backed, x.tocsc(), x.tocoo(), sp.csr_array(x), x.todok()):
+    for variant in (backed, x.tocsc(), x.tocoo(), sp.csr_array(x)):
         assert value_summary(variant) == expected
     empty = np.zeros(x.shape[0], dtype=bool)
-    empty[5] = True
+    empty[[5, 7]] = True
     for variant in (x, backed, x.tocsc(), x.tocoo(), sp.coo_array(x), x.toarray()):
         np.testing.assert_array_equal(empty_rows(variant), empty)
     assert not all_finite(x.tocoo())

@@ -269,7 +269,19 @@ def empty_rows(x) -> np.ndarray:
     Returns
     -------
     ``(n_rows,)`` bool array, ``True`` for a row without any non-zero value (a cell with no counts).
+    A backed CSR matrix is read through its row pointers and its values only (not its column indices).
     """
+    from anndata.abc import CSRDataset
+
+    if isinstance(x, CSRDataset):
+        row_starts = np.asarray(x.group["indptr"][:], dtype=np.int64)
+        stored_zeros, offset = np.zeros(x.shape[0], dtype=np.int64), 0
+        for values in value_blocks(x):
+            at = np.flatnonzero(values == 0) + offset
+            if at.size:
+                stored_zeros += np.bincount(np.searchsorted(row_starts, at, side="right") - 1, minlength=x.shape[0])
+            offset += values.size
+        return np.diff(row_starts) == stored_zeros
     mask = np.empty(x.shape[0], dtype=bool)
     for rows, block in row_blocks(x):
         mask[rows] = zero_rows(block)
