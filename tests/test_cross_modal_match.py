@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -316,8 +318,85 @@ def test_match_method_is_checked_before_any_work(trained, held_out):
     _, model = trained
     mdata = held_out.copy()
     snapshot = _snapshot(mdata)
-    with pytest.raises(ValueError, match="method must be 'auto', 'exact' or 'pynndescent', got 'annoy'"):
+    with pytest.raises(ValueError, match="match_method must be one of 'auto', 'exact', 'pynndescent', got 'annoy'"):
         st.tl.cross_modal_match(mdata, model=model, match_method="annoy")
+    _assert_unchanged(mdata, snapshot)
+
+
+def test_argument_types_are_checked_before_any_work(trained, held_out, tmp_path):
+    _, model = trained
+    mdata = held_out.copy()
+    snapshot = _snapshot(mdata)
+    for name in ("one_to_one", "overwrite", "copy", "return_model"):
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got 'no'"):
+            st.tl.cross_modal_match(mdata, model=model, **{name: "no"})
+    for top_k in (True, 2.5, 0):
+        with pytest.raises(ValueError, match="pairing_top_k must be an integer >= 1"):
+            st.tl.cross_modal_match(mdata, model=model, pairing_top_k=top_k)
+    with pytest.raises(TypeError, match=r"got PosixPath: load a saved one first, model=sctransfer.model.SCCLIP.load"):
+        st.tl.cross_modal_match(mdata, model=tmp_path)
+    _assert_unchanged(mdata, snapshot)
+
+
+def _renamed(mdata: MuData, names: dict[str, str], layer: str) -> MuData:
+    """The modalities under other names, the counts in ``layer`` and ``.X`` holding something else."""
+    modalities = {}
+    for key, new in names.items():
+        adata = mdata[key].copy()
+        adata.layers[layer] = adata.X.copy()
+        adata.X = adata.X * 0 + sp.random(*adata.shape, density=0.01, format="csr", random_state=1, dtype=np.float32)
+        modalities[new] = adata
+    return MuData(modalities)
+
+
+def test_a_model_set_up_with_other_names_and_layers_reads_what_the_caller_chose(trained, held_out):
+    """Zero-shot reads the modality names and layers given to tl, whatever the model's names and layers were."""
+    _, model = trained
+    clean = held_out.copy()
+    st.tl.cross_modal_match(clean, model=model)
+    # a model set up on modalities 'gex' / 'peaks' with counts in layer 'counts'
+    train = _renamed(st.datasets.mop_snareseq(("09D",)), {"rna": "gex", "atac": "peaks"}, "counts")
+    st.model.SCCLIP.setup_mudata(
+        train, rna_layer="counts", atac_layer="counts", modalities={"rna_layer": "gex", "atac_layer": "peaks"}
+    )
+    other = st.model.SCCLIP(train, annotation="mm10", preset="tiny")
+    other.train(max_steps=5, enable_progress_bar=False)
+    # new data under the default names, counts in .X, and a stale 'counts' layer of shuffled values
+    stale = held_out.copy()
+    for key in ("rna", "atac"):
+        stale[key].layers["counts"] = stale[key].X[np.random.default_rng(0).permutation(stale[key].n_obs)]
+    reference = held_out.copy()
+    st.tl.cross_modal_match(reference, model=other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in particular no "has no layer 'counts'" warning: the caller chose .X
+        st.tl.cross_modal_match(stale, model=other)
+    for key in ("rna", "atac"):
+        np.testing.assert_allclose(stale[key].obsm["X_scclip"], reference[key].obsm["X_scclip"], atol=1e-6)
+    # and the model trained under the default names reads data under other names and layers
+    renamed = _renamed(held_out, {"rna": "gex", "atac": "peaks"}, "raw")
+    st.tl.cross_modal_match(renamed, model=model, rna_key="gex", atac_key="peaks", rna_layer="raw", atac_layer="raw")
+    for key, new in (("rna", "gex"), ("atac", "peaks")):
+        np.testing.assert_allclose(renamed[new].obsm["X_scclip"], clean[key].obsm["X_scclip"], atol=1e-6)
+
+
+def test_cells_without_counts_are_left_unmatched_and_refused_for_training(trained, held_out):
+    _, model = trained
+    mdata = held_out.copy()
+    atac = mdata["atac"].X.tolil()
+    atac[[0, 1, 2]] = 0
+    mdata["atac"].X = atac.tocsr()
+    message = rf"3 of {mdata['atac'].n_obs:,} cells of mdata\['atac'\] have no counts: they are left unmatched"
+    with pytest.warns(UserWarning, match=message):
+        st.tl.cross_modal_match(mdata, model=model)
+    atac_obs, rna_obs = mdata["atac"].obs, mdata["rna"].obs
+    assert atac_obs["sctransfer_match"].iloc[:3].isna().all()
+    assert atac_obs["sctransfer_match_similarity"].iloc[:3].isna().all()
+    assert atac_obs["sctransfer_match"].iloc[3:].notna().all()
+    assert not rna_obs["sctransfer_match"].isin(atac_obs.index[:3]).any()  # no RNA cell is matched to an empty one
+    assert rna_obs["sctransfer_match"].notna().all()
+    snapshot = _snapshot(mdata)
+    with pytest.raises(ValueError, match=r"have no counts; pairs with an empty cell teach the model nothing"):
+        st.tl.cross_modal_match(mdata, annotation="mm10", preset="tiny", max_steps=5, overwrite=True)
     _assert_unchanged(mdata, snapshot)
 
 

@@ -179,6 +179,36 @@ MISSING_LABELS = frozenset({"", "nan", "NaN", "None", "NA", "<NA>"})
 """Strings taken as a missing label (what round trips through text files leave)."""
 
 
+def check_count(name: str, value, *, minimum: int = 1, none: str | None = None) -> None:
+    """Refuse a size or count that is not an integer >= ``minimum``.
+
+    ``none`` says what ``None`` means where it is allowed (``"read the genes directly"``): ``None``
+    is then accepted and the message mentions it.
+
+    Raises
+    ------
+    ValueError
+        ``value`` is not such an integer (a bool is not one).
+    """
+    if value is None and none is not None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        alternative = f" (or None: {none})" if none is not None else ""
+        raise ValueError(f"{name} must be an integer >= {minimum}{alternative}, got {value!r}.")
+
+
+def check_flag(name: str, value) -> None:
+    """Refuse a switch that is not ``True`` or ``False`` (a string such as ``"no"`` would read as true).
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a bool (numpy bools are accepted).
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+
+
 def check_numeric(x, *, what: str) -> None:
     """Raise a clear error when ``x`` is not a numeric matrix or holds NaN/inf."""
     check_numeric_dtype(x, what=what)

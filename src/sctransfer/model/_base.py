@@ -35,6 +35,8 @@ from scvi.train import TrainRunner
 from scvi.train._logger import SimpleLogger
 from scvi.utils import track
 
+from sctransfer._validation import check_count
+
 from ._deprecation import renamed_argument
 from ._model_files import METADATA_FILE, WEIGHTS_FILE, ModelFileError, read_model_files, write_model_files
 from ._training_plan import StepTrainingPlan
@@ -60,19 +62,6 @@ _PLAN_KEYWORDS = ("optimizer", "lr", "weight_decay", "warmup_steps")
 
 class TrainingDivergedError(ValueError):
     """Training diverged (the loss or the weights became NaN or infinite), usually from too high a learning rate."""
-
-
-def check_count(name: str, value: Any, *, minimum: int = 1, none: str | None = None) -> None:
-    """Refuse a size or count that is not an integer >= ``minimum``.
-
-    ``none`` says what ``None`` means where it is allowed (``"read the genes directly"``): ``None``
-    is then accepted and the message mentions it.
-    """
-    if value is None and none is not None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        alternative = f" (or None: {none})" if none is not None else ""
-        raise ValueError(f"{name} must be an integer >= {minimum}{alternative}, got {value!r}.")
 
 
 def resolve_steps(

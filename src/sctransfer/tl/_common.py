@@ -23,17 +23,27 @@ _MISSING = object()
 
 
 def working_modality(
-    adata: AnnData, obs_columns: list[str], layer: str | None = None, *, keep_var: bool = False
+    adata: AnnData,
+    obs_columns: list[str],
+    layer: str | None = None,
+    *,
+    keep_var: bool = False,
+    model_layer: str | None = None,
 ) -> AnnData:
     """A light AnnData sharing the user's matrix (``layer`` or ``.X``; no copy) with only the columns needed.
 
+    The chosen matrix is the working copy's ``.X`` and its only matrix: none of the user's other layers
+    comes along, so a model that reads the layer it was set up with can never read a stale one of the
+    same name. ``model_layer`` (that layer's name, for a trained model applied to new data) also
+    stores the chosen matrix under that name, so the model reads exactly what the caller chose.
     ``keep_var`` keeps a copy of ``.var`` (e.g. peak coordinates in columns); otherwise only its names.
     """
+    counts = adata.X if layer is None else adata.layers[layer]
     return AnnData(
-        X=adata.X if layer is None else adata.layers[layer],
+        X=counts,
         obs=adata.obs[obs_columns].copy() if obs_columns else pd.DataFrame(index=adata.obs_names.copy()),
         var=adata.var.copy() if keep_var else pd.DataFrame(index=adata.var_names.copy()),
-        layers=dict(adata.layers),
+        layers={} if model_layer is None else {model_layer: counts},
     )
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 from mudata import MuData
 
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
+from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
-from sctransfer._validation import get_modality, working_mudata
+from sctransfer._validation import check_count, check_flag, get_modality, working_mudata
 from sctransfer.model import SCCLIP
 
 from . import _matching
@@ -42,13 +43,75 @@ def _fields(key_added: str, rna_key: str, atac_key: str, pairing: bool) -> list[
 
 
 def _matches(
-    query: np.ndarray, target: np.ndarray, target_names: pd.Index, one_to_one: bool, method: str, random_state: int
+    query: np.ndarray,
+    target: np.ndarray,
+    target_names: pd.Index,
+    query_empty: np.ndarray,
+    target_empty: np.ndarray,
+    one_to_one: bool,
+    method: str,
+    random_state: int,
 ):
-    """Name and cosine similarity of each query cell's partner (None / NaN when left unassigned)."""
+    """Name and cosine similarity of each query cell's partner (None / NaN when left unassigned).
+
+    Query and target cells without counts (``query_empty``, ``target_empty``) are neither matched nor offered as
+    partners.
+    """
+    use_query, use_target = np.flatnonzero(~query_empty), np.flatnonzero(~target_empty)
     match = one_to_one_partners if one_to_one else nearest_partners
-    partner, similarity = match(query, target, method=method, random_state=random_state)
+    found, found_similarity = match(query[use_query], target[use_target], method=method, random_state=random_state)
+    partner = np.full(len(query), -1, dtype=np.int64)
+    partner[use_query] = np.where(found >= 0, use_target[np.maximum(found, 0)], -1)
+    similarity = np.full(len(query), np.nan, dtype=np.float32)
+    similarity[use_query] = found_similarity
     names = np.where(partner >= 0, np.asarray(target_names, dtype=object)[np.maximum(partner, 0)], None)
-    return pd.Categorical(names), similarity.astype(np.float32)
+    return pd.Categorical(names), similarity
+
+
+def _cells_without_counts(adata, layer: str | None, key: str, training: bool) -> np.ndarray:
+    """Mask of the cells of ``adata`` without any count; an error when training, else a warning (they go unmatched).
+
+    Raises
+    ------
+    ValueError
+        Every cell is empty, or some are and a model is to be trained on the pairs.
+    """
+    empty = empty_rows(adata.X if layer is None else adata.layers[layer])
+    if not empty.any():
+        return empty
+    n, fix = int(empty.sum()), f"Remove them first, e.g. sc.pp.filter_cells(mdata[{key!r}], min_counts=1) and then"
+    fix += " mu.pp.intersect_obs(mdata) to keep the modalities paired." if training else " mdata.update()."
+    if empty.all() or training:
+        use = "there is nothing to match" if empty.all() else "pairs with an empty cell teach the model nothing"
+        raise ValueError(f"{n:,} of {adata.n_obs:,} cells of mdata[{key!r}] have no counts; {use}. {fix}")
+    warnings.warn(
+        f"{n:,} of {adata.n_obs:,} cells of mdata[{key!r}] have no counts: they are left unmatched (NaN match and "
+        f"similarity) and are no cell's partner. {fix}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return empty
+
+
+def _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps) -> None:
+    """Refuse, before any work, arguments of the wrong type or value."""
+    check_max_steps(max_steps)
+    for name, value in {"one_to_one": one_to_one, "overwrite": overwrite, "return_model": return_model}.items():
+        check_flag(name, value)
+    check_flag("copy", copy)
+    check_count("pairing_top_k", pairing_top_k, none="no pairing matrix")
+    if pairing_top_k is not None and pairing_top_k > 1000:
+        raise ValueError(f"pairing_top_k must be between 1 and 1000 (NeurIPS 2021 format), got {pairing_top_k}.")
+    if match_method not in get_args(MatchMethod):
+        methods = ", ".join(repr(m) for m in get_args(MatchMethod))
+        raise ValueError(f"match_method must be one of {methods}, got {match_method!r}.")
+    if model is not None and not isinstance(model, SCCLIP):
+        hint = (
+            ": load a saved one first, model=sctransfer.model.SCCLIP.load(path)"
+            if isinstance(model, str | os.PathLike)
+            else ""
+        )
+        raise TypeError(f"model must be a trained sctransfer.model.SCCLIP, got {type(model).__name__}{hint}.")
 
 
 def cross_modal_match(
@@ -82,6 +145,9 @@ def cross_modal_match(
     peak set mapped onto the model's peaks by genomic overlap. Every input is checked before any
     work, and nothing is written until every step has succeeded, so an error leaves the MuData as
     it was; every field written survives ``mdata.write()`` / ``write_zarr()`` and reading back.
+    Cells without any count are left unmatched (NaN match and similarity, and no cell's partner), with a
+    warning; training refuses them (a pair with an empty cell teaches nothing). The modality names and
+    layers given here are the ones read, whatever names and layers a given model was set up with.
 
     Parameters
     ----------
@@ -150,9 +216,7 @@ def cross_modal_match(
     - ``mdata.uns[f"{key_added}_match"]``: parameters, the temperature, the mean match similarity and,
       for a given model, the share of the model's genes and peaks the data reaches (``coverage``).
     """
-    check_max_steps(max_steps)
-    if pairing_top_k is not None and not 1 <= pairing_top_k <= 1000:
-        raise ValueError(f"pairing_top_k must be between 1 and 1000 (NeurIPS 2021 format), got {pairing_top_k}.")
+    _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps)
     if copy and mdata.isbacked:
         raise ValueError(
             "copy=True needs a MuData in memory (a backed MuData cannot be copied without a file name): read it "
@@ -174,12 +238,20 @@ def cross_modal_match(
     search = _matching.match_method(rna.n_obs, atac.n_obs, match_method, one_to_one=one_to_one)
     fields = _fields(key_added, rna_key, atac_key, pairing_top_k is not None)
     check_free(mdata, fields, tool="cross_modal_match", key_added=key_added, overwrite=overwrite)
-    modalities = {
-        RNA: working_modality(rna, [], layer=rna_layer, keep_var=True),
-        ATAC: working_modality(atac, [], layer=atac_layer, keep_var=True),
-    }
-    work = working_mudata(modalities)
     training = model is None
+    chosen = {RNA: (rna, rna_layer, rna_key), ATAC: (atac, atac_layer, atac_key)}
+    empty = {}
+    for modality, (adata, layer, key) in chosen.items():
+        empty[modality] = _cells_without_counts(adata, layer, key, training)
+    # a given model reads the layer it was set up with when the data have one of that name: it gets the chosen matrix
+    model_layers = {m: None if training else model.registry_["setup_args"][f"{m}_layer"] for m in (RNA, ATAC)}
+    modalities = {
+        m: working_modality(adata, [], layer=layer, keep_var=True, model_layer=model_layers[m])
+        for m, (adata, layer, _) in chosen.items()
+    }
+    # the model's own modality names do not matter: it is handed each modality's AnnData (zero-shot) or the
+    # MuData it was set up on (training)
+    work = working_mudata(modalities) if training else modalities
     if training:
         with stage("model set-up"):
             SCCLIP.setup_mudata(work)
@@ -189,13 +261,14 @@ def cross_modal_match(
         train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
         with stage("training"):
             model.train(**{**train_args, **(train_kwargs or {})})
-    coverage = None if training else {m: float(model.feature_mapping(work, m).coverage) for m in (RNA, ATAC)}
+    coverage = None if training else {m: float(model.feature_mapping(work[m], m).coverage) for m in (RNA, ATAC)}
     with stage("embedding"):
-        z_rna = model.get_latent_representation(work, modality=RNA)
-        z_atac = model.get_latent_representation(work, modality=ATAC)
+        z_rna = model.get_latent_representation(work if training else work[RNA], modality=RNA)
+        z_atac = model.get_latent_representation(work if training else work[ATAC], modality=ATAC)
     with stage("matching"):
-        rna_match, rna_similarity = _matches(z_rna, z_atac, atac.obs_names, one_to_one, search, random_state)
-        atac_match, atac_similarity = _matches(z_atac, z_rna, rna.obs_names, one_to_one, search, random_state)
+        options = {"one_to_one": one_to_one, "method": search, "random_state": random_state}
+        rna_match, rna_similarity = _matches(z_rna, z_atac, atac.obs_names, empty[RNA], empty[ATAC], **options)
+        atac_match, atac_similarity = _matches(z_atac, z_rna, rna.obs_names, empty[ATAC], empty[RNA], **options)
 
     names = _output_names(key_added)
     writer = ResultWriter()
