@@ -1,5 +1,6 @@
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -482,7 +483,7 @@ def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, ca
         assert "X_scclip" not in source[key].obsm  # and the input file is not written to
     foscttm = sctransfer.metrics.foscttm(first["rna"].obsm["X_scclip"], first["atac"].obsm["X_scclip"]).mean
     assert _summary_value(out, "FOSCTTM:").startswith(f"{foscttm:.3f} ")
-    assert "on the training cells, optimistic" in _summary_value(out, "FOSCTTM:")
+    assert "on the training cells: optimistic, new cells get higher (worse) values" in _summary_value(out, "FOSCTTM:")
 
     again = tmp_path / "again.h5mu"
     zero_shot = ["cross-modal-match", "--input", str(simulated_files["paired"]), "--model", str(model_dir)]
@@ -519,6 +520,39 @@ def test_match_output_may_replace_its_own_backed_input(simulated_files, tmp_path
         assert written[key].obsm["X_scclip"].shape[0] == source[key].n_obs
         assert (written[key].X != source[key].X).nnz == 0
     assert not list(tmp_path.glob(".*"))
+
+
+def test_match_input_that_is_not_a_mudata_is_one_clear_line(tmp_path, capsys):
+    text, adata = tmp_path / "notes.h5mu", tmp_path / "cells.h5ad"
+    text.write_text("not hdf5")
+    sctransfer.datasets.simulate_multiome(**cli._SIMULATED_MATCH, paired=True)["rna"].write_h5ad(adata)
+    problems = {text: "could not be read as HDF5", adata: r"does not hold a MuData \(an AnnData .h5ad\?\)"}
+    for path, problem in problems.items():
+        code, out, err = _run(_match_args(path, tmp_path / "o.h5mu"), capsys)
+        expected = rf"error: input file '{re.escape(str(path))}' {problem}.*; pass a MuData .h5mu file .*"
+        assert re.fullmatch(expected, _one_line_error(code, out, err))
+    assert not (tmp_path / "o.h5mu").exists()
+
+
+def test_match_summary_and_hints_use_the_command_lines_names(simulated_files, tmp_path, capsys):
+    """Other modality names reach the summary; re-running on written results names --overwrite, not key_added."""
+    renamed = mudata.read_h5mu(simulated_files["paired"])
+    renamed = mudata.MuData({"gex": renamed["rna"], "peaks": renamed["atac"]})
+    path, model_dir, first = tmp_path / "renamed.h5mu", tmp_path / "model", tmp_path / "first.h5mu"
+    renamed.write_h5mu(path)
+    names = ["--rna-key", "gex", "--atac-key", "peaks"]
+    train = ["cross-modal-match", "--input", str(path), "--annotation", str(simulated_files["genes"]), *names]
+    code, _, err = _run([*train, *_FAST, "--save-model", str(model_dir), "--output", str(first)], capsys)
+    assert code == 0, err
+    zero_shot = ["cross-modal-match", "--input", str(path), "--model", str(model_dir), *names]
+    code, out, err = _run([*zero_shot, "--output", str(tmp_path / "second.h5mu")], capsys)
+    assert code == 0, err
+    assert _summary_value(out, "coverage of the model's features:") == "gex 100.0%, peaks 100.0%"
+    again = ["cross-modal-match", "--input", str(first), "--model", str(model_dir), *names]
+    code, out, err = _run([*again, "--output", str(tmp_path / "third.h5mu")], capsys)
+    message = _one_line_error(code, out, err)
+    assert "would replace existing fields" in message and message.endswith("Pass --overwrite to replace them.")
+    assert "key_added" not in message
 
 
 def _match_args(input_file: Path, output: Path, *extra: str) -> list[str]:

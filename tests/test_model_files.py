@@ -184,6 +184,13 @@ def test_crafted_files_are_refused_without_running_them(trained, tmp_path):
         st.model.SCNCL.load(tmp_path / "m")
     assert not marker.exists()
 
+    # a weights file cut short (an incomplete copy): damaged, not a refusal of code
+    model.save(tmp_path / "cut")
+    cut = tmp_path / "cut" / "weights.pt"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match=r"weights.pt could not be read .*damaged .*Copy the model folder again"):
+        st.model.SCNCL.load(tmp_path / "cut")
+
     # an array file with a pickled object array
     model.save(tmp_path / "n")
     payload = np.empty(1, dtype=object)

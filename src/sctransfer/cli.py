@@ -228,8 +228,14 @@ def _read_input(path: Path, *, backed: bool = False) -> MuData:
     import mudata
 
     logger.info("Reading %s%s.", path, " (matrices backed on disk)" if backed else "")
-    with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
-        return mudata.read_h5mu(path, backed="r" if backed else None)
+    fix = "pass a MuData .h5mu file holding the RNA and ATAC modalities (mudata.MuData({'rna': rna, 'atac': atac}))"
+    try:
+        with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
+            return mudata.read_h5mu(path, backed="r" if backed else None)
+    except OSError as error:  # h5py: not an HDF5 file, or a damaged one
+        raise ValueError(f"input file {str(path)!r} could not be read as HDF5 ({error}); {fix}") from None
+    except (KeyError, TypeError) as error:  # an HDF5 file without MuData's layout, e.g. an AnnData .h5ad
+        raise ValueError(f"input file {str(path)!r} does not hold a MuData (an AnnData .h5ad?); {fix}") from error
 
 
 def _write_atomic(mdata: MuData, output: Path) -> None:
@@ -435,16 +441,25 @@ def _match_summary(mdata: MuData, args: argparse.Namespace, *, mixing: bool) -> 
     if coverage is None:
         lines.append("coverage of the model's features: all (trained on these cells)")
     else:
-        shares = ", ".join(f"{modality} {share:.1%}" for modality, share in coverage.items())
+        names = {"rna": args.rna_key, "atac": args.atac_key}
+        shares = ", ".join(f"{names[modality]} {share:.1%}" for modality, share in coverage.items())
         lines.append(f"coverage of the model's features: {shares}")
     z_rna, z_atac = rna.obsm[SCCLIP_EMBEDDING_KEY], atac.obsm[SCCLIP_EMBEDDING_KEY]
     partner = atac.obs_names.get_indexer(rna.obs_names)  # the same cells, in any order
     if rna.n_obs == atac.n_obs and (partner >= 0).all():
-        score = metrics.foscttm(z_rna, z_atac[partner])
-        on_training = " on the training cells, optimistic: new cells score higher" if coverage is None else ""
+        sampled = rna.n_obs > _FOSCTTM_EXACT_MAX_CELLS  # exact FOSCTTM grows with the square of the cells
+        n_samples = _FOSCTTM_SAMPLES if sampled else None
+        score = metrics.foscttm(z_rna, z_atac[partner], n_samples=n_samples, random_state=args.seed)
+        notes = []
+        if sampled:
+            notes.append(f"estimated on {_FOSCTTM_SAMPLES:,} random cells, standard error {score.standard_error:.3f}")
+        if coverage is None:
+            notes.append("on the training cells: optimistic, new cells get higher (worse) values")
         lines.append(
             f"FOSCTTM: {score.mean:.3f} ({args.rna_key}->{args.atac_key} {score.rna_to_atac:.3f}, "
-            f"{args.atac_key}->{args.rna_key} {score.atac_to_rna:.3f}; 0 is perfect, 0.5 random{on_training})"
+            f"{args.atac_key}->{args.rna_key} {score.atac_to_rna:.3f}; 0 is perfect, 0.5 random"
+            + "".join(f"; {note}" for note in notes)
+            + ")"
         )
     else:
         lines.append("FOSCTTM: not computed (the modalities hold different cells)")
@@ -460,6 +475,16 @@ def _match_summary(mdata: MuData, args: argparse.Namespace, *, mixing: bool) -> 
     lines.append(f"mean match similarity: {record['mean_similarity']:.3f}")
     return lines
 
+
+#: Above this many paired cells, the summary's FOSCTTM is estimated on a random sample of cells.
+_FOSCTTM_EXACT_MAX_CELLS = 50_000
+_FOSCTTM_SAMPLES = 10_000
+
+#: Hints of the library that name a call or argument the command line has no equivalent for, in its terms.
+_LIBRARY_HINTS = {
+    ", or key_added='...' to write under other names": "",
+    "sctransfer.tl.cross_modal_match(mdata, model=...)": "sctransfer cross-modal-match --model DIR",
+}
 
 #: The library's argument names and the command-line flags that set them.
 _FLAGS = {
@@ -492,6 +517,8 @@ def _in_cli_terms(message: str) -> str:
             return name
         return f"{name} {value.strip(chr(39) + chr(34))}"
 
+    for hint, in_cli_terms in _LIBRARY_HINTS.items():
+        message = message.replace(hint, in_cli_terms)
     return " ".join(_ARGUMENT.sub(flag, message).split())
 
 

@@ -336,10 +336,14 @@ def read_model_files(
         state_dict = torch.load(paths["weights"], map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        reason = f"it refers to {found.group(1)}, which loading would call" if found else str(error).splitlines()[0]
+        if found is None:  # not a refusal of code: the file is cut short or not a torch file at all
+            raise ModelFileError(
+                f"{paths['weights']} could not be read ({str(error).splitlines()[0]}); the file is damaged (e.g. an "
+                "incomplete download or copy) or not an sctransfer model file. Copy the model folder again."
+            ) from None
         raise ModelFileError(
-            f"{paths['weights']} is not a weights-only file ({reason}); it was refused without executing anything. "
-            "Load model files only from sources you trust."
+            f"{paths['weights']} is not a weights-only file (it refers to {found.group(1)}, which loading would "
+            "call); it was refused without executing anything. Load model files only from sources you trust."
         ) from None
     if not isinstance(state_dict, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
