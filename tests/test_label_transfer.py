@@ -150,6 +150,10 @@ def test_same_random_state_same_result(small_split):
     c = small_split.copy()
     st.tl.label_transfer(c, labels_key="cell_type", annotation="mm10", max_steps=100, random_state=4)
     assert not np.allclose(a["atac"].obsm["X_scncl"], c["atac"].obsm["X_scncl"])
+    # the peak-space graph (training positives, novelty) does not change with the seed
+    graph = "peak_neighbors_distances"
+    assert (a["atac"].obsp[graph] != c["atac"].obsp[graph]).nnz == 0
+    np.testing.assert_array_equal(a["atac"].obsm["X_lsi"], c["atac"].obsm["X_lsi"])
 
 
 def test_copy_and_overwrite(small_split):

@@ -19,6 +19,7 @@ from sctransfer._profiling import stage
 from sctransfer._validation import MISSING_LABELS, check_labels, check_unpaired, get_modality, working_mudata
 from sctransfer.model import SCNCL, TransferResult
 from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD
+from sctransfer.model._scncl import DECOMPOSITION_SEED
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
@@ -149,9 +150,13 @@ def _model_inputs(
     genes,
     atac_key: str,
     atac_layer: str | None,
-    random_state: int,
 ) -> tuple[AnnData, AnnData]:
-    """Light gene-activity and ATAC modalities for the model; what is computed here is queued in ``writer``."""
+    """Light gene-activity and ATAC modalities for the model; what is computed here is queued in ``writer``.
+
+    A peak-space graph computed here uses the model's fixed decomposition seed, not ``random_state``:
+    the graph feeds the training (contrastive positives), the self-training (novelty) and the novelty
+    smoothing, and a graph that changed with the seed made a third of the label changes between seeds.
+    """
     activity = mdata.mod.get(GENE_ACTIVITY)
     if activity is not None and activity.obs_names.equals(atac.obs_names):
         logger.info("Using the existing %r modality.", GENE_ACTIVITY)
@@ -167,7 +172,7 @@ def _model_inputs(
         work_atac.obsp[graph] = atac.obsp[graph]
         work_atac.uns[NEIGHBORS_KEY] = atac.uns[NEIGHBORS_KEY]
     else:
-        peak_neighbors(work_atac, key_added=NEIGHBORS_KEY, random_state=random_state)
+        peak_neighbors(work_atac, key_added=NEIGHBORS_KEY, random_state=DECOMPOSITION_SEED)
         for key, value in work_atac.obsp.items():
             writer.obsp[atac_key, key] = value
         writer.obsm[atac_key, LSI_KEY] = work_atac.obsm[LSI_KEY]
@@ -306,10 +311,11 @@ def label_transfer(
     max_steps
         Training steps (``None``: :meth:`~sctransfer.model.SCNCL.train`'s default).
     random_state
-        Seed for the LSI and the neighbour search of the peak-space graph and for the training's sampler (the
-        model's own decompositions and the start of its linear encoder do not depend on it, see
-        :class:`~sctransfer.model.SCNCL`): runs with different seeds give the same label to 96% of the cells
-        on MOp SNARE-seq with 14 types and 92-93% with 23 (:doc:`/benchmarks`).
+        Seed of the training's sampler. The peak-space graph computed here, the model's own decompositions and
+        the start of its linear encoder do not depend on it (they use a fixed seed, see
+        :class:`~sctransfer.model.SCNCL`), so runs with different seeds differ only in the order in which
+        training draws cells: on MOp SNARE-seq they give the same label to about 98% of the cells with 14 types
+        (:doc:`/benchmarks`).
     model_kwargs, train_kwargs, predict_kwargs
         Passed to :class:`~sctransfer.model.SCNCL`, :meth:`~sctransfer.model.SCNCL.train` and
         :meth:`~sctransfer.model.SCNCL.transfer`.
@@ -376,7 +382,7 @@ def label_transfer(
     writer = ResultWriter()
     genes = mdata[rna_key].var_names if training else model.gene_names_
     inputs = {"annotation": annotation, "genes": genes, "atac_key": atac_key, "atac_layer": atac_layer}
-    activity, work_atac = _model_inputs(mdata, atac, writer, **inputs, random_state=random_state)
+    activity, work_atac = _model_inputs(mdata, atac, writer, **inputs)
     modalities = {GENE_ACTIVITY: activity, ATAC: work_atac}
     if training:
         modalities[RNA] = working_modality(mdata[rna_key], [labels_key], layer=rna_layer)
