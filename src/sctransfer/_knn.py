@@ -35,6 +35,11 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1)
 
 
+def block_rows(n_target: int) -> int:
+    """Query rows per block so that a block of query x target values stays near 16 million (64 MB of float32)."""
+    return max(1, _EXACT_BLOCK_PAIRS // max(n_target, 1))
+
+
 def similarity_blocks(query: np.ndarray, target: np.ndarray, chunk_size: int) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield ``(rows, query[rows] @ target.T)`` for consecutive blocks of ``chunk_size`` query rows.
 
@@ -89,7 +94,7 @@ def exact_knn(query: np.ndarray, reference: np.ndarray, n_neighbors: int, metric
     n = query.shape[0]
     indices = np.empty((n, n_neighbors), dtype=np.int64)
     distances = np.empty((n, n_neighbors), dtype=np.float32)
-    chunk = max(64, _EXACT_BLOCK_PAIRS // max(len(reference), 1))
+    chunk = max(64, block_rows(len(reference)))
     for rows, product in similarity_blocks(query, reference, chunk):
         d = query_sq[rows, None] - 2.0 * product + reference_sq[None, :]
         np.maximum(d, 0.0, out=d)
