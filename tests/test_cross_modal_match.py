@@ -427,6 +427,25 @@ def test_same_cells_in_another_order_are_scored_as_paired(trained, held_out):
     assert shuffled_names.uns["sctransfer_match"].get("paired_top1_accuracy") is None  # other cells: not scored
 
 
+def test_training_pairs_the_same_cells_in_another_order():
+    """Training reads the ATAC cells in the RNA cells' order and writes each result back to its own cell."""
+    in_order = st.datasets.mop_snareseq(("09B",))
+    shuffled = MuData({"rna": in_order["rna"].copy(), "atac": in_order["atac"][::-1].copy()})
+    options = {"annotation": "mm10", "preset": "tiny", "max_steps": 5, "train_kwargs": {"enable_progress_bar": False}}
+    st.tl.cross_modal_match(in_order, **options)
+    st.tl.cross_modal_match(shuffled, **options)
+    for key in ("rna", "atac"):
+        expected = in_order[key].obs.loc[shuffled[key].obs_names]
+        np.testing.assert_allclose(
+            shuffled[key].obsm["X_scclip"], in_order[key][shuffled[key].obs_names].obsm["X_scclip"]
+        )
+        assert (shuffled[key].obs["sctransfer_match"].astype(str) == expected["sctransfer_match"].astype(str)).all()
+    assert (
+        shuffled.uns["sctransfer_match"]["paired_top1_accuracy"]
+        == in_order.uns["sctransfer_match"]["paired_top1_accuracy"]
+    )
+
+
 def test_overwrite_removes_an_earlier_pairing_and_training_options_warn_with_a_model(trained, held_out):
     _, model = trained
     mdata = held_out.copy()

@@ -276,9 +276,11 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             raise ValueError(
                 f"SCCLIP trains on paired cells, but modalities {names['rna_layer']!r} ({rna.n_obs} cells) and "
                 f"{names['atac_layer']!r} ({atac.n_obs} cells) do not hold the same cells in the same order "
-                f"({shared} names shared). Train on multiome data, subset both modalities to the shared cells in one "
-                "order (e.g. `mu.pp.intersect_obs(mdata)`), or use a trained model on unpaired cells with "
-                "sctransfer.tl.cross_modal_match(mdata, model=...)."
+                f"({shared} names shared). Train on multiome data: keep the shared cells "
+                "(`mu.pp.intersect_obs(mdata)`) and put them in one order "
+                f"(`mdata.mod[{names['atac_layer']!r}] = mdata[{names['atac_layer']!r}][mdata[{names['rna_layer']!r}]"
+                ".obs_names].copy(); mdata.update()`; sctransfer.tl.cross_modal_match does that itself), or use a "
+                "trained model on unpaired cells with sctransfer.tl.cross_modal_match(mdata, model=...)."
             )
         modality_map = cls._create_modalities_attr_dict(names, setup_method_args)
         manager = AnnDataManager(

@@ -12,7 +12,7 @@ import pandas as pd
 from mudata import MuData
 
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
-from sctransfer._matrix import empty_rows
+from sctransfer._matrix import empty_rows, is_backed
 from sctransfer._profiling import stage
 from sctransfer._validation import check_count, check_flag, get_modality, working_mudata
 from sctransfer.model import SCCLIP
@@ -66,6 +66,28 @@ def _matches(
     similarity[use_query] = found_similarity
     names = np.where(partner >= 0, np.asarray(target_names, dtype=object)[np.maximum(partner, 0)], None)
     return pd.Categorical(names), similarity
+
+
+def _pairing_order(rna, atac, atac_layer: str | None, rna_key: str, atac_key: str) -> np.ndarray | None:
+    """Positions of the RNA cells among the ATAC cells when both hold the same cells in another order, else None.
+
+    Raises
+    ------
+    ValueError
+        The ATAC matrix is backed (reordering would load it whole): the fix is named.
+    """
+    if rna.obs_names.equals(atac.obs_names) or rna.n_obs != atac.n_obs:
+        return None
+    order = atac.obs_names.get_indexer(rna.obs_names)
+    if (order < 0).any():
+        return None  # not the same cells: SCCLIP.setup_mudata explains
+    if is_backed(atac.X if atac_layer is None else atac.layers[atac_layer]):
+        raise ValueError(
+            f"The RNA and ATAC cells are the same but in another order, and mdata[{atac_key!r}] is backed, so they "
+            "cannot be paired without loading it. Write the ATAC cells in the RNA cells' order first: "
+            f"mdata.mod[{atac_key!r}] = mdata[{atac_key!r}][mdata[{rna_key!r}].obs_names].to_memory(); mdata.update()."
+        )
+    return order
 
 
 def _cells_without_counts(adata, layer: str | None, key: str, training: bool) -> np.ndarray:
@@ -239,7 +261,8 @@ def cross_modal_match(
     fields = _fields(key_added, rna_key, atac_key, pairing_top_k is not None)
     check_free(mdata, fields, tool="cross_modal_match", key_added=key_added, overwrite=overwrite)
     training = model is None
-    chosen = {RNA: (rna, rna_layer, rna_key), ATAC: (atac, atac_layer, atac_key)}
+    order = _pairing_order(rna, atac, atac_layer, rna_key, atac_key) if training else None
+    chosen = {RNA: (rna, rna_layer, rna_key), ATAC: (atac if order is None else atac[order], atac_layer, atac_key)}
     empty = {}
     for modality, (adata, layer, key) in chosen.items():
         empty[modality] = _cells_without_counts(adata, layer, key, training)
@@ -265,6 +288,8 @@ def cross_modal_match(
     with stage("embedding"):
         z_rna = model.get_latent_representation(work if training else work[RNA], modality=RNA)
         z_atac = model.get_latent_representation(work if training else work[ATAC], modality=ATAC)
+        if order is not None:  # trained on the ATAC cells in the RNA cells' order: back to the user's order
+            z_atac = z_atac[np.argsort(order)]
     with stage("matching"):
         options = {"one_to_one": one_to_one, "method": search, "random_state": random_state}
         rna_match, rna_similarity = _matches(z_rna, z_atac, atac.obs_names, empty[RNA], empty[ATAC], **options)
