@@ -113,6 +113,16 @@ def test_scclip_gene_layout_checks_the_annotation_against_the_peaks(mop, peaks):
         FeatureLayout.from_genes(genes, "hg38", peaks=peaks["mop"])
 
 
+def test_scclip_with_an_annotation_of_another_species_warns(mop):
+    cells = mop[:300].copy()
+    st.model.SCCLIP.setup_mudata(cells)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GenomeMismatchWarning)
+        st.model.SCCLIP(cells, annotation="mm10", preset="tiny")
+    with pytest.warns(GenomeMismatchWarning, match="the peaks of the modality matched with 'rna'"):
+        st.model.SCCLIP(cells, annotation="hg38", preset="tiny")
+
+
 def test_no_shared_chromosome_is_an_error(peaks):
     refseq = peaks["mop"].assign(chrom="NC_000067.6")
     with pytest.raises(

@@ -308,8 +308,11 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     def _build_layouts(self, mdata: MuData, annotation, n_patches: int) -> dict:
         rna = mdata.mod[self._modalities["rna_layer"]]
         atac = mdata.mod[self._modalities["atac_layer"]]
-        if annotation is not None:
-            genes = FeatureLayout.from_genes(rna.var_names, annotation, n_patches=n_patches, modality=RNA)
+        self.peak_coordinates_ = peak_coordinates(atac, modality=self._modalities["atac_layer"])
+        if annotation is not None:  # checked against the peaks' genome (another build or species warns)
+            genes = FeatureLayout.from_genes(
+                rna.var_names, annotation, n_patches=n_patches, modality=RNA, peaks=self.peak_coordinates_
+            )
         else:
             try:
                 coords = peak_coordinates(rna, modality=self._modalities["rna_layer"])
@@ -320,7 +323,6 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                     f"RNA modality's .var. ({error})"
                 ) from None
             genes = FeatureLayout.from_coordinates(rna.var_names, coords, n_patches=n_patches, modality=RNA)
-        self.peak_coordinates_ = peak_coordinates(atac, modality=self._modalities["atac_layer"])
         peaks = FeatureLayout.from_coordinates(
             atac.var_names, self.peak_coordinates_, n_patches=n_patches, modality=ATAC
         )
