@@ -11,11 +11,14 @@ from ._base import TrainingDivergedError
 from ._feature_mapping import FeatureMapping
 from ._modality_alignment import CanonicalAlignment
 from ._model_files import ModelFileError
+from ._novelty import DEFAULT_NOVELTY_THRESHOLD
 from ._prediction import TransferResult
 from ._scclip import SCCLIP
-from ._scncl import SCNCL
+from ._scncl import DECOMPOSITION_SEED, SCNCL
 
 __all__ = [
+    "DECOMPOSITION_SEED",
+    "DEFAULT_NOVELTY_THRESHOLD",
     "SCCLIP",
     "SCNCL",
     "CanonicalAlignment",

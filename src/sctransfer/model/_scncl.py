@@ -28,7 +28,7 @@ from sctransfer._constants import ATAC, GENE_ACTIVITY, GENE_ACTIVITY_KEY, NEIGHB
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._knn import knn_query, unit_rows
 from sctransfer._matrix import column_selection
-from sctransfer._validation import check_counts, check_indices, check_labels, check_unpaired, get_modality
+from sctransfer._validation import check_counts, check_flag, check_indices, check_labels, check_unpaired, get_modality
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._lsi import LSI
 from sctransfer.pp._neighbors import neighbor_indices
@@ -765,7 +765,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         self._check_if_trained(warn=False)
         mdata = self._data(adata)
         batch_size = batch_size or INFERENCE_BATCH_SIZE
-        _check_self_training(self_training)
+        check_flag("self_training", self_training)
         # the self-training needs the novelty score, which compares each cell with its 30 nearest reference cells
         searched = max(reference_neighbors, DEFAULT_REFERENCE_NEIGHBORS) if self_training else reference_neighbors
         cells = self._forward(mdata, modality, batch_size, searched)
@@ -880,7 +880,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             ``self_training`` is not a bool.
         """
         self._check_if_trained(warn=False)
-        _check_self_training(self_training)
+        check_flag("self_training", self_training)
         mdata = self._data(adata)
         batch_size = batch_size or INFERENCE_BATCH_SIZE
         cells = self._forward(mdata, ATAC, batch_size, max(reference_neighbors, DEFAULT_REFERENCE_NEIGHBORS))
@@ -977,11 +977,6 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             neighbors,
             smoothing_rounds,
         )
-
-
-def _check_self_training(self_training: object) -> None:
-    if not isinstance(self_training, bool | np.bool_):
-        raise TypeError(f"self_training must be True or False, got {self_training!r}.")
 
 
 def _coordinates(peaks: AnnData, key: str) -> pd.DataFrame | None:

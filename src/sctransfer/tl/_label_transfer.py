@@ -16,10 +16,15 @@ from mudata import MuData
 from sctransfer._constants import ATAC, GENE_ACTIVITY, KEY_ADDED, LSI_KEY, NEIGHBORS_KEY, RNA, SCNCL_EMBEDDING_KEY
 from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
-from sctransfer._validation import MISSING_LABELS, check_labels, check_unpaired, get_modality, working_mudata
-from sctransfer.model import SCNCL, TransferResult
-from sctransfer.model._novelty import DEFAULT_NOVELTY_THRESHOLD
-from sctransfer.model._scncl import DECOMPOSITION_SEED
+from sctransfer._validation import (
+    MISSING_LABELS,
+    check_flag,
+    check_labels,
+    check_unpaired,
+    get_modality,
+    working_mudata,
+)
+from sctransfer.model import DECOMPOSITION_SEED, DEFAULT_NOVELTY_THRESHOLD, SCNCL, TransferResult
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
@@ -57,8 +62,7 @@ def _predict_options(predict_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(given) - set(parameters))
     if unknown:
         raise TypeError(f"predict_kwargs has unknown option(s) {unknown}; SCNCL.transfer takes {sorted(parameters)}.")
-    if not isinstance(given.get("self_training", True), bool):
-        raise TypeError(f"self_training must be True or False, got {given['self_training']!r}.")
+    check_flag("self_training", given.get("self_training", True))
     return {"self_training": parameters["self_training"].default, **given}
 
 
