@@ -243,6 +243,10 @@ def _empty_atac(m):
         (_empty_atac, {}, ValueError, "empty"),
         (None, {"predict_kwargs": {"self_trainig": False}}, TypeError, r"unknown option\(s\) \['self_trainig'\]"),
         (None, {"predict_kwargs": {"self_training": "yes"}}, TypeError, "self_training must be True or False"),
+        (None, {"novelty_threshold": "2"}, TypeError, "novelty_threshold must be a number"),
+        (None, {"novelty_threshold": True}, TypeError, "novelty_threshold must be a number"),
+        (None, {"random_state": "0"}, ValueError, "random_state must be an integer >= 0"),
+        (None, {"model": "saved/model"}, TypeError, r"load a saved one first, model=sctransfer.model.SCNCL.load"),
     ],
     ids=[
         "unknown-rna",
@@ -257,6 +261,10 @@ def _empty_atac(m):
         "empty-modality",
         "unknown-predict-option",
         "non-bool-self-training",
+        "text-novelty-threshold",
+        "bool-novelty-threshold",
+        "text-random-state",
+        "model-path",
     ],
 )
 def test_bad_input_clear_error_and_untouched(small_split, mutate, kwargs, error, match):

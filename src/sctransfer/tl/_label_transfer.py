@@ -18,6 +18,7 @@ from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
 from sctransfer._validation import (
     MISSING_LABELS,
+    check_count,
     check_flag,
     check_labels,
     check_unpaired,
@@ -81,6 +82,8 @@ def _check_inputs(
     overwrite: bool,
 ) -> tuple[AnnData, np.ndarray]:
     """Every check that needs no training; returns the ATAC modality and the mask of its cells without counts."""
+    if isinstance(novelty_threshold, bool) or not isinstance(novelty_threshold, int | float | np.integer | np.floating):
+        raise TypeError(f"novelty_threshold must be a number (robust z units), got {novelty_threshold!r}.")
     if not np.isfinite(novelty_threshold):
         raise ValueError(f"novelty_threshold must be a finite number (robust z units), got {novelty_threshold}.")
     atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
@@ -374,7 +377,18 @@ def label_transfer(
         :meth:`~sctransfer.model.SCNCL.transfer` does not take.
     """
     training = model is None
+    if not training and not isinstance(model, SCNCL):
+        load = ": load a saved one first, model=sctransfer.model.SCNCL.load(path)"
+        hint = load if isinstance(model, str | os.PathLike) else ""
+        raise TypeError(f"model must be a trained sctransfer.model.SCNCL, got {type(model).__name__}{hint}.")
     check_max_steps(max_steps)
+    check_count("random_state", random_state, minimum=0)
+    if not training and labels_key is not None:
+        warnings.warn(
+            f"labels_key={labels_key!r} is ignored with model= (the model's reference types are used).",
+            UserWarning,
+            stacklevel=2,
+        )
     predict_options = _predict_options(predict_kwargs)
     checks = {"labels_key": labels_key, "model": model, "rna_key": rna_key, "atac_key": atac_key}
     checks |= {"rna_layer": rna_layer, "atac_layer": atac_layer, "novelty_threshold": novelty_threshold}
