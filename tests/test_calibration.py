@@ -210,6 +210,11 @@ def test_report_ece():
     closed = st.metrics.label_transfer_report(mdata, "cell_type", reference_types=["B"])
     assert closed["ece"] == pytest.approx(1.55 / 3)
     assert closed["n_cells"] == 3
+    # without reference_types, the reference types label_transfer recorded in uns are used
+    mdata.uns["sctransfer"] = {"reference_types": ["B"]}
+    recorded = st.metrics.label_transfer_report(mdata, "cell_type")
+    assert (recorded["ece"], recorded["n_cells"]) == (closed["ece"], closed["n_cells"])
+    assert recorded["n_not_in_reference"] == 3
     # the confidence column follows pred_key, or is named
     other = _mdata(TRUE, PRED, CONF, prefix="run2")
     assert st.metrics.label_transfer_report(other, "cell_type", pred_key="run2_label")["ece"] == pytest.approx(

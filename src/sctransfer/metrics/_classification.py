@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -311,7 +311,9 @@ def label_transfer_report(
     reference_types
         Cell types of the labelled reference, e.g. ``mdata["rna"].obs["cell_type"].unique()``. If given,
         accuracy and macro-F1 are closed-set (see :func:`accuracy`): only cells whose true type is in
-        the reference count. If ``None``, all cells with a true label count.
+        the reference count. If ``None``: for a MuData, the ``reference_types`` that
+        :func:`sctransfer.tl.label_transfer` recorded in ``mdata.uns`` (under `pred_key` without its
+        ``_label`` suffix) when present; otherwise all cells with a true label count.
     confidence_key
         Column of ``obs`` with the confidence of each prediction, for the ECE. ``None``: the column
         :func:`sctransfer.tl.label_transfer` writes beside `pred_key` (``"sctransfer_confidence"`` for
@@ -341,6 +343,9 @@ def label_transfer_report(
         :func:`per_type_recall` over all cells with a true label, plus a boolean column
         ``in_reference`` (all ``True`` when `reference_types` is ``None``).
     """
+    if reference_types is None and isinstance(data, MuData):  # the reference's types, as label_transfer recorded them
+        record = data.uns.get(pred_key.removesuffix("_label"))
+        reference_types = record.get("reference_types") if isinstance(record, Mapping) else None
     known = None if reference_types is None else sorted(_known_set(reference_types))
     truth, pred, n_missing = _truth_and_prediction(data, truth_key, pred_key, atac_key)
     confidence = _confidence(data, confidence_key, pred_key, atac_key, truth.index)
