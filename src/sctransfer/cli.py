@@ -102,7 +102,9 @@ def _build_parser() -> argparse.ArgumentParser:
             "--simulate, the demo runs offline on simulated paired cells (preset tiny, 200 steps unless given)."
         ),
     )
-    _add_data_arguments(match, what="the matched MuData", annotation_required="required with --input to train")
+    _add_data_arguments(
+        match, what="the matched MuData", annotation_required="required with --input to train", replaces=("save-model",)
+    )
     match.add_argument(
         "--model", type=Path, metavar="DIR", help="apply this saved model (zero-shot) instead of training one"
     )
@@ -123,7 +125,9 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_data_arguments(command: argparse.ArgumentParser, *, what: str, annotation_required: str) -> None:
+def _add_data_arguments(
+    command: argparse.ArgumentParser, *, what: str, annotation_required: str, replaces: tuple[str, ...] = ()
+) -> None:
     """The arguments every command shares: input or demo, output, annotation, modalities, training, overwrite."""
     source = command.add_mutually_exclusive_group()
     source.add_argument("--input", type=Path, metavar="H5MU", help="MuData file with RNA and ATAC modalities")
@@ -157,7 +161,11 @@ def _add_data_arguments(command: argparse.ArgumentParser, *, what: str, annotati
     command.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing output file (and --save-model folder) and existing sctransfer_* fields in the input",
+        help=(
+            "replace an existing output file"
+            + (" (and --save-model folder)" if "save-model" in replaces else "")
+            + " and existing sctransfer_* fields in the input"
+        ),
     )
 
 
