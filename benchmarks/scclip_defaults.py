@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import time
-import traceback
 from pathlib import Path
+
+from _common import in_fresh_process
 
 LIBRARIES = ("09A", "09B", "09C", "09D", "09E", "09F", "09G", "09H", "09I", "09J", "09K", "09L")
 #: Held-out libraries of each split; the other nine train. "A-C" is the benchmark's split.
@@ -45,27 +45,22 @@ VARIANTS: dict[str, tuple[dict, dict]] = {  # name: (model kwargs, train kwargs)
 }
 
 
-def _child(queue, name: str, seed: int, split: str) -> None:
-    try:
-        import torch
+def run_variant(name: str, seed: int, split: str) -> dict:
+    """Train one variant on MOp without the held-out libraries (in this process); held-out FOSCTTM and time."""
+    import sctransfer as st
 
-        import sctransfer as st
-
-        torch.set_num_threads(2)
-        model_kwargs, train_kwargs = VARIANTS[name]
-        held_out = SPLITS[split]
-        train = st.datasets.mop_snareseq([lib for lib in LIBRARIES if lib not in held_out])
-        test = st.datasets.mop_snareseq(held_out)
-        start = time.perf_counter()
-        st.model.SCCLIP.setup_mudata(train)
-        model = st.model.SCCLIP(train, annotation="mm10", random_state=seed, **model_kwargs)
-        model.train(random_state=seed, enable_progress_bar=False, **train_kwargs)
-        wall = time.perf_counter() - start
-        z_rna = model.get_latent_representation(test, modality="rna")
-        z_atac = model.get_latent_representation(test, modality="atac")
-        queue.put({"ok": True, "foscttm": st.metrics.foscttm(z_rna, z_atac).mean, "train_wall_s": wall})
-    except Exception:  # noqa: BLE001 - reported to the parent
-        queue.put({"ok": False, "error": traceback.format_exc()})
+    model_kwargs, train_kwargs = VARIANTS[name]
+    held_out = SPLITS[split]
+    train = st.datasets.mop_snareseq([lib for lib in LIBRARIES if lib not in held_out])
+    test = st.datasets.mop_snareseq(held_out)
+    start = time.perf_counter()
+    st.model.SCCLIP.setup_mudata(train)
+    model = st.model.SCCLIP(train, annotation="mm10", random_state=seed, **model_kwargs)
+    model.train(random_state=seed, enable_progress_bar=False, **train_kwargs)
+    wall = time.perf_counter() - start
+    z_rna = model.get_latent_representation(test, modality="rna")
+    z_atac = model.get_latent_representation(test, modality="atac")
+    return {"foscttm": st.metrics.foscttm(z_rna, z_atac).mean, "train_wall_s": wall}
 
 
 def main() -> None:
@@ -77,16 +72,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("SCTRANSFER_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     rows = []
-    ctx = mp.get_context("spawn")
     runs = [(split, seed, name) for split in args.splits for seed in args.seeds for name in args.variants]
     for split, seed, name in runs:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(queue, name, seed, split))
-        proc.start()
-        result = queue.get()
-        proc.join()
-        if not result.pop("ok"):
-            raise RuntimeError(f"{name} failed:\n{result['error']}")
+        result = in_fresh_process(run_variant, name, seed, split, threads=2)
         rows.append({"variant": name, "held_out": split, "seed": seed, **result})
         line = f"held out {split}  seed {seed}  {name:42s} FOSCTTM {result['foscttm']:.4f}"
         print(f"{line}  train {result['train_wall_s']:.0f} s", flush=True)
