@@ -9,6 +9,7 @@ while writing, the fields already written are put back as they were.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,21 @@ def model_params(model) -> dict[str, Any]:
     init = model.init_params_
     params = {**init["non_kwargs"], **{k: v for group in init["kwargs"].values() for k, v in group.items()}}
     return {k: v for k, v in params.items() if isinstance(v, int | float | str | bool | np.generic)}
+
+
+def check_model(model, model_class: type) -> None:
+    """Refuse, before any work, a ``model`` that is neither ``None`` nor an instance of ``model_class``.
+
+    Raises
+    ------
+    TypeError
+        Naming the class and, for a path (a saved model's folder), ``model_class.load(path)``.
+    """
+    if model is None or isinstance(model, model_class):
+        return
+    name = f"sctransfer.model.{model_class.__name__}"
+    hint = f": load a saved one first, model={name}.load(path)" if isinstance(model, str | os.PathLike) else ""
+    raise TypeError(f"model must be a trained {name}, got {type(model).__name__}{hint}.")
 
 
 def check_max_steps(max_steps: int | None) -> None:

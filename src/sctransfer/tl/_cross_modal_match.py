@@ -18,7 +18,7 @@ from sctransfer._validation import check_count, check_flag, get_modality, workin
 from sctransfer.model import SCCLIP
 
 from . import _matching
-from ._common import Field, ResultWriter, check_free, check_max_steps, model_params, working_modality
+from ._common import Field, ResultWriter, check_free, check_max_steps, check_model, model_params, working_modality
 from ._matching import MatchMethod, nearest_partners, one_to_one_partners, topk_pairing
 
 logger = logging.getLogger(__name__)
@@ -118,22 +118,16 @@ def _cells_without_counts(adata, layer: str | None, key: str, training: bool) ->
 def _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps) -> None:
     """Refuse, before any work, arguments of the wrong type or value."""
     check_max_steps(max_steps)
-    for name, value in {"one_to_one": one_to_one, "overwrite": overwrite, "return_model": return_model}.items():
+    flags = {"one_to_one": one_to_one, "overwrite": overwrite, "return_model": return_model, "copy": copy}
+    for name, value in flags.items():
         check_flag(name, value)
-    check_flag("copy", copy)
     check_count("pairing_top_k", pairing_top_k, none="no pairing matrix")
     if pairing_top_k is not None and pairing_top_k > 1000:
         raise ValueError(f"pairing_top_k must be between 1 and 1000 (NeurIPS 2021 format), got {pairing_top_k}.")
     if match_method not in get_args(MatchMethod):
         methods = ", ".join(repr(m) for m in get_args(MatchMethod))
         raise ValueError(f"match_method must be one of {methods}, got {match_method!r}.")
-    if model is not None and not isinstance(model, SCCLIP):
-        hint = (
-            ": load a saved one first, model=sctransfer.model.SCCLIP.load(path)"
-            if isinstance(model, str | os.PathLike)
-            else ""
-        )
-        raise TypeError(f"model must be a trained sctransfer.model.SCCLIP, got {type(model).__name__}{hint}.")
+    check_model(model, SCCLIP)
 
 
 def cross_modal_match(

@@ -29,7 +29,7 @@ from sctransfer.model import DECOMPOSITION_SEED, DEFAULT_NOVELTY_THRESHOLD, SCNC
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
-from ._common import Field, ResultWriter, check_free, check_max_steps, model_params, working_modality
+from ._common import Field, ResultWriter, check_free, check_max_steps, check_model, model_params, working_modality
 
 logger = logging.getLogger(__name__)
 
@@ -377,10 +377,7 @@ def label_transfer(
         :meth:`~sctransfer.model.SCNCL.transfer` does not take.
     """
     training = model is None
-    if not training and not isinstance(model, SCNCL):
-        load = ": load a saved one first, model=sctransfer.model.SCNCL.load(path)"
-        hint = load if isinstance(model, str | os.PathLike) else ""
-        raise TypeError(f"model must be a trained sctransfer.model.SCNCL, got {type(model).__name__}{hint}.")
+    check_model(model, SCNCL)
     check_max_steps(max_steps)
     check_count("random_state", random_state, minimum=0)
     if not training and labels_key is not None:
