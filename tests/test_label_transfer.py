@@ -241,7 +241,7 @@ def _empty_atac(m):
         (_shared_names, {}, ValueError, "share"),
         (_non_numeric, {}, TypeError, "non-numeric"),
         (_empty_atac, {}, ValueError, "empty"),
-        (None, {"predict_kwargs": {"self_trainig": False}}, TypeError, r"unknown option\(s\) \['self_trainig'\]"),
+        (None, {"predict_kwargs": {"self_trainig": False}}, TypeError, r"\['self_trainig'\].*mean 'self_training'"),
         (None, {"predict_kwargs": {"self_training": "yes"}}, TypeError, "self_training must be True or False"),
         (None, {"novelty_threshold": "2"}, TypeError, "novelty_threshold must be a number"),
         (None, {"novelty_threshold": True}, TypeError, "novelty_threshold must be a number"),
@@ -276,6 +276,33 @@ def test_bad_input_clear_error_and_untouched(small_split, mutate, kwargs, error,
     with pytest.raises(error, match=match):
         st.tl.label_transfer(mdata, **args)
     assert _snapshot(mdata) == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"train_kwargs": {"max_epoch": 5}}, r"train_kwargs .*'max_epoch'.*Did you mean 'max_epochs'\?"),
+        ({"train_kwargs": {"enable_progres_bar": False}}, r"Did you mean 'enable_progress_bar'\?"),
+        ({"train_kwargs": {"training_plan": None}}, r"'training_plan' is set by sctransfer itself"),
+        (
+            {"model_kwargs": {"n_hiden": 8}},
+            r"model_kwargs .*'n_hiden'.*Did you mean 'n_hidden'\?.*Valid keys: .*weight_ncl",
+        ),
+        ({"model_kwargs": {"n_labels": 3}}, r"'n_labels' is set by sctransfer itself"),
+        ({"predict_kwargs": {"refrence_neighbors": 5}}, r"Did you mean 'reference_neighbors'\?"),
+        ({"train_kwargs": [("max_epochs", 5)]}, r"train_kwargs must be a dict"),
+    ],
+    ids=["train-typo", "trainer-typo", "train-reserved", "model-typo", "module-reserved", "predict-typo", "not-dict"],
+)
+def test_bad_kwargs_refused_before_any_work(small_split, monkeypatch, kwargs, match):
+    """A mistyped keyword fails at once, not after the gene activity and the peak graph."""
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("gene activity computed before the keyword check")
+
+    monkeypatch.setattr(st.tl._label_transfer, "compute_gene_activity", no_work)
+    with pytest.raises(TypeError, match=match):
+        st.tl.label_transfer(small_split, labels_key="cell_type", annotation="mm10", **kwargs)
 
 
 def _foreign_gene_activity(m):

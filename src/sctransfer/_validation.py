@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import warnings
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import mudata
 import numpy as np
@@ -195,6 +199,83 @@ def check_count(name: str, value, *, minimum: int = 1, none: str | None = None) 
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         alternative = f" (or None: {none})" if none is not None else ""
         raise ValueError(f"{name} must be an integer >= {minimum}{alternative}, got {value!r}.")
+
+
+#: Keywords of :class:`scvi.train.TrainRunner` and scvi's ``Trainer`` that the models' training sets itself.
+TRAINER_RESERVED = ("model", "training_plan", "data_splitter", "simple_progress_bar")
+
+
+def trainer_targets() -> tuple[Callable, ...]:
+    """Where a model's ``train(**trainer_kwargs)`` forwards its extra keywords, in order.
+
+    scvi-tools' :class:`~scvi.train.TrainRunner`, its :class:`~scvi.train.Trainer` and Lightning's
+    :class:`~lightning.pytorch.Trainer`; for :func:`check_kwargs` after the model's ``train``.
+    """
+    from lightning.pytorch import Trainer as LightningTrainer
+    from scvi.train import Trainer, TrainRunner
+
+    return TrainRunner.__init__, Trainer.__init__, LightningTrainer.__init__
+
+
+def check_kwargs(
+    kwargs: Mapping[str, Any] | None,
+    targets: Callable | Sequence[Callable],
+    *,
+    argument: str,
+    reserved: Collection[str] = (),
+    extra: Collection[str] = (),
+) -> dict[str, Any]:
+    """Refuse, before any work, keyword arguments that the functions they are passed to do not take.
+
+    Parameters
+    ----------
+    kwargs
+        The keywords (``None``: none).
+    targets
+        The function they are passed to, or a chain of functions in which each passes its
+        ``**kwargs`` on to the next (a model's ``train`` and :func:`trainer_targets`). A keyword is
+        valid when one of them names it as a parameter (``self`` and ``*args`` aside); when the last
+        one takes ``**kwargs`` itself, any keyword is.
+    argument
+        The argument that holds ``kwargs`` (``"train_kwargs"``), for messages.
+    reserved
+        Keywords the caller sets itself: refused even if a target names them.
+    extra
+        Keywords accepted besides the targets' parameters (e.g. deprecated ones a target still reads).
+
+    Returns
+    -------
+    A new dict of the keywords.
+
+    Raises
+    ------
+    TypeError
+        ``kwargs`` is not a mapping with str keys, or holds a key no target takes or one in
+        ``reserved``; the message names the closest valid keyword and lists the valid ones.
+    """
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
+        raise TypeError(f"{argument} must be a dict of keyword arguments (str keys), got {kwargs!r}.")
+    chain = [targets] if callable(targets) else list(targets)
+    valid: set[str] = set(extra)
+    open_ended = False
+    for target in chain:
+        parameters = inspect.signature(target).parameters.values()
+        valid |= {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - {"self"}
+        open_ended = any(p.kind == p.VAR_KEYWORD for p in parameters)
+    valid -= set(reserved)
+    wrong = [key for key in kwargs if key in reserved or (key not in valid and not open_ended)]
+    if wrong:
+        key = wrong[0]
+        close = difflib.get_close_matches(key, sorted(valid), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        why = "is set by sctransfer itself" if key in reserved else "is not an option"
+        raise TypeError(
+            f"{argument} has {len(wrong)} key(s) that cannot be passed, {wrong}: {key!r} {why}.{hint} "
+            f"Valid keys: {', '.join(sorted(valid))}."
+        )
+    return dict(kwargs)
 
 
 def check_flag(name: str, value) -> None:

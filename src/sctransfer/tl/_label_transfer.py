@@ -18,14 +18,20 @@ from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
 from sctransfer._validation import (
     MISSING_LABELS,
+    TRAINER_RESERVED,
     check_count,
     check_flag,
+    check_kwargs,
     check_labels,
     check_unpaired,
     get_modality,
+    trainer_targets,
     working_mudata,
 )
 from sctransfer.model import DECOMPOSITION_SEED, DEFAULT_NOVELTY_THRESHOLD, SCNCL, TransferResult
+from sctransfer.model._base import _PLAN_KEYWORDS
+from sctransfer.model._scncl import MODULE_ARGUMENTS_SET
+from sctransfer.module import SCNCLModule
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
@@ -55,16 +61,31 @@ def _fields(key_added: str, rna_key: str | None, atac_key: str) -> list[Field]:
     return fields + ([("obsm", rna_key, names["embedding"])] if rna_key is not None else [])
 
 
-def _predict_options(predict_kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    """Check ``predict_kwargs`` against :meth:`SCNCL.transfer` before any work; the options with their defaults."""
-    parameters = dict(inspect.signature(SCNCL.transfer).parameters)
-    parameters.pop("self"), parameters.pop("adata")
-    given = dict(predict_kwargs or {})
-    unknown = sorted(set(given) - set(parameters))
-    if unknown:
-        raise TypeError(f"predict_kwargs has unknown option(s) {unknown}; SCNCL.transfer takes {sorted(parameters)}.")
-    check_flag("self_training", given.get("self_training", True))
-    return {"self_training": parameters["self_training"].default, **given}
+def _checked_kwargs(
+    model_kwargs: dict[str, Any] | None, train_kwargs: dict[str, Any] | None, predict_kwargs: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Check the three keyword dicts against what they are passed to, before any work.
+
+    ``model_kwargs`` go to :class:`~sctransfer.model.SCNCL` and on to its module, ``train_kwargs`` to
+    :meth:`~sctransfer.model.SCNCL.train` and on to scvi-tools' and Lightning's trainers,
+    ``predict_kwargs`` to :meth:`~sctransfer.model.SCNCL.transfer`.
+    """
+    model_options = check_kwargs(
+        model_kwargs,
+        (SCNCL.__init__, SCNCLModule.__init__),
+        argument="model_kwargs",
+        reserved=("mdata", "registry", *MODULE_ARGUMENTS_SET),
+    )
+    train_options = check_kwargs(
+        train_kwargs,
+        (SCNCL.train, *trainer_targets()),
+        argument="train_kwargs",
+        reserved=TRAINER_RESERVED,
+        extra=_PLAN_KEYWORDS,
+    )
+    predict_options = check_kwargs(predict_kwargs, SCNCL.transfer, argument="predict_kwargs", reserved=("adata",))
+    check_flag("self_training", predict_options.get("self_training", True))
+    return model_options, train_options, predict_options
 
 
 def _check_inputs(
@@ -324,8 +345,10 @@ def label_transfer(
         training draws cells: on MOp SNARE-seq (RNA 09A-F -> ATAC 09G-L, 14 types) seeds 0-2 give the same
         label to 97.8% of the cells (:doc:`/benchmarks`).
     model_kwargs, train_kwargs, predict_kwargs
-        Passed to :class:`~sctransfer.model.SCNCL`, :meth:`~sctransfer.model.SCNCL.train` and
-        :meth:`~sctransfer.model.SCNCL.transfer`.
+        Passed to :class:`~sctransfer.model.SCNCL` (and its :class:`~sctransfer.module.SCNCLModule`),
+        :meth:`~sctransfer.model.SCNCL.train` (and scvi-tools' and Lightning's trainers, e.g.
+        ``{"max_epochs": 10, "accelerator": "cpu"}``) and :meth:`~sctransfer.model.SCNCL.transfer`;
+        checked before any work.
     return_model
         Return the model (trained or given).
     copy
@@ -373,8 +396,9 @@ def label_transfer(
     KeyError, ValueError, TypeError
         Before any work, for a missing modality, layer or label column, duplicate names, values that
         are not counts, a reference with fewer than two types, a ``key_added`` that cannot be stored,
-        fields that exist already (without ``overwrite``), or ``predict_kwargs`` that
-        :meth:`~sctransfer.model.SCNCL.transfer` does not take.
+        fields that exist already (without ``overwrite``), or ``model_kwargs``, ``train_kwargs``
+        or ``predict_kwargs`` with a key that what they are passed to does not take (the message names
+        the closest valid key).
     """
     training = model is None
     check_model(model, SCNCL)
@@ -386,7 +410,7 @@ def label_transfer(
             UserWarning,
             stacklevel=2,
         )
-    predict_options = _predict_options(predict_kwargs)
+    model_kwargs, train_kwargs, predict_kwargs = _checked_kwargs(model_kwargs, train_kwargs, predict_kwargs)
     checks = {"labels_key": labels_key, "model": model, "rna_key": rna_key, "atac_key": atac_key}
     checks |= {"rna_layer": rna_layer, "atac_layer": atac_layer, "novelty_threshold": novelty_threshold}
     annotation = annotation if training or annotation is not None else model.gene_coordinates_
@@ -403,13 +427,18 @@ def label_transfer(
         modalities[RNA] = working_modality(mdata[rna_key], [labels_key], layer=rna_layer)
     work = working_mudata(modalities)
     if training:
-        model = _fit(work, labels_key, random_state, max_steps, model_kwargs or {}, train_kwargs or {})
+        model = _fit(work, labels_key, random_state, max_steps, model_kwargs, train_kwargs)
         writer.obsm[rna_key, _output_names(key_added)["embedding"]] = model.get_latent_representation(modality=RNA)
     with stage("prediction"):
-        result = model.transfer(work, **(predict_kwargs or {}))
+        result = model.transfer(work, **predict_kwargs)
+    predict_params = {"self_training": inspect.signature(SCNCL.transfer).parameters["self_training"].default}
     params = {"labels_key": labels_key, "rna_key": rna_key if training else None, "atac_key": atac_key}
     params |= {"trained_here": training, "novelty_threshold": float(novelty_threshold), "novel_label": novel_label}
-    params |= {"random_state": int(random_state), "model": model_params(model), "predict": predict_options}
+    params |= {
+        "random_state": int(random_state),
+        "model": model_params(model),
+        "predict": predict_params | predict_kwargs,
+    }
     params["train"] = dict(getattr(model, "train_params_", {}))
     calls = {"novelty_threshold": novelty_threshold, "novel_label": novel_label, "empty": empty}
     novel = _queue_results(writer, result, model, key_added=key_added, atac_key=atac_key, **calls, params=params)
