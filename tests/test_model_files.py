@@ -99,9 +99,16 @@ def test_save_load_gives_bit_identical_results(trained, tmp_path, name):
     _assert_identical(_outputs(name, with_data, None), _outputs(name, model, None))
     assert with_data.train_params_ == model.train_params_
     pd.testing.assert_frame_equal(with_data.history["train_loss"], model.history["train_loss"])
-    # a model loaded without data saves and loads again the same
-    alone.save(tmp_path / "again")
-    _assert_identical(_outputs(name, cls.load(tmp_path / "again"), query), expected)
+    # a loaded model (without or with data) saves the same files, and they load again the same: nothing added
+    # (a loaded model once wrote "mdata": null into its init_params) and nothing lost
+    for again, loaded in (("alone", alone), ("with_data", with_data)):
+        loaded.save(tmp_path / again)
+        saved = {p: json.loads((tmp_path / p / "model.json").read_text()) for p in ("m", again)}
+        assert saved[again] == saved["m"], again
+        with np.load(tmp_path / "m" / "arrays.npz") as a, np.load(tmp_path / again / "arrays.npz") as b:
+            assert a.files == b.files
+            _assert_identical(dict(a), dict(b))
+        _assert_identical(_outputs(name, cls.load(tmp_path / again), query), expected)
 
 
 @pytest.mark.parametrize("name", MODELS)

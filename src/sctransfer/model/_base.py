@@ -58,6 +58,9 @@ _LIGHTNING_NOISE = (
 )
 #: Keywords that ``train`` took directly before ``plan_kwargs`` (accepted with a DeprecationWarning).
 _PLAN_KEYWORDS = ("optimizer", "lr", "weight_decay", "warmup_steps")
+#: Constructor arguments that hand a model its data, never its settings: not saved (files of earlier versions that
+#: hold ``"mdata": null`` load all the same).
+_DATA_ARGUMENTS = ("mdata", "adata", "registry")
 
 
 class TrainingDivergedError(ValueError):
@@ -398,6 +401,15 @@ class SaveLoadMixin:
     #: what every model keeps from its training
     _training_attributes = ("is_trained_", "train_params_", "history_")
 
+    def _get_init_params(self, locals: dict[str, Any]) -> dict[str, Any]:
+        """scvi-tools' record of the constructor arguments, without the data arguments whatever their value.
+
+        scvi-tools leaves out a MuData but keeps ``mdata=None`` (a model rebuilt by :meth:`load` without data), so a
+        loaded model would save a ``model.json`` that differs from the one it was loaded from.
+        """
+        params = super()._get_init_params(locals)
+        return {**params, "non_kwargs": {k: v for k, v in params["non_kwargs"].items() if k not in _DATA_ARGUMENTS}}
+
     @classmethod
     def _modality_names(cls, registry: Mapping[str, Any]) -> dict[str, str]:
         return {**cls._default_modalities, **(registry["setup_args"].get("modalities") or {})}
@@ -542,7 +554,7 @@ class SaveLoadMixin:
             _check_feature_names(adata, metadata["feature_names"], cls.__name__)
             cls.setup_mudata(adata, source_registry=registry, **registry["setup_args"])
         init = cls._saved_init_params(metadata["init_params"])
-        non_kwargs = {k: v for k, v in init["non_kwargs"].items() if k not in ("mdata", "adata", "registry")}
+        non_kwargs = {k: v for k, v in init["non_kwargs"].items() if k not in _DATA_ARGUMENTS}
         kwargs = {k: v for group in init["kwargs"].values() for k, v in group.items()}
         model = cls(adata, registry=registry, **non_kwargs, **kwargs)
         for name, value in metadata["attributes"].items():
