@@ -464,3 +464,71 @@ def test_embedding_batch_size_is_checked(trained, held_out):
     for bad in (0, -5, 2.5):
         with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
             model.get_latent_representation(held_out, modality="rna", batch_size=bad)
+
+
+def test_zero_shot_maps_each_modality_once_and_reads_backed_values_once_for_its_checks(
+    trained, tmp_path, caplog, monkeypatch
+):
+    """Zero-shot on a backed .h5mu: one feature mapping per modality (one log line), one pass over each matrix's
+    values for the tool's counts and empty-cell checks (plus the model's own check of the data it is handed), and
+    the same results as in memory."""
+    import logging
+
+    import mudata
+    from anndata.abc import CSRDataset
+
+    from sctransfer import _matrix
+
+    _, model = trained
+    path = tmp_path / "held_out.h5mu"
+    st.datasets.mop_snareseq(("09B",)).write_h5mu(path)
+    in_memory, backed = mudata.read_h5mu(path), mudata.read_h5mu(path, backed=True)
+    st.tl.cross_modal_match(in_memory, model=model)
+    passes: dict[int, int] = {}
+    value_blocks = _matrix.value_blocks
+
+    def counted(x):
+        if isinstance(x, CSRDataset):
+            passes[x.shape[1]] = passes.get(x.shape[1], 0) + 1
+        return value_blocks(x)
+
+    monkeypatch.setattr(_matrix, "value_blocks", counted)
+    caplog.set_level(logging.INFO, logger="sctransfer.model._feature_mapping")
+    st.tl.cross_modal_match(backed, model=model)
+    mapped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Feature mapping by")]
+    assert len(mapped) == 2 and sum("genes" in m for m in mapped) == 1, mapped  # was 4: twice per modality
+    assert passes == {backed["rna"].n_vars: 2, backed["atac"].n_vars: 2}  # was 3 each (empty-cell check apart)
+    for key in ("rna", "atac"):
+        np.testing.assert_allclose(backed[key].obsm["X_scclip"], in_memory[key].obsm["X_scclip"], atol=1e-5)
+        assert (backed[key].obs["sctransfer_match"] == in_memory[key].obs["sctransfer_match"]).all()
+    assert backed.uns["sctransfer_match"]["coverage"] == in_memory.uns["sctransfer_match"]["coverage"]
+
+
+def test_a_given_feature_mapping_is_used_and_checked(trained, held_out):
+    _, model = trained
+    mappings = {m: model.feature_mapping(held_out, m) for m in ("rna", "atac")}
+    for m in ("rna", "atac"):
+        np.testing.assert_array_equal(
+            model.get_latent_representation(held_out, modality=m, feature_mapping=mappings[m]),
+            model.get_latent_representation(held_out, modality=m),
+        )
+    with pytest.raises(ValueError, match=r"feature_mapping must map the data's \d+ atac features onto the model's"):
+        model.get_latent_representation(held_out, modality="atac", feature_mapping=mappings["rna"])
+
+
+def test_embedding_shows_progress_for_many_cells_or_when_asked(trained, held_out, capsys, monkeypatch):
+    """A progress bar over the batches (scvi-tools' track): off below PROGRESS_MIN_CELLS unless asked for."""
+    from sctransfer.model import _scclip
+
+    _, model = trained
+    quiet = model.get_latent_representation(held_out, modality="rna", batch_size=500)
+    assert "Embedding" not in capsys.readouterr().out  # 2,621 cells: below the threshold
+    shown = model.get_latent_representation(held_out, modality="rna", batch_size=500, progress_bar=True)
+    assert "Embedding RNA cells" in capsys.readouterr().out
+    np.testing.assert_array_equal(shown, quiet)
+    with pytest.raises(TypeError, match="progress_bar must be True or False"):
+        model.get_latent_representation(held_out, modality="rna", progress_bar="yes")
+    monkeypatch.setattr(_scclip, "PROGRESS_MIN_CELLS", 1000)  # as for an atlas: the tool's embedding shows progress
+    st.tl.cross_modal_match(held_out.copy(), model=model)
+    out = capsys.readouterr().out
+    assert "Embedding RNA cells" in out and "Embedding ATAC cells" in out

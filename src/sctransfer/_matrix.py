@@ -20,6 +20,15 @@ BLOCK_NONZEROS = 1 << 24
 _VALUES_BLOCK = 1 << 26
 
 
+def layer_matrix(adata, layer: str | None):
+    """The cells x features matrix a ``layer`` argument selects: ``adata.layers[layer]``, or ``adata.X`` for ``None``.
+
+    Not copied (an AnnData view gives its usual slice). A missing layer raises ``KeyError``; the tools check the
+    name first and say which layers there are (:func:`~sctransfer._validation.get_modality`).
+    """
+    return adata.X if layer is None else adata.layers[layer]
+
+
 def is_backed(x) -> bool:
     """Whether ``x`` is a matrix of a backed AnnData (an on-disk sparse or HDF5 dataset)."""
     from anndata.abc import CSCDataset, CSRDataset
@@ -222,6 +231,8 @@ class ValueSummary:
         Finite values that are not whole numbers.
     min_value, max_value
         Smallest and largest finite value (0.0 when there is none).
+    empty_rows
+        With ``value_summary(x, empty_rows=True)``: the ``(n_rows,)`` mask of :func:`empty_rows`; else ``None``.
     """
 
     n_values: int
@@ -230,19 +241,25 @@ class ValueSummary:
     n_fractional: int
     min_value: float
     max_value: float
+    empty_rows: np.ndarray | None = None
 
 
-def value_summary(x) -> ValueSummary:
+def value_summary(x, *, empty_rows: bool = False) -> ValueSummary:
     """Count the NaN/inf, negative and non-whole values of a numeric matrix, streamed (see :func:`value_blocks`).
 
     Works on any scipy sparse format, numpy arrays and backed matrices without densifying a
-    sparse matrix.
+    sparse matrix. With ``empty_rows=True`` the summary also holds the mask of the rows without any
+    non-zero value, from the same pass over the values for a CSR matrix in memory or backed (its row
+    pointers are read too), from a second pass over row blocks for other layouts.
     """
     dtype = np.dtype(x.dtype)
     floating = np.issubdtype(dtype, np.floating)
     n_values = n_nonfinite = n_negative = n_fractional = 0
     low, high = np.inf, -np.inf
+    rows = _CSRZeroRows(x) if empty_rows and _CSRZeroRows.fits(x) else None
     for values in value_blocks(x):
+        if rows is not None:
+            rows.add(values)
         n_values += values.size
         if floating:
             finite = np.isfinite(values)
@@ -255,11 +272,12 @@ def value_summary(x) -> ValueSummary:
             low, high = min(low, float(values.min())), max(high, float(values.max()))
     if low > high:
         low = high = 0.0
-    return ValueSummary(n_values, n_nonfinite, n_negative, n_fractional, low, high)
+    mask = None if not empty_rows else (rows.mask() if rows is not None else _empty_rows_by_blocks(x))
+    return ValueSummary(n_values, n_nonfinite, n_negative, n_fractional, low, high, mask)
 
 
 def empty_rows(x) -> np.ndarray:
-    """Boolean mask of the rows (cells) of ``x`` whose values are all zero, streamed over row blocks.
+    """Boolean mask of the rows (cells) of ``x`` whose values are all zero, streamed.
 
     Parameters
     ----------
@@ -269,23 +287,53 @@ def empty_rows(x) -> np.ndarray:
     Returns
     -------
     ``(n_rows,)`` bool array, ``True`` for a row without any non-zero value (a cell with no counts).
-    A backed CSR matrix is read through its row pointers and its values only (not its column indices).
+    A CSR matrix (in memory or backed) is read through its row pointers and its values only (not its
+    column indices); other layouts in row blocks. :func:`value_summary` gives the same mask from its own pass.
     """
-    from anndata.abc import CSRDataset
+    if not _CSRZeroRows.fits(x):
+        return _empty_rows_by_blocks(x)
+    rows = _CSRZeroRows(x)
+    for values in value_blocks(x):
+        rows.add(values)
+    return rows.mask()
 
-    if isinstance(x, CSRDataset):
-        row_starts = np.asarray(x.group["indptr"][:], dtype=np.int64)
-        stored_zeros, offset = np.zeros(x.shape[0], dtype=np.int64), 0
-        for values in value_blocks(x):
-            at = np.flatnonzero(values == 0) + offset
-            if at.size:
-                stored_zeros += np.bincount(np.searchsorted(row_starts, at, side="right") - 1, minlength=x.shape[0])
-            offset += values.size
-        return np.diff(row_starts) == stored_zeros
+
+def _empty_rows_by_blocks(x) -> np.ndarray:
     mask = np.empty(x.shape[0], dtype=bool)
     for rows, block in row_blocks(x):
         mask[rows] = zero_rows(block)
     return mask
+
+
+class _CSRZeroRows:
+    """The rows of a CSR matrix (scipy or backed) without non-zeros, from its row pointers and its values in order.
+
+    A row is empty when every value it stores is zero: the stored zeros are counted per row as the values
+    stream past (:meth:`add`, blocks in storage order, as :func:`value_blocks` yields them).
+    """
+
+    @staticmethod
+    def fits(x) -> bool:
+        from anndata.abc import CSRDataset
+
+        return isinstance(x, CSRDataset) or (sp.issparse(x) and x.format == "csr")
+
+    def __init__(self, x):
+        indptr = x.group["indptr"] if not sp.issparse(x) else x.indptr
+        self.row_starts = np.asarray(indptr[:], dtype=np.int64)
+        self.stored_zeros = np.zeros(x.shape[0], dtype=np.int64)
+        self.offset = 0
+
+    def add(self, values: np.ndarray) -> None:
+        at = np.flatnonzero(values == 0) + self.offset
+        at = at[at < self.row_starts[-1]]  # values past the last row pointer belong to no row
+        if at.size:
+            rows = np.searchsorted(self.row_starts, at, side="right") - 1
+            self.stored_zeros += np.bincount(rows, minlength=len(self.stored_zeros))
+        self.offset += values.size
+
+    def mask(self) -> np.ndarray:
+        return np.diff(self.row_starts) == self.stored_zeros
 
 
 def zero_rows(block: sp.csr_matrix) -> np.ndarray:

@@ -14,12 +14,18 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from sctransfer._matrix import ValueSummary, all_finite, value_summary
+from sctransfer._matrix import ValueSummary, all_finite, layer_matrix, value_summary
 
 
 def get_modality(
-    mdata: MuData, key: str, *, role: str, layer: str | None = None, counts_argument: str | None = None
-) -> AnnData:
+    mdata: MuData,
+    key: str,
+    *,
+    role: str,
+    layer: str | None = None,
+    counts_argument: str | None = None,
+    with_summary: bool = False,
+) -> AnnData | tuple[AnnData, ValueSummary]:
     """Return ``mdata.mod[key]`` after checking that it can be used and written into.
 
     Parameters
@@ -35,6 +41,10 @@ def get_modality(
     counts_argument
         When given, the matrix used must hold counts (:func:`check_counts`); the argument that selects
         it (``"rna_layer"``, ``"atac_layer"``) is named in the hint. Otherwise it must hold finite numbers.
+    with_summary
+        With ``counts_argument``: return ``(adata, summary)``, the :class:`~sctransfer._matrix.ValueSummary` of the
+        counts check including the mask of the cells without counts (``summary.empty_rows``), from the same pass
+        over the values (a backed matrix is read once for both).
 
     Raises
     ------
@@ -67,13 +77,15 @@ def get_modality(
     check_unique_names(adata, key=key)
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} is not in modality {key!r} (layers: {list(adata.layers)}).")
-    x = adata.X if layer is None else adata.layers[layer]
+    x = layer_matrix(adata, layer)
     what = f"modality {key!r} .X" if layer is None else f"layer {layer!r} of modality {key!r}"
     if counts_argument is None:
+        if with_summary:
+            raise TypeError("get_modality(with_summary=True) needs counts_argument=.")
         check_numeric(x, what=what)
-    else:
-        check_counts(x, what=what, argument=counts_argument)
-    return adata
+        return adata
+    summary = check_counts(x, what=what, argument=counts_argument, empty_rows=with_summary)
+    return (adata, summary) if with_summary else adata
 
 
 def check_unique_names(adata: AnnData, *, key: str) -> None:
@@ -302,7 +314,9 @@ def check_numeric(x, *, what: str) -> None:
 LOG_DATA_MAX = 20.0
 
 
-def check_counts(x, *, what: str, argument: str | None = None, hint: str | None = None) -> ValueSummary:
+def check_counts(
+    x, *, what: str, argument: str | None = None, hint: str | None = None, empty_rows: bool = False
+) -> ValueSummary:
     """Raise a clear error unless ``x`` holds count-like values; warn when some are not whole numbers.
 
     One streamed pass over the stored values (sparse matrices are never densified; backed ones
@@ -319,6 +333,9 @@ def check_counts(x, *, what: str, argument: str | None = None, hint: str | None 
     hint
         The fix, for messages, when no argument selects the matrix (``"put the raw counts in .X"``);
         one of ``argument`` and ``hint`` is needed.
+    empty_rows
+        Also find the rows without any count, from the same pass (``summary.empty_rows``, see
+        :func:`~sctransfer._matrix.value_summary`).
 
     Returns
     -------
@@ -339,7 +356,7 @@ def check_counts(x, *, what: str, argument: str | None = None, hint: str | None 
         ambient-corrected counts): they are used as they are.
     """
     check_numeric_dtype(x, what=what)
-    summary = value_summary(x)
+    summary = value_summary(x, empty_rows=empty_rows)
     if hint is None:
         if argument is None:
             raise TypeError("check_counts needs argument= or hint=.")

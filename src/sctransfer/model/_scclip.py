@@ -17,11 +17,12 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass
+from scvi.utils import track
 
 from sctransfer._constants import ATAC, ATAC_COUNTS_KEY, RNA
 from sctransfer._intervals import IntervalError, peak_coordinates
-from sctransfer._matrix import row_block
-from sctransfer._validation import check_indices, check_numeric, get_modality
+from sctransfer._matrix import layer_matrix, row_block
+from sctransfer._validation import check_flag, check_indices, check_numeric, get_modality
 from sctransfer.module import SCCLIPModule
 from sctransfer.nn import FeatureLayout
 
@@ -45,6 +46,8 @@ MIN_ZERO_SHOT_COVERAGE = 0.1
 MIN_PAIRED_CELLS = 32
 #: Seed of the feature masks that thin the copies (one mask per copy, the same for every cell).
 THINNING_SEED = 0
+#: ``get_latent_representation(progress_bar=None)`` shows a progress bar from this many cells on.
+PROGRESS_MIN_CELLS = 20_000
 #: Size arguments (of the presets and ``module_kwargs``) that must be integers >= 1.
 _SIZE_ARGUMENTS = ("n_patches", "n_components", "n_hidden", "n_layers", "n_heads", "n_ff", "n_output", "n_members")
 #: Model sizes, described under the ``preset`` argument of :class:`SCCLIP` (training times: :doc:`/benchmarks`).
@@ -422,15 +425,29 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             )
         return mapping
 
+    def _check_mapping(self, mapping: FeatureMapping, adata: AnnData, modality: str) -> None:
+        """Refuse a ``feature_mapping`` that is not one of ``adata``'s features onto this model's features."""
+        n_model = (self.rna_layout_ if modality == RNA else self.atac_layout_).n_features
+        if not isinstance(mapping, FeatureMapping) or mapping.matrix.shape != (adata.n_vars, n_model):
+            got = mapping.matrix.shape if isinstance(mapping, FeatureMapping) else type(mapping).__name__
+            raise ValueError(
+                f"feature_mapping must map the data's {adata.n_vars} {modality} features onto the model's {n_model} "
+                f"(model.feature_mapping(adata, modality={modality!r})), got {got}."
+            )
+
     def _scaled_counts(
-        self, data: MuData | AnnData | None, modality: str, rows: np.ndarray | None = None
+        self,
+        data: MuData | AnnData | None,
+        modality: str,
+        rows: np.ndarray | None = None,
+        mapping: FeatureMapping | None = None,
     ) -> tuple[pd.Index, ScaledCounts]:
         """Cell names and scaled input of one modality of ``data`` (or of its sorted ``rows``), in model feature order.
 
         New data are read as SCNCL reads them (:func:`~sctransfer.model._scncl_inputs.modality_counts`:
         the layer used at training when the data have it, else ``.X`` with a warning; counts
-        required) and mapped onto the model's features (:meth:`feature_mapping`); the training
-        modality (checked at set-up) is read as it is. Nothing is read yet: the returned
+        required) and mapped onto the model's features (``mapping``, or :meth:`feature_mapping` when ``None``); the
+        training modality (checked at set-up) is read as it is. Nothing is read yet: the returned
         :class:`~sctransfer.model._paired_data.ScaledCounts` reads the rows of each batch when asked, so
         a backed matrix stays on disk.
         """
@@ -438,11 +455,16 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         argument, layer = f"{modality}_layer", self._layer(modality)
         training = self.adata is not None and adata is self.adata.mod.get(self._modalities[argument])
         if training:
-            counts = adata.X if layer is None else adata.layers[layer]
+            counts = layer_matrix(adata, layer)
         else:
             _, counts, _ = modality_counts(adata, self._modalities[argument], layer, argument=argument)
         names = adata.obs_names if rows is None else adata.obs_names[rows]
-        mapping = None if training else self.feature_mapping(adata, modality)
+        if training:
+            mapping = None
+        elif mapping is None:
+            mapping = self.feature_mapping(adata, modality)
+        else:
+            self._check_mapping(mapping, adata, modality)
         scaling = self.rna_scaling_ if modality == RNA else self.atac_scaling_
         return names, ScaledCounts(counts=model_matrix(counts), scaling=scaling, mapping=mapping, rows=rows)
 
@@ -573,6 +595,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         modality: Literal["rna", "atac"],
         indices: Sequence[int] | np.ndarray | None = None,
         batch_size: int | None = None,
+        feature_mapping: FeatureMapping | None = None,
+        progress_bar: bool | None = None,
     ) -> np.ndarray:
         """Joint embedding of the cells of one modality (L2-normalised rows).
 
@@ -597,6 +621,13 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         batch_size
             Cells per forward pass; ``None``: 1,024 cells (as in
             :meth:`SCNCL.get_latent_representation <sctransfer.model.SCNCL.get_latent_representation>`).
+        feature_mapping
+            For new data: their mapping onto the model's features, as :meth:`feature_mapping` returned it for
+            ``adata`` (when the caller needs it too, e.g. for its ``coverage``); ``None`` computes it. Ignored for
+            the training data.
+        progress_bar
+            Show a progress bar over the batches (scvi-tools' ``track``, in the style of
+            ``scvi.settings.progress_bar_style``); ``None``: from 20,000 cells on (``PROGRESS_MIN_CELLS``).
 
         Returns
         -------
@@ -607,19 +638,25 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ------
         ValueError
             ``modality`` is not ``"rna"``/``"atac"``, ``batch_size`` is not an integer >= 1, the data reach
-            too few of the model's features, or the matrix read is not counts (NaN, negative or
-            log-normalised values).
+            too few of the model's features, ``feature_mapping`` does not map these data's features onto the
+            model's, or the matrix read is not counts (NaN, negative or log-normalised values).
         TypeError, IndexError
             ``indices`` are not integer positions of the modality's cells.
         """
         self._check_if_trained(warn=False)
         check_count("batch_size", batch_size, none="1,024 cells")
+        if progress_bar is not None:
+            check_flag("progress_bar", progress_bar)
         cells = self._modality_of(adata, modality)
         positions = check_indices(indices, cells.n_obs)
         if positions is not None and not len(positions):  # the module needs a cell to know its output width
-            return self.get_latent_representation(cells, modality=modality, indices=[0])[:0]
+            return self.get_latent_representation(
+                cells, modality=modality, indices=[0], feature_mapping=feature_mapping, progress_bar=False
+            )[:0]
         rows, order = (None, None) if positions is None else np.unique(positions, return_inverse=True)
-        z = self._embed(cells, modality, rows, batch_size or INFERENCE_BATCH_SIZE)
+        n_cells = cells.n_obs if rows is None else len(rows)
+        progress = n_cells >= PROGRESS_MIN_CELLS if progress_bar is None else progress_bar
+        z = self._embed(cells, modality, rows, batch_size or INFERENCE_BATCH_SIZE, feature_mapping, progress=progress)
         if self.alignment_ is not None:
             z = self.alignment_.transform(z, modality)
         return z if order is None else z[order]
@@ -638,20 +675,31 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         keep = rng.random((n_samples, n_features)) >= rate
         return torch.from_numpy(keep / (1.0 - rate)).float()
 
-    def _embed(self, cells: AnnData, modality: str, rows: np.ndarray | None, batch_size: int) -> np.ndarray:
+    def _embed(
+        self,
+        cells: AnnData,
+        modality: str,
+        rows: np.ndarray | None,
+        batch_size: int,
+        mapping: FeatureMapping | None = None,
+        *,
+        progress: bool = False,
+    ) -> np.ndarray:
         """The module's embedding (before the alignment) of the sorted ``rows`` (``None``: all) of ``cells``.
 
         With ``embedding_samples > 1``, the mean of the embeddings of that many thinned copies of each cell
-        (:meth:`_thinning_masks`), each member's part renormalised to length ``1 / sqrt(n_members)``.
+        (:meth:`_thinning_masks`), each member's part renormalised to length ``1 / sqrt(n_members)``. ``mapping``:
+        see :meth:`_scaled_counts`; ``progress`` shows a bar over the batches.
         """
-        names, scaled = self._scaled_counts(cells, modality, rows)
+        names, scaled = self._scaled_counts(cells, modality, rows, mapping)
         masks = self._thinning_masks(modality, self.embedding_samples)
         was_training = self.module.training
         self.module.eval()
         device = next(self.module.parameters()).device
         out = []
         try:
-            for lo in range(0, len(names), batch_size):
+            starts = range(0, len(names), batch_size)
+            for lo in track(starts, description=f"Embedding {modality.upper()} cells", disable=not progress):
                 x = scaled.batch(slice(lo, min(lo + batch_size, len(names))))
                 if masks is None:
                     out.append(self.module.embed(x.to(device), modality).cpu().numpy())

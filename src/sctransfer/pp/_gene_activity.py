@@ -21,7 +21,7 @@ from sctransfer._intervals import (
     overlap_pairs,
     peak_coordinates,
 )
-from sctransfer._matrix import row_blocks, stack_rows, zero_rows
+from sctransfer._matrix import layer_matrix, row_blocks, stack_rows, zero_rows
 from sctransfer._validation import check_counts, get_modality, update_mudata
 
 from ._annotation import read_gene_annotation
@@ -128,7 +128,7 @@ def compute_gene_activity(
             f"Layer {layer!r} is not in modality {modality!r} (layers: {list(atac.layers)}). Pass "
             f"{layer_argument}= the layer that holds the raw peak counts, or {layer_argument}=None to use .X."
         )
-    x = atac.layers[layer] if layer is not None else atac.X
+    x = layer_matrix(atac, layer)
     check_counts(x, what=f"modality {modality!r} {'layer ' + repr(layer) if layer else '.X'}", argument=layer_argument)
     peaks = peak_coordinates(atac, modality=modality)
     table = read_gene_annotation(annotation)

@@ -11,6 +11,7 @@ from mudata import MuData
 
 from sctransfer._constants import ATAC, LSI_KEY, NEIGHBORS_KEY
 from sctransfer._knn import knn_graph, resolve_knn_method
+from sctransfer._matrix import layer_matrix
 from sctransfer._profiling import stage
 from sctransfer._validation import check_numeric, get_modality
 
@@ -55,7 +56,7 @@ def tfidf_lsi(
     on its components (time and memory of the fit stay those of 100,000 cells).
     """
     if isinstance(data, AnnData):
-        x = data.layers[layer] if layer is not None else data.X
+        x = layer_matrix(data, layer)
     else:
         x = data
     check_numeric(x, what="the peak matrix")

@@ -18,6 +18,7 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from sctransfer._matrix import layer_matrix
 from sctransfer._validation import update_mudata
 
 _MISSING = object()
@@ -39,7 +40,7 @@ def working_modality(
     stores the chosen matrix under that name, so the model reads exactly what the caller chose.
     ``keep_var`` keeps a copy of ``.var`` (e.g. peak coordinates in columns); otherwise only its names.
     """
-    counts = adata.X if layer is None else adata.layers[layer]
+    counts = layer_matrix(adata, layer)
     return AnnData(
         X=counts,
         obs=adata.obs[obs_columns].copy() if obs_columns else pd.DataFrame(index=adata.obs_names.copy()),

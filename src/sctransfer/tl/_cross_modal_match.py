@@ -12,7 +12,7 @@ import pandas as pd
 from mudata import MuData
 
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
-from sctransfer._matrix import empty_rows, is_backed
+from sctransfer._matrix import is_backed, layer_matrix
 from sctransfer._profiling import stage
 from sctransfer._validation import check_count, check_flag, get_modality, working_mudata
 from sctransfer.model import SCCLIP
@@ -81,7 +81,7 @@ def _pairing_order(rna, atac, atac_layer: str | None, rna_key: str, atac_key: st
     order = atac.obs_names.get_indexer(rna.obs_names)
     if (order < 0).any():
         return None  # not the same cells: SCCLIP.setup_mudata explains
-    if is_backed(atac.X if atac_layer is None else atac.layers[atac_layer]):
+    if is_backed(layer_matrix(atac, atac_layer)):
         raise ValueError(
             f"The RNA and ATAC cells are the same but in another order, and mdata[{atac_key!r}] is backed, so they "
             "cannot be paired without loading it. Write the ATAC cells in the RNA cells' order first: "
@@ -90,29 +90,27 @@ def _pairing_order(rna, atac, atac_layer: str | None, rna_key: str, atac_key: st
     return order
 
 
-def _cells_without_counts(adata, layer: str | None, key: str, training: bool) -> np.ndarray:
-    """Mask of the cells of ``adata`` without any count; an error when training, else a warning (they go unmatched).
+def _check_cells_without_counts(empty: np.ndarray, key: str, training: bool) -> None:
+    """Refuse cells without any count (``empty``, a mask over mdata[key]) when training; else warn (they go unmatched).
 
     Raises
     ------
     ValueError
         Every cell is empty, or some are and a model is to be trained on the pairs.
     """
-    empty = empty_rows(adata.X if layer is None else adata.layers[layer])
     if not empty.any():
-        return empty
+        return
     n, fix = int(empty.sum()), f"Remove them first, e.g. sc.pp.filter_cells(mdata[{key!r}], min_counts=1) and then"
     fix += " mu.pp.intersect_obs(mdata) to keep the modalities paired." if training else " mdata.update()."
     if empty.all() or training:
         use = "there is nothing to match" if empty.all() else "pairs with an empty cell teach the model nothing"
-        raise ValueError(f"{n:,} of {adata.n_obs:,} cells of mdata[{key!r}] have no counts; {use}. {fix}")
+        raise ValueError(f"{n:,} of {len(empty):,} cells of mdata[{key!r}] have no counts; {use}. {fix}")
     warnings.warn(
-        f"{n:,} of {adata.n_obs:,} cells of mdata[{key!r}] have no counts: they are left unmatched (NaN match and "
+        f"{n:,} of {len(empty):,} cells of mdata[{key!r}] have no counts: they are left unmatched (NaN match and "
         f"similarity) and are no cell's partner. {fix}",
         UserWarning,
         stacklevel=3,
     )
-    return empty
 
 
 def _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps) -> None:
@@ -249,22 +247,28 @@ def cross_modal_match(
                 UserWarning,
                 stacklevel=2,
             )
-    rna = get_modality(mdata, rna_key, role="RNA", layer=rna_layer, counts_argument="rna_layer")
-    atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
+    # one pass over each matrix checks the counts and finds the cells without any
+    rna, rna_values = get_modality(
+        mdata, rna_key, role="RNA", layer=rna_layer, counts_argument="rna_layer", with_summary=True
+    )
+    atac, atac_values = get_modality(
+        mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer", with_summary=True
+    )
     search = _matching.match_method(rna.n_obs, atac.n_obs, match_method, one_to_one=one_to_one)
     fields = _fields(key_added, rna_key, atac_key, pairing_top_k is not None)
     check_free(mdata, fields, tool="cross_modal_match", key_added=key_added, overwrite=overwrite)
     training = model is None
     order = _pairing_order(rna, atac, atac_layer, rna_key, atac_key) if training else None
-    chosen = {RNA: (rna, rna_layer, rna_key), ATAC: (atac if order is None else atac[order], atac_layer, atac_key)}
-    empty = {}
-    for modality, (adata, layer, key) in chosen.items():
-        empty[modality] = _cells_without_counts(adata, layer, key, training)
-    # a given model reads the layer it was set up with when the data have one of that name: it gets the chosen matrix
+    empty = {RNA: rna_values.empty_rows, ATAC: atac_values.empty_rows}  # in each modality's own cell order
+    for modality, key in ((RNA, rna_key), (ATAC, atac_key)):
+        _check_cells_without_counts(empty[modality], key, training)
+    # a given model reads the layer it was set up with when the data have one of that name: it gets the chosen matrix;
+    # ATAC cells given in another order are read once, in the RNA cells' order, into the working copy
+    chosen = {RNA: (rna, rna_layer), ATAC: (atac if order is None else atac[order], atac_layer)}
     model_layers = {m: None if training else model.registry_["setup_args"][f"{m}_layer"] for m in (RNA, ATAC)}
     modalities = {
         m: working_modality(adata, [], layer=layer, keep_var=True, model_layer=model_layers[m])
-        for m, (adata, layer, _) in chosen.items()
+        for m, (adata, layer) in chosen.items()
     }
     # the model's own modality names do not matter: it is handed each modality's AnnData (zero-shot) or the
     # MuData it was set up on (training)
@@ -278,10 +282,14 @@ def cross_modal_match(
         train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
         with stage("training"):
             model.train(**{**train_args, **(train_kwargs or {})})
-    coverage = None if training else {m: float(model.feature_mapping(work[m], m).coverage) for m in (RNA, ATAC)}
+    # zero-shot: each modality's features are mapped onto the model's once, for the coverage and the embedding
+    mappings = dict.fromkeys((RNA, ATAC)) if training else {m: model.feature_mapping(work[m], m) for m in (RNA, ATAC)}
+    coverage = None if training else {m: float(mappings[m].coverage) for m in (RNA, ATAC)}
     with stage("embedding"):
-        z_rna = model.get_latent_representation(work if training else work[RNA], modality=RNA)
-        z_atac = model.get_latent_representation(work if training else work[ATAC], modality=ATAC)
+        z_rna, z_atac = (
+            model.get_latent_representation(work if training else work[m], modality=m, feature_mapping=mappings[m])
+            for m in (RNA, ATAC)
+        )
         if order is not None:  # trained on the ATAC cells in the RNA cells' order: back to the user's order
             z_atac = z_atac[np.argsort(order)]
     with stage("matching"):
