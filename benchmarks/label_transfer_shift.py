@@ -12,7 +12,12 @@ Scenarios: ``none`` (the split as is); the query restricted to three types (``L2
 (``L2/3``), or to one type (``Astro``); the reference short of the query's largest type (15 ``L2/3``
 cells) or without two types (``Astro`` and ``Oligo``: novel cells).
 
-Run: ``python benchmarks/label_transfer_shift.py [--seed 0] [--scenarios ...] [--threads 1]``
+``--rare-types`` measures instead how well each reference type is found against its number of
+reference cells (per-type recall, precision and mean confidence of its query cells; four library
+splits at 14 types, two at 23), the evidence for the rare-type warning of ``tl.label_transfer``
+(``MIN_CELLS_PER_TYPE``); it writes ``results/label_transfer_rare_types.csv``.
+
+Run: ``python benchmarks/label_transfer_shift.py [--seed 0] [--scenarios ...] [--threads 1] [--rare-types]``
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
-from _common import load_split
+from _common import LIBRARIES, SPLITS, load_split
 
 import sctransfer as st
 
@@ -100,14 +106,80 @@ def run(name: str, seed: int) -> dict:
     return row
 
 
+#: (split, label column) of the rare-type measurement: the library splits plus two with a small reference.
+RARE_TYPE_RUNS = [
+    *((split, "cell_type") for split in ("A-F->G-L", "G-L->A-F", "A+B->G", "A->G-L")),
+    *((split, "cell_type_fine") for split in ("A-F->G-L", "G-L->A-F")),
+]
+RARE_TYPE_SPLITS = SPLITS | {"A+B->G": (LIBRARIES[:2], LIBRARIES[6:7]), "A->G-L": (LIBRARIES[:1], LIBRARIES[6:])}
+
+
+def rare_types(seed: int) -> pd.DataFrame:
+    """Per reference type and run: reference cells, query cells, recall, precision, mean confidence of its cells."""
+    rows = []
+    for split, labels_key in RARE_TYPE_RUNS:
+        rna_libraries, atac_libraries = RARE_TYPE_SPLITS[split]
+        mdata = st.datasets.mop_label_transfer(rna_libraries=rna_libraries, atac_libraries=atac_libraries)
+        truth = mdata["atac"].obs[labels_key].astype(str).to_numpy()
+        mdata["atac"].obs = mdata["atac"].obs.drop(columns=["cell_type", "cell_type_fine"])
+        mdata.update()
+        st.tl.label_transfer(
+            mdata,
+            labels_key=labels_key,
+            annotation="mm10",
+            random_state=seed,
+            train_kwargs={"enable_progress_bar": False},
+        )
+        labels = mdata["atac"].obs["sctransfer_label"].astype(str).to_numpy()
+        confidence = mdata["atac"].obs["sctransfer_confidence"].to_numpy()
+        for cell_type, n_reference in mdata["rna"].obs[labels_key].value_counts().items():
+            cells, called = truth == cell_type, labels == cell_type
+            rows.append(
+                {
+                    "split": split,
+                    "labels_key": labels_key,
+                    "type": cell_type,
+                    "n_reference": int(n_reference),
+                    "n_query": int(cells.sum()),
+                    "recall": float((labels[cells] == cell_type).mean()) if cells.any() else np.nan,
+                    "n_called": int(called.sum()),
+                    "precision": float((truth[called] == cell_type).mean()) if called.any() else np.nan,
+                    "mean_confidence": float(confidence[cells].mean()) if cells.any() else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _print_rare_types(table: pd.DataFrame) -> None:
+    table = table[table["n_query"] > 0]
+    bins = pd.cut(table["n_reference"], [0, 15, 100, np.inf], right=False, labels=["< 15", "15-99", ">= 100"])
+    for level, part in table.groupby("labels_key"):
+        print(f"{level}:")
+        for name, group in part.groupby(bins[part.index], observed=True):
+            print(
+                f"  {name:>6s} reference cells: {len(group):3d} types, median recall {group['recall'].median():.2f}, "
+                f"{int((group['recall'] <= 0.1).sum())} with recall <= 0.1, mean confidence of their cells "
+                f"{group['mean_confidence'].mean():.2f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "label_transfer_shift.json")
+    parser.add_argument("--rare-types", action="store_true", help="per-type recall against reference cells instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.rare_types:
+        table = rare_types(args.seed)
+        _print_rare_types(table)
+        output = args.output.with_name("label_transfer_rare_types.csv")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(output, index=False)
+        print(f"\nwrote {output}")
+        return
     rows = []
     for name in args.scenarios:
         row = run(name, args.seed)

@@ -185,7 +185,8 @@ def test_label_spellings_and_rare_types_are_reported():
     with pytest.warns(UserWarning, match="surrounding spaces") as record:
         cleaned = st._validation.check_labels(_obs(labels), "t", key="rna")
     assert list(cleaned.categories) == ["Astro", "L2/3", "Sst"] and (cleaned == "L2/3").sum() == 13
-    assert any("fewer than 5 cells" in str(w.message) and "'Sst': 2" in str(w.message) for w in record)
+    rare = [str(w.message) for w in record if issubclass(w.category, st._validation.RareTypeWarning)]
+    assert len(rare) == 1 and "fewer than 15 labelled cells ('Sst': 2, 'Astro': 10, 'L2/3': 13)" in rare[0]
     whole = st._validation.check_labels(_obs([1.0, 2.0] * 10), "t", key="rna")  # cluster ids stored as floats
     assert list(whole.categories) == ["1", "2"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from mudata import MuData
 
 import sctransfer as st
 from sctransfer._intervals import IntervalError
+from sctransfer._validation import MIN_CELLS_PER_TYPE, RareTypeWarning
 
 FIELDS = ("sctransfer_label", "sctransfer_confidence", "sctransfer_novelty", "sctransfer_novel")
 
@@ -154,6 +156,31 @@ def test_same_random_state_same_result(small_split):
     graph = "peak_neighbors_distances"
     assert (a["atac"].obsp[graph] != c["atac"].obsp[graph]).nnz == 0
     np.testing.assert_array_equal(a["atac"].obsm["X_lsi"], c["atac"].obsm["X_lsi"])
+
+
+def test_rare_reference_types_warned_once_and_recorded(small_split, tmp_path):
+    """Types too rare to be predicted are named once, before training, and kept in uns through a file round trip."""
+    mdata = small_split.copy()
+    sizes = mdata["rna"].obs["cell_type"].value_counts()
+    expected = sizes[sizes < MIN_CELLS_PER_TYPE].sort_values(kind="stable")
+    assert 0 < len(expected) < len(sizes)  # 09A+09B: Endo, Peri, MGC and Npy are rare
+    with pytest.warns(RareTypeWarning) as record:
+        model = st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=20, return_model=True)
+    rare_warnings = [w for w in record if issubclass(w.category, RareTypeWarning)]
+    assert len(rare_warnings) == 1
+    message = str(rare_warnings[0].message)
+    assert all(f"{t!r}: {n}" in message for t, n in expected.items())
+    assert "merge them into coarser labels" in message
+    recorded = mdata.uns["sctransfer"]["rare_types"]
+    assert list(recorded["label"]) == list(expected.index) and list(recorded["n_cells"]) == list(expected)
+    mdata.write(tmp_path / "lt.h5mu")
+    back = md.read_h5mu(tmp_path / "lt.h5mu").uns["sctransfer"]["rare_types"]
+    assert list(back["label"]) == list(expected.index) and list(back["n_cells"]) == list(expected)
+    # applying the model warns about its reference too, in the same words
+    query = MuData({"atac": small_split["atac"].copy()})
+    with pytest.warns(RareTypeWarning, match=r"of the model's reference .*'Endo': 3"):
+        st.tl.label_transfer(query, model=model)
+    assert list(query.uns["sctransfer"]["rare_types"]["label"]) == list(expected.index)
 
 
 def test_copy_and_overwrite(small_split):
