@@ -532,3 +532,24 @@ def test_embedding_shows_progress_for_many_cells_or_when_asked(trained, held_out
     st.tl.cross_modal_match(held_out.copy(), model=model)
     out = capsys.readouterr().out
     assert "Embedding RNA cells" in out and "Embedding ATAC cells" in out
+
+
+def test_mistyped_model_and_train_kwargs_fail_before_any_work(held_out, monkeypatch):
+    mdata = held_out.copy()
+    snapshot = _snapshot(mdata)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the data were read before the keywords were checked")
+
+    monkeypatch.setattr(st.tl._cross_modal_match, "get_modality", no_work)
+    cases = [
+        ({"train_kwargs": {"max_step": 5}}, r"train_kwargs .*\['max_step'\].* Did you mean 'max_steps'\?"),
+        ({"train_kwargs": {"enable_progress": False}}, r"Did you mean 'enable_progress_bar'\?"),
+        ({"model_kwargs": {"n_layer": 2}}, r"model_kwargs .*\['n_layer'\].* Did you mean 'n_layers'\?"),
+        ({"model_kwargs": {"preset": "tiny"}}, r"'preset' is set by sctransfer itself"),
+        ({"train_kwargs": "max_steps=5"}, r"train_kwargs must be a dict"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(TypeError, match=message):
+            st.tl.cross_modal_match(mdata, annotation="mm10", **kwargs)
+    _assert_unchanged(mdata, snapshot)

@@ -14,8 +14,18 @@ from mudata import MuData
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
 from sctransfer._matrix import is_backed, layer_matrix
 from sctransfer._profiling import stage
-from sctransfer._validation import check_count, check_flag, get_modality, working_mudata
+from sctransfer._validation import (
+    TRAINER_RESERVED,
+    check_count,
+    check_flag,
+    check_kwargs,
+    get_modality,
+    trainer_targets,
+    working_mudata,
+)
 from sctransfer.model import SCCLIP
+from sctransfer.model._base import _PLAN_KEYWORDS
+from sctransfer.module import SCCLIPModule
 
 from . import _matching
 from ._common import Field, ResultWriter, check_free, check_max_steps, check_model, model_params, working_modality
@@ -113,6 +123,34 @@ def _check_cells_without_counts(empty: np.ndarray, key: str, training: bool) -> 
     )
 
 
+def _checked_kwargs(
+    model_kwargs: dict[str, Any] | None, train_kwargs: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check the keyword dicts against what they are passed to, before any work.
+
+    ``model_kwargs`` go to :class:`~sctransfer.model.SCCLIP` and on to its module, ``train_kwargs`` to
+    :meth:`~sctransfer.model.SCCLIP.train` and on to scvi-tools' and Lightning's trainers.
+    """
+    model_options = check_kwargs(
+        model_kwargs,
+        (SCCLIP.__init__, SCCLIPModule.__init__),
+        argument="model_kwargs",
+        reserved=(  # the tool's own arguments, and what the model builds for its module
+            *("mdata", "registry", "annotation", "preset", "random_state"),
+            *("feature_layouts", "rna_layout", "atac_layout"),
+        ),
+        extra=("n_patches",),  # read by SCCLIP itself
+    )
+    train_options = check_kwargs(
+        train_kwargs,
+        (SCCLIP.train, *trainer_targets()),
+        argument="train_kwargs",
+        reserved=TRAINER_RESERVED,
+        extra=_PLAN_KEYWORDS,
+    )
+    return model_options, train_options
+
+
 def _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps) -> None:
     """Refuse, before any work, arguments of the wrong type or value."""
     check_max_steps(max_steps)
@@ -207,7 +245,9 @@ def cross_modal_match(
     random_state
         Seed of the weight initialisation and of training.
     model_kwargs, train_kwargs
-        Passed to :class:`~sctransfer.model.SCCLIP` and :meth:`~sctransfer.model.SCCLIP.train`.
+        Passed to :class:`~sctransfer.model.SCCLIP` and :meth:`~sctransfer.model.SCCLIP.train`. Checked before
+        any work: a key that neither they nor what they pass it on to (the module; scvi-tools' and Lightning's
+        trainers) take, or one this function sets itself, is a ``TypeError`` naming the closest valid key.
     return_model
         Return the model (trained or given).
     copy
@@ -231,6 +271,7 @@ def cross_modal_match(
       for a given model, the share of the model's genes and peaks the data reaches (``coverage``).
     """
     _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps)
+    model_kwargs, train_kwargs = _checked_kwargs(model_kwargs, train_kwargs)
     if copy and mdata.isbacked:
         raise ValueError(
             "copy=True needs a MuData in memory (a backed MuData cannot be copied without a file name): read it "
@@ -276,12 +317,10 @@ def cross_modal_match(
     if training:
         with stage("model set-up"):
             SCCLIP.setup_mudata(work)
-            model = SCCLIP(
-                work, annotation=annotation, preset=preset, random_state=random_state, **(model_kwargs or {})
-            )
+            model = SCCLIP(work, annotation=annotation, preset=preset, random_state=random_state, **model_kwargs)
         train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
         with stage("training"):
-            model.train(**{**train_args, **(train_kwargs or {})})
+            model.train(**{**train_args, **train_kwargs})
     # zero-shot: each modality's features are mapped onto the model's once, for the coverage and the embedding
     mappings = dict.fromkeys((RNA, ATAC)) if training else {m: model.feature_mapping(work[m], m) for m in (RNA, ATAC)}
     coverage = None if training else {m: float(mappings[m].coverage) for m in (RNA, ATAC)}
