@@ -35,7 +35,7 @@ from scvi.train import TrainRunner
 from scvi.train._logger import SimpleLogger
 from scvi.utils import track
 
-from sctransfer._validation import check_count
+from sctransfer._validation import TRAINER_RESERVED, check_count, check_kwargs, trainer_targets
 
 from ._deprecation import renamed_argument
 from ._model_files import METADATA_FILE, WEIGHTS_FILE, ModelFileError, read_model_files, write_model_files
@@ -209,6 +209,31 @@ class StepTrainingMixin:
 
     _training_plan_cls = StepTrainingPlan
     _data_splitter_cls: type[LightningDataModule]
+
+    @classmethod
+    def check_train_kwargs(cls, train_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Refuse, before any work, keywords that ``train`` and the trainers it passes them on to do not take.
+
+        For tools that take a ``train_kwargs`` dict: valid keys are the parameters of the model's ``train``,
+        of scvi-tools' and Lightning's trainers (:func:`~sctransfer._validation.trainer_targets`) and the former
+        optimiser keywords; the ones sctransfer sets itself are refused.
+
+        Returns
+        -------
+        A new dict of the keywords (empty for ``None``).
+
+        Raises
+        ------
+        TypeError
+            ``train_kwargs`` is not a dict, or holds a key that cannot be passed (the closest valid one is named).
+        """
+        return check_kwargs(
+            train_kwargs,
+            (cls.train, *trainer_targets()),
+            argument="train_kwargs",
+            reserved=TRAINER_RESERVED,
+            extra=_PLAN_KEYWORDS,
+        )
 
     @abstractmethod
     def _training_inputs(self) -> dict[str, Any]:

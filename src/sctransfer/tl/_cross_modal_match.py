@@ -14,17 +14,8 @@ from mudata import MuData
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
 from sctransfer._matrix import is_backed, layer_matrix
 from sctransfer._profiling import stage
-from sctransfer._validation import (
-    TRAINER_RESERVED,
-    check_count,
-    check_flag,
-    check_kwargs,
-    get_modality,
-    trainer_targets,
-    working_mudata,
-)
+from sctransfer._validation import check_count, check_flag, check_kwargs, get_modality, working_mudata
 from sctransfer.model import SCCLIP
-from sctransfer.model._base import _PLAN_KEYWORDS
 from sctransfer.module import SCCLIPModule
 
 from . import _matching
@@ -141,14 +132,7 @@ def _checked_kwargs(
         ),
         extra=("n_patches",),  # read by SCCLIP itself
     )
-    train_options = check_kwargs(
-        train_kwargs,
-        (SCCLIP.train, *trainer_targets()),
-        argument="train_kwargs",
-        reserved=TRAINER_RESERVED,
-        extra=_PLAN_KEYWORDS,
-    )
-    return model_options, train_options
+    return model_options, SCCLIP.check_train_kwargs(train_kwargs)
 
 
 def _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps) -> None:
