@@ -654,3 +654,71 @@ def test_match_simulate_trains_briefly_unless_told(extra, expected, monkeypatch,
     code, out, err = _run(["cross-modal-match", "--simulate", *extra], capsys)
     assert _one_line_error(code, out, err) == "error: stopped by the test"
     assert {key: calls[0][key] for key in expected} == expected
+
+
+# --------------------------------------------------------------------------------------------
+# label-transfer with a saved model, novelty options
+# --------------------------------------------------------------------------------------------
+def test_transfer_help_lists_model_and_novelty_options(capsys):
+    code, out, _ = _run(["label-transfer", "--help"], capsys)
+    assert code == 0
+    for option in ("--model DIR", "--save-model DIR", "--novelty-threshold Z", "--novel-label NAME"):
+        assert option in out
+
+
+def test_transfer_novelty_options_reach_the_library(input_file, tmp_path, fake, capsys):
+    argv = _transfer_args(input_file, tmp_path / "out.h5mu", "--novelty-threshold", "1.5", "--novel-label", "Unknown")
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    assert fake.calls[0]["novelty_threshold"] == 1.5 and fake.calls[0]["novel_label"] == "Unknown"
+
+
+def test_transfer_train_save_and_apply_saved_model(simulated_files, tmp_path, capsys):
+    """Train and save with --save-model, then label ATAC-only cells with --model (no RNA, no annotation needed)."""
+    model_dir, trained = tmp_path / "scncl", tmp_path / "trained.h5mu"
+    train = [
+        "label-transfer",
+        "--input",
+        str(simulated_files["unpaired"]),
+        "--annotation",
+        str(simulated_files["genes"]),
+    ]
+    code, out, err = _run(
+        [*train, "--max-steps", "30", "--save-model", str(model_dir), "--output", str(trained)], capsys
+    )
+    assert code == 0, err
+    assert f"model saved to: {model_dir}" in out and (model_dir / "model.json").is_file()
+    atac_only = tmp_path / "atac_only.h5mu"
+    atac = mudata.read_h5mu(simulated_files["unpaired"])["atac"]
+    mudata.MuData({"atac": atac}).write_h5mu(atac_only)
+    applied = tmp_path / "applied.h5mu"
+    argv = ["label-transfer", "--input", str(atac_only), "--model", str(model_dir), "--output", str(applied)]
+    code, out, err = _run([*argv, "--novelty-threshold", "1.0", "--novel-label", "Unknown"], capsys)
+    assert code == 0, err
+    assert f"labelled {atac.n_obs:,} atac cells from the model in {model_dir}" in out
+    written = mudata.read_h5mu(applied)
+    obs, record = written["atac"].obs, written.uns["sctransfer"]
+    assert not record["params"]["trained_here"]
+    assert record["params"]["novelty_threshold"] == 1.0 and record["params"]["novel_label"] == "Unknown"
+    novel = obs["sctransfer_novel"].to_numpy(bool)
+    assert novel.any() and (obs["sctransfer_novelty"].to_numpy()[novel] > 1.0).all()
+    assert (obs["sctransfer_label"].astype(str).to_numpy()[novel] == "Unknown").all()
+    # the same model gives the same labels to the same cells as when it was trained
+    first = mudata.read_h5mu(trained)["atac"].obs["sctransfer_label"].astype(str)
+    same = obs["sctransfer_label"].astype(str).to_numpy()[~novel] == first.to_numpy()[~novel]
+    assert same.mean() > 0.99
+
+
+def test_transfer_bad_model_folder_fails_before_reading_the_input(input_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(mudata, "read_h5mu", lambda *a, **k: pytest.fail("the input was read"))
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    argv = ["label-transfer", "--input", str(input_file), "--output", str(tmp_path / "out.h5mu"), "--model"]
+    last = _one_line_error(*_run([*argv, str(folder)], capsys))
+    assert str(folder) in last and "model.json" in last
+    last = _one_line_error(*_run([*argv, str(tmp_path / "nowhere")], capsys))
+    assert last == f"error: --model folder '{tmp_path / 'nowhere'}' does not exist"
+    code, _, err = _run([*argv, str(folder), "--max-steps", "5"], capsys)
+    assert code == 2 and "--max-steps set how a model is trained; not with --model" in err
+    assert not (tmp_path / "out.h5mu").exists()

@@ -77,16 +77,36 @@ def _build_parser() -> argparse.ArgumentParser:
         description=(
             "Transfer cell-type labels from the labelled RNA modality to the ATAC modality of a MuData file "
             "and write mdata[ATAC_KEY].obs['sctransfer_label', 'sctransfer_confidence', 'sctransfer_novelty', "
-            "'sctransfer_novel']. "
+            "'sctransfer_novel']: trains a model on the RNA cells, or applies a saved one (--model; the MuData "
+            "then needs only the ATAC modality). "
             "Without --input, runs a demo on MOp SNARE-seq data (downloaded on first use) and reports accuracy "
             "against the held-out ATAC labels; with --simulate, the demo runs offline on simulated data."
         ),
     )
-    _add_data_arguments(transfer, what="the labelled MuData", annotation_required="required with --input")
+    _add_data_arguments(
+        transfer,
+        what="the labelled MuData",
+        annotation_required="required with --input to train (a saved model keeps its genes' coordinates)",
+        replaces=("save-model",),
+    )
     transfer.add_argument(
         "--labels-key",
         default="cell_type",
-        help="column of mdata[RNA_KEY].obs with the reference labels (default: %(default)s)",
+        help="column of mdata[RNA_KEY].obs with the reference labels, for training (default: %(default)s)",
+    )
+    _add_model_arguments(transfer)
+    transfer.add_argument(
+        "--novelty-threshold",
+        type=float,
+        metavar="Z",
+        help="call cells novel (sctransfer_novel) whose novelty score, in robust z units, exceeds Z; lower finds more "
+        "novel cells with more false calls (default: 2.5)",
+    )
+    transfer.add_argument(
+        "--novel-label",
+        metavar="NAME",
+        help="write NAME (e.g. Unknown) as the sctransfer_label of the cells called novel (default: keep their best "
+        "reference type)",
     )
     transfer.set_defaults(func=_label_transfer, check=_check_args)
 
@@ -105,12 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(
         match, what="the matched MuData", annotation_required="required with --input to train", replaces=("save-model",)
     )
-    match.add_argument(
-        "--model", type=Path, metavar="DIR", help="apply this saved model (zero-shot) instead of training one"
-    )
-    match.add_argument(
-        "--save-model", type=Path, metavar="DIR", help="save the trained model to this new folder (see --overwrite)"
-    )
+    _add_model_arguments(match, zero_shot=True)
     match.add_argument("--preset", help="model size for training: tiny, small or base (default: chosen by the method)")
     match.add_argument(
         "--one-to-one", action="store_true", help="match cells one to one instead of each to its most similar cell"
@@ -123,6 +138,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     match.set_defaults(func=_cross_modal_match, check=_check_args)
     return parser
+
+
+def _add_model_arguments(command: argparse.ArgumentParser, *, zero_shot: bool = False) -> None:
+    """--model and --save-model."""
+    applied = " (zero-shot)" if zero_shot else " to the ATAC cells"
+    command.add_argument(
+        "--model", type=Path, metavar="DIR", help=f"apply this saved model{applied} instead of training one"
+    )
+    command.add_argument(
+        "--save-model", type=Path, metavar="DIR", help="save the model to this new folder (see --overwrite)"
+    )
 
 
 def _add_data_arguments(
@@ -190,7 +216,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             methods = ", ".join(get_args(MatchMethod))
             parser.error(f"{args.command}: --match-method must be one of {methods}, got {args.match_method!r}")
     if getattr(args, "model", None) is not None:
-        given = (("--preset", args.preset), ("--max-steps", args.max_steps))
+        given = (("--preset", getattr(args, "preset", None)), ("--max-steps", args.max_steps))
         training = [flag for flag, value in given if value is not None]
         if training:
             parser.error(f"{args.command}: {' and '.join(training)} set how a model is trained; not with --model")
@@ -277,20 +303,36 @@ def _given_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, 
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def _run_transfer(mdata: MuData, args: argparse.Namespace, annotation: Any) -> None:
+def _load_model(args: argparse.Namespace, model_class: type) -> Any:
+    """The saved model of --model (None without it), loaded before the input is read: a bad folder fails at once."""
+    if args.model is None:
+        return None
+    logger.info("Loading the model in %s.", args.model)
+    return model_class.load(args.model)
+
+
+def _run_transfer(mdata: MuData, args: argparse.Namespace, annotation: Any, model: Any) -> Any:
+    """tl.label_transfer with the command's options; returns the model (trained here or given)."""
     from . import tl
 
     options: dict[str, Any] = {
-        "labels_key": args.labels_key,
         "annotation": annotation,
         "rna_key": args.rna_key,
         "atac_key": args.atac_key,
         "random_state": args.seed,
         "overwrite": args.overwrite,
     }
-    options |= _given_options(args, ("rna_layer", "atac_layer", "max_steps"))
-    logger.info("Transferring labels from %r.obs[%r] to %r.", args.rna_key, args.labels_key, args.atac_key)
-    tl.label_transfer(mdata, **options)
+    options |= _given_options(args, ("rna_layer", "atac_layer", "max_steps", "novelty_threshold", "novel_label"))
+    if model is None:
+        logger.info("Transferring labels from %r.obs[%r] to %r.", args.rna_key, args.labels_key, args.atac_key)
+        options["labels_key"] = args.labels_key
+    else:
+        logger.info("Labelling %r with the model.", args.atac_key)
+        options["model"] = model
+    if args.save_model is None:
+        tl.label_transfer(mdata, **options)
+        return model
+    return tl.label_transfer(mdata, **options, return_model=True)
 
 
 def _load_demo(args: argparse.Namespace) -> tuple[MuData, Any]:
@@ -310,10 +352,10 @@ def _load_demo(args: argparse.Namespace) -> tuple[MuData, Any]:
 def _summary(mdata: MuData, args: argparse.Namespace, seconds: float) -> list[str]:
     obs = mdata[args.atac_key].obs
     counts = obs[_LABEL_COLUMN].value_counts()
-    lines = [
-        f"labelled {len(obs):,} {args.atac_key} cells from {mdata[args.rna_key].n_obs:,} {args.rna_key} cells",
-        "predicted labels:",
-    ]
+    source = (
+        f"{mdata[args.rna_key].n_obs:,} {args.rna_key} cells" if args.model is None else f"the model in {args.model}"
+    )
+    lines = [f"labelled {len(obs):,} {args.atac_key} cells from {source}", "predicted labels:"]
     lines += [f"  {label:<24} {n:>8,} ({n / len(obs):6.1%})" for label, n in counts.head(_TOP_LABELS).items()]
     if len(counts) > _TOP_LABELS:
         rest = int(counts.iloc[_TOP_LABELS:].sum())
@@ -328,9 +370,12 @@ def _summary(mdata: MuData, args: argparse.Namespace, seconds: float) -> list[st
 def _label_transfer(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     _check_paths(args)
+    from .model import SCNCL
+
+    model = _load_model(args, SCNCL)
     if args.input is not None:
         mdata = _read_input(args.input)
-        _run_transfer(mdata, args, args.annotation)
+        model = _run_transfer(mdata, args, args.annotation, model)
         evaluation: list[str] = []
     else:
         mdata, annotation = _load_demo(args)
@@ -343,18 +388,24 @@ def _label_transfer(args: argparse.Namespace) -> None:
         # Hide the true ATAC labels from the method, including any copy pulled into the global obs.
         truth = atac_obs.pop(args.labels_key)
         mdata.obs.drop(columns=f"{args.atac_key}:{args.labels_key}", inplace=True, errors="ignore")
-        _run_transfer(mdata, args, annotation)
+        model = _run_transfer(mdata, args, annotation if model is None else args.annotation, model)
         mdata[args.atac_key].obs[args.labels_key] = truth.reindex(mdata[args.atac_key].obs_names)
-        evaluation = _evaluate(mdata, args)
+        evaluation = _evaluate(mdata, args, model)
+    if args.save_model is not None:
+        logger.info("Saving the model to %s.", args.save_model)
+        model.save(args.save_model, overwrite=args.overwrite)
     _write_output(mdata, args)
     print("\n".join(_summary(mdata, args, time.perf_counter() - start) + evaluation))
 
 
-def _evaluate(mdata: MuData, args: argparse.Namespace) -> list[str]:
+def _evaluate(mdata: MuData, args: argparse.Namespace, model: Any) -> list[str]:
     from . import metrics
 
     logger.info("Evaluating against the held-out %r labels.", args.labels_key)
-    reference_types = mdata[args.rna_key].obs[args.labels_key].dropna().unique()
+    if model is None:
+        reference_types = mdata[args.rna_key].obs[args.labels_key].dropna().unique()
+    else:
+        reference_types = model.label_categories_
     report = metrics.label_transfer_report(
         mdata, args.labels_key, atac_key=args.atac_key, reference_types=reference_types
     )
@@ -391,14 +442,10 @@ def _cross_modal_match(args: argparse.Namespace) -> None:
     import mudata
 
     from . import tl
+    from .model import SCCLIP
 
     with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
-        model = None
-        if args.model is not None:
-            from .model import SCCLIP
-
-            logger.info("Loading the model in %s.", args.model)
-            model = SCCLIP.load(args.model)
+        model = _load_model(args, SCCLIP)
         if args.input is not None:
             mdata = _read_input(args.input, backed=True)  # the counts are only read: atlas-size files stay on disk
             training, annotation = (mdata if model is None else None), args.annotation
@@ -492,6 +539,7 @@ _FOSCTTM_SAMPLES = 10_000
 _LIBRARY_HINTS = {
     ", or key_added='...' to write under other names": "",
     "sctransfer.tl.cross_modal_match(mdata, model=...)": "sctransfer cross-modal-match --model DIR",
+    "label_transfer(mdata, model=...)": "sctransfer label-transfer --model DIR",
 }
 
 #: The library's argument names and the command-line flags that set them.
@@ -510,6 +558,8 @@ _FLAGS = {
     "one_to_one": "--one-to-one",
     "pairing_top_k": "--pairing-top-k",
     "match_method": "--match-method",
+    "novelty_threshold": "--novelty-threshold",
+    "novel_label": "--novel-label",
 }
 _ARGUMENT = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(True\b|None\b|'[^']*'|\"[^\"]*\"|-?\d+\b)?")
 
