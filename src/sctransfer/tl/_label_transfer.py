@@ -18,7 +18,6 @@ from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
 from sctransfer._validation import (
     MISSING_LABELS,
-    TRAINER_RESERVED,
     RareTypeWarning,
     check_count,
     check_flag,
@@ -27,12 +26,10 @@ from sctransfer._validation import (
     check_unpaired,
     get_modality,
     rare_types,
-    trainer_targets,
     warn_rare_types,
     working_mudata,
 )
 from sctransfer.model import DECOMPOSITION_SEED, DEFAULT_NOVELTY_THRESHOLD, SCNCL, TransferResult
-from sctransfer.model._base import _PLAN_KEYWORDS
 from sctransfer.model._scncl import MODULE_ARGUMENTS_SET
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._gene_activity import compute_gene_activity
@@ -79,13 +76,7 @@ def _checked_kwargs(
         argument="model_kwargs",
         reserved=("mdata", "registry", *MODULE_ARGUMENTS_SET),
     )
-    train_options = check_kwargs(
-        train_kwargs,
-        (SCNCL.train, *trainer_targets()),
-        argument="train_kwargs",
-        reserved=TRAINER_RESERVED,
-        extra=_PLAN_KEYWORDS,
-    )
+    train_options = SCNCL.check_train_kwargs(train_kwargs)
     predict_options = check_kwargs(predict_kwargs, SCNCL.transfer, argument="predict_kwargs", reserved=("adata",))
     check_flag("self_training", predict_options.get("self_training", True))
     return model_options, train_options, predict_options
