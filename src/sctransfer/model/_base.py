@@ -257,10 +257,12 @@ class StepTrainingMixin:
         datasplitter_kwargs: dict[str, Any] | None,
         trainer_kwargs: dict[str, Any],
         model_params: Mapping[str, Any] | None = None,
+        data_inputs: Mapping[str, Any] | None = None,
     ) -> None:
         """Check the arguments, then train; see a model's ``train`` for the parameters.
 
-        ``model_params`` are the model's own training settings, recorded in ``train_params_``.
+        ``model_params`` are the model's own training settings, recorded in ``train_params_``; ``data_inputs`` are
+        passed to the data module with :meth:`_training_inputs` (settings of this call, such as the split).
         Every argument is checked before any work; a KeyboardInterrupt (Ctrl-C) during training
         reaches the caller as such (Lightning would turn it into ``SystemExit``), with the SIGINT
         handler restored. A training that diverges (an epoch's mean loss, or a weight, not finite)
@@ -274,7 +276,7 @@ class StepTrainingMixin:
         self._check_datasplitter_kwargs(datasplitter_kwargs)
         plan = self._training_plan_cls(self.module, **plan_kwargs, max_steps=n_steps)
 
-        inputs = self._training_inputs()
+        inputs = {**self._training_inputs(), **(data_inputs or {})}
         clash = sorted(set(inputs) & set(datasplitter_kwargs))
         if clash:
             raise ValueError(f"datasplitter_kwargs {clash} are set by {type(self).__name__} itself.")

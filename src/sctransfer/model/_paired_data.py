@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
+from scvi.dataloaders._data_splitting import validate_data_split
 from torch.utils.data import DataLoader, IterableDataset
 
 from sctransfer._constants import ATAC, ATAC_COUNTS_KEY, RNA
@@ -103,6 +104,26 @@ class _PairedStream(IterableDataset):
             yield {RNA: self.rna.batch(rows), ATAC: self.atac.batch(rows)}
 
 
+def split_pairs(
+    n_pairs: int, train_size: float | None, validation_size: float | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted positions of the training, validation and test pairs (scvi-tools' sizes; ``train_size=None``: all).
+
+    Raises
+    ------
+    ValueError
+        Sizes outside scvi-tools' ranges (``0 < train_size <= 1``, ``0 <= validation_size < 1``, their sum at most 1)
+        or an empty training set.
+    """
+    if train_size is None and validation_size is None:
+        return np.arange(n_pairs), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    train_size = 1.0 - validation_size if train_size is None else float(train_size)
+    n_train, n_val = validate_data_split(n_pairs, train_size, validation_size)
+    order = np.random.default_rng(seed).permutation(n_pairs)
+    parts = np.split(order, [n_train, n_train + n_val])
+    return tuple(np.sort(part) for part in parts)
+
+
 class PairedDataModule(LightningDataModule):
     """Lightning data module feeding :class:`~sctransfer.module.SCCLIPModule` (``SCCLIP._data_splitter_cls``).
 
@@ -112,6 +133,12 @@ class PairedDataModule(LightningDataModule):
     rows, so the matrices may be backed (an ``.h5mu`` read with ``backed=True``). One "epoch" is
     ``steps_per_epoch`` steps; losses are averaged per epoch in ``model.history``.
 
+    As scvi-tools' :class:`~scvi.dataloaders.DataSplitter`, it splits the pairs by ``train_size`` and
+    ``validation_size`` (scvi-tools' sizes and checks, cells drawn at random from ``seed``, the same in every DDP
+    process) and exposes the split as ``train_idx``, ``val_idx`` and ``test_idx`` (which
+    :class:`~scvi.train.TrainRunner` copies to ``model.train_indices`` ...); batches come from the training
+    pairs only.
+
     Parameters
     ----------
     adata_manager
@@ -119,6 +146,11 @@ class PairedDataModule(LightningDataModule):
         :meth:`~sctransfer.model.SCCLIP.setup_mudata`).
     rna_scaling, atac_scaling
         The model's input scaling of each modality (fitted on these cells).
+    train_size
+        Share of the pairs to train on; ``None``: all of them (unlike scvi-tools' 0.9, see
+        :meth:`~sctransfer.model.SCCLIP.train`).
+    validation_size
+        Share of the pairs held out for validation; ``None``: the rest (``1 - train_size``).
     batch_size
         Paired cells per step (at most the number of cells).
     steps_per_epoch
@@ -133,14 +165,19 @@ class PairedDataModule(LightningDataModule):
         *,
         rna_scaling: InputTransform,
         atac_scaling: InputTransform,
+        train_size: float | None,
+        validation_size: float | None,
         batch_size: int = 256,
         steps_per_epoch: int = 50,
         seed: int = 0,
     ):
         super().__init__()
+        counts = [adata_manager.get_from_registry(key) for key in (REGISTRY_KEYS.X_KEY, ATAC_COUNTS_KEY)]
+        self.train_idx, self.val_idx, self.test_idx = split_pairs(counts[0].shape[0], train_size, validation_size, seed)
+        rows = None if len(self.train_idx) == counts[0].shape[0] else self.train_idx
         rna, atac = (
-            ScaledCounts(model_matrix(adata_manager.get_from_registry(key)), scaling)
-            for key, scaling in ((REGISTRY_KEYS.X_KEY, rna_scaling), (ATAC_COUNTS_KEY, atac_scaling))
+            ScaledCounts(model_matrix(x), scaling, rows=rows)
+            for x, scaling in zip(counts, (rna_scaling, atac_scaling), strict=True)
         )
         self.stream = _PairedStream(rna, atac, batch_size, steps_per_epoch, seed)
 
