@@ -129,6 +129,32 @@ def test_reuse_model_on_new_atac(transferred):
     assert new.uns["sctransfer"]["params"]["trained_here"] is False
 
 
+@pytest.mark.parametrize(
+    ("kept_types", "floor"), [(("Astro",), 0.6), (("L2/3", "Sst", "Oligo"), 0.7)], ids=["one-type", "three-types"]
+)
+def test_model_labels_a_query_of_few_types(transferred, tmp_path, kept_types, floor):
+    """New ATAC cells of one or a few types keep their types' signal with model= (the training cells' statistics).
+
+    Standardised with their own statistics, these queries (09A-C) reached an accuracy of 0.02 and 0.60; with the
+    training cells' statistics 0.70 and 0.77.
+    """
+    _, _, model = transferred
+    held_out = st.datasets.mop_label_transfer(rna_libraries=("09G",), atac_libraries=("09A", "09B", "09C"))
+    truth = _without_truth(held_out).to_numpy()
+    kept = np.isin(truth, kept_types)
+    query = MuData({"atac": held_out["atac"][kept].copy()})
+    st.tl.label_transfer(query, model=model)
+    labels = query["atac"].obs["sctransfer_label"].astype(str).to_numpy()
+    assert st.metrics.accuracy(truth[kept], labels) >= floor
+    confidence = query["atac"].obs["sctransfer_confidence"].to_numpy()
+    assert st.metrics.expected_calibration_error(truth[kept], labels, confidence) <= 0.2
+    # the statistics travel with the saved model
+    model.save(tmp_path / "scncl", overwrite=True)
+    loaded = st.model.SCNCL.load(tmp_path / "scncl")
+    np.testing.assert_allclose(loaded.query_statistics_.mean, model.query_statistics_.mean)
+    np.testing.assert_array_equal(loaded.predict(query), labels)
+
+
 def test_few_cells_with_a_model_need_their_own_graph(transferred):
     """Fewer ATAC cells than the graph's 30 components: the error says how to build a smaller graph; that works."""
     _, _, model = transferred

@@ -204,8 +204,10 @@ def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argu
     return adata, counts, what
 
 
-def read_modality(counts, selection: sp.csr_matrix, name: InputTransformName) -> ModalityData:
-    """A modality's counts in model gene order, with an input transformation fitted on these cells.
+def read_modality(
+    counts, selection: sp.csr_matrix, name: InputTransformName, transform: InputTransform | None = None
+) -> ModalityData:
+    """A modality's counts in model gene order, with an input transformation fitted on these cells (or ``transform``).
 
     Parameters
     ----------
@@ -216,8 +218,12 @@ def read_modality(counts, selection: sp.csr_matrix, name: InputTransformName) ->
         ``matrix`` of :func:`~sctransfer.model._feature_mapping.map_genes` for new data).
     name
         Input transformation (see :class:`~sctransfer.model._transform.InputTransform`).
+    transform
+        A fitted transformation to use instead (statistics of other cells, in model gene order).
     """
-    return ModalityData(counts=counts, selection=selection, transform=InputTransform.fit(counts, selection, name=name))
+    if transform is None:
+        transform = InputTransform.fit(counts, selection, name=name)
+    return ModalityData(counts=counts, selection=selection, transform=transform)
 
 
 def encoder_inputs(
