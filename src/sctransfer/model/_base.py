@@ -215,8 +215,8 @@ class StepTrainingMixin:
         """Refuse, before any work, keywords that ``train`` and the trainers it passes them on to do not take.
 
         For tools that take a ``train_kwargs`` dict: valid keys are the parameters of the model's ``train``,
-        of scvi-tools' and Lightning's trainers (:func:`~sctransfer._validation.trainer_targets`) and the former
-        optimiser keywords; the ones sctransfer sets itself are refused.
+        of scvi-tools' :class:`~scvi.train.TrainRunner` and :class:`~scvi.train.Trainer` and of Lightning's trainer,
+        and the former optimiser keywords; the ones sctransfer sets itself are refused.
 
         Returns
         -------
