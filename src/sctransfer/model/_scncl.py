@@ -451,7 +451,9 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         key = REGISTRY_KEYS.X_KEY if modality == RNA else GENE_ACTIVITY_KEY
         counts = self.adata_manager.get_from_registry(key)
         selection, _ = column_selection(registered_features(self.registry_, key), self.gene_names_)
-        data = read_modality(counts, selection, self.input_transform)
+        # a trained model: its registered cells' own statistics; loaded with other cells: the training cells'
+        statistics = self.query_statistics_ if modality == ATAC else None
+        data = read_modality(counts, selection, self.input_transform, statistics)
         return self.adata.mod[self._modalities[self._LAYER_ARGUMENTS[modality]]].obs_names, data
 
     def _read_modality(self, data: MuData | AnnData, modality: Modality) -> tuple[pd.Index, ModalityData]:
