@@ -375,14 +375,14 @@ def label_transfer(
       cells stay unsure) and a query of three types. Trained on a query whose type mix differs strongly from the
       reference's, the confidence is too high (query without the reference's largest type, or a reference with
       15 cells of the query's: ECE 0.14-0.15, against 0.04-0.05 with ``predict_kwargs={"self_training":
-      False}``), and a query of a single type is mislabelled (accuracy 0.02 for Astro cells alone, 0.53 for
-      L2/3 cells alone, against recalls of 0.76 and 0.82 in the full query). Label such a query together with
-      other cells (pool samples), or with a model trained on a fuller one (``model=``): new ATAC cells are transformed with the input statistics of
-      the cells the model was trained with (``SCNCL.query_statistics_``), so their types keep what sets them
-      apart. Measured on MOp (model trained on RNA 09A-F and ATAC 09G-I, queries from ATAC 09J-L,
-      ``benchmarks/label_transfer_shift.py --model-query``): ECE 0.04-0.06 for a query without L2/3, of three
-      types or of a random type mix (0.06-0.12 with each query's own statistics), 0.02 without shift, and a
-      query of Astro cells only labelled with accuracy 0.80 (ECE 0.18; 0.08 before);
+      False}``), and a query of a single type is mislabelled (accuracy 0.02 for Astro cells alone, 0.53 for L2/3
+      cells alone, against recalls of 0.76 and 0.82 in the full query). Label such a query together with other
+      cells (pool samples), or with a model trained on a fuller one (``model=``): new ATAC cells are transformed
+      with the input statistics of the cells the model was trained with (``SCNCL.query_statistics_``), so their
+      types keep what sets them apart. Measured on MOp (model trained on RNA 09A-F and ATAC 09G-I, queries from
+      ATAC 09J-L, ``benchmarks/label_transfer_shift.py --model-query``): ECE 0.04-0.06 for a query without L2/3,
+      of three types or of a random type mix (0.06-0.12 with each query's own statistics), 0.02 without shift, and
+      a query of Astro cells only labelled with accuracy 0.80 (ECE 0.18; 0.08 before);
     - ``mdata[atac_key].obs[f"{key_added}_novelty"]``: novelty score (float32);
     - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``novelty > novelty_threshold`` (bool);
     - ``mdata[atac_key].obsm[f"{key_added}_probabilities"]``: cells x reference types (float32; columns in
