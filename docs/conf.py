@@ -160,7 +160,7 @@ def _write_benchmark_tables() -> None:
             s: [r for r in held_out if r["held_out"] == setting and r["split"] == s] for s in splits
         }
         mean = {
-            s: {k: sum(r[k] for r in rs) / len(rs) for k in ("novel recall", "known flagged")}
+            s: {k: sum(r[k] for r in rs) / len(rs) for k in ("novel recall", "known flagged") if k in rs[0]}
             for s, rs in runs.items()
             if rs
         }

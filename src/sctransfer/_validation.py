@@ -181,7 +181,11 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
 
 
 class RareTypeWarning(UserWarning):
-    """Reference cell types with fewer labelled cells than :data:`MIN_CELLS_PER_TYPE`: their cells are rarely found."""
+    """Reference cell types with fewer than 15 labelled cells: their cells are rarely found.
+
+    On MOp SNARE-seq, 17 of 19 such types were found in at most 10% of their query cells, which got the
+    label of a larger type with an unremarkable confidence (0.50-0.57 on average).
+    """
 
 
 MIN_CELLS_PER_TYPE = 15
