@@ -58,8 +58,11 @@ def test_without_held_out_pairs_a_small_long_training_suggests_the_check(paired)
     assert _train(_model(paired), max_steps=5) == []  # seen about once: nothing to memorise
 
 
-def test_split_sizes_are_checked_before_any_work(paired):
+def test_split_sizes_are_checked_before_any_work(paired, tmp_path):
     model = _model(paired)
+    model.save(tmp_path / "untrained")
+    with pytest.raises(ValueError, match="loaded without data, so it has no pairs to train on"):
+        st.model.SCCLIP.load(tmp_path / "untrained").train(max_steps=5)
     for sizes, message in (
         ({"train_size": 1.5}, "Invalid train_size"),
         ({"train_size": 0.9, "validation_size": 0.2}, "train_size \\+ validation_size"),

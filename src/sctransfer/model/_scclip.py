@@ -561,8 +561,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         ValueError
             For a training length that is not a positive integer, both ``max_epochs`` and
             ``max_steps``, unknown ``plan_kwargs`` / ``datasplitter_kwargs``, sizes outside scvi-tools' ranges
-            (``0 < train_size <= 1``, ``0 <= validation_size < 1``, their sum at most 1), or fewer than 32
-            training or (when holding out) held-out pairs (before any work).
+            (``0 < train_size <= 1``, ``0 <= validation_size < 1``, their sum at most 1), fewer than 32
+            training or (when holding out) held-out pairs, or a model loaded without data (before any work).
         ValueError
             (``TrainingDivergedError``) When the loss or the weights become NaN or infinite, usually from too high a
             learning rate: training stops at the end of that epoch, the weights are put back as they
@@ -624,8 +624,14 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         Raises
         ------
         ValueError
-            Sizes outside scvi-tools' ranges, or fewer than ``MIN_PAIRED_CELLS`` training or held-out pairs.
+            A model without data, sizes outside scvi-tools' ranges, or fewer than ``MIN_PAIRED_CELLS`` training or
+            held-out pairs.
         """
+        if self.adata is None:
+            raise ValueError(
+                "This model was loaded without data, so it has no pairs to train on: load it with its training data, "
+                "SCCLIP.load(dir_path, adata=mdata), or embed new cells with it as it is."
+            )
         n_pairs = self.adata.mod[self._modalities["rna_layer"]].n_obs
         train, val, _ = split_pairs(n_pairs, train_size, validation_size, seed)
         if len(train) < MIN_PAIRED_CELLS or 0 < len(val) < MIN_PAIRED_CELLS:
