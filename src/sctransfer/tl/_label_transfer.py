@@ -14,7 +14,6 @@ from anndata import AnnData
 from mudata import MuData
 
 from sctransfer._constants import ATAC, GENE_ACTIVITY, KEY_ADDED, LSI_KEY, NEIGHBORS_KEY, RNA, SCNCL_EMBEDDING_KEY
-from sctransfer._matrix import empty_rows
 from sctransfer._profiling import stage
 from sctransfer._validation import (
     MISSING_LABELS,
@@ -107,7 +106,9 @@ def _check_inputs(
         raise TypeError(f"novelty_threshold must be a number (robust z units), got {novelty_threshold!r}.")
     if not np.isfinite(novelty_threshold):
         raise ValueError(f"novelty_threshold must be a finite number (robust z units), got {novelty_threshold}.")
-    atac = get_modality(mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer")
+    atac, summary = get_modality(
+        mdata, atac_key, role="ATAC peaks", layer=atac_layer, counts_argument="atac_layer", with_summary=True
+    )
     if model is None:
         if labels_key is None:
             raise ValueError("labels_key is required to train (the RNA .obs column with cell types); or pass model=.")
@@ -156,7 +157,7 @@ def _check_inputs(
             f"replace that LSI. Build the graph on it first with sctransfer.pp.peak_neighbors(mdata, "
             f"use_rep={LSI_KEY!r}), or pass overwrite=True."
         )
-    empty = empty_rows(atac.X if atac_layer is None else atac.layers[atac_layer])
+    empty = summary.empty_rows  # from the counts check's pass over the values
     if empty.all():
         raise ValueError(f"No cell of mdata[{atac_key!r}] has any count; there is nothing to label.")
     if empty.any():
