@@ -461,6 +461,39 @@ def test_match_simulate_demo(tmp_path, capsys):
     assert not list(tmp_path.glob(".*"))
 
 
+def test_match_train_size_runs_the_held_out_check_and_reports_it(simulated_files, tmp_path, capsys):
+    """--train-size holds out pairs, reports their FOSCTTM next to the training pairs' and is refused with --model."""
+    common = ["cross-modal-match", "--input", str(simulated_files["paired"]), "--annotation"]
+    common += [str(simulated_files["genes"]), *_FAST]
+    saved = tmp_path / "model"
+    argv = [*common, "--train-size", "0.8", "--save-model", str(saved), "--output", str(tmp_path / "out.h5mu")]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    model = sctransfer.model.SCCLIP.load(saved)
+    held_out = float(model.history["foscttm_validation"].iloc[-1, 0])
+    trained = float(model.history["foscttm_train"].iloc[-1, 0])
+    n_pairs = sctransfer.datasets.simulate_multiome(**cli._SIMULATED_MATCH, paired=True, random_state=3).n_obs
+    line = _summary_value(out, "held-out check:")
+    assert line.startswith(f"FOSCTTM {held_out:.3f} on {round(0.2 * n_pairs):,} held-out pairs, {trained:.3f} on")
+    code, _, err = _run([*common, "--train-size", "1.5", "--output", str(tmp_path / "x.h5mu")], capsys)
+    assert code == 2 and "between 0 and 1" in err
+    argv = ["cross-modal-match", "--input", str(simulated_files["paired"]), "--model", str(saved)]
+    code, _, err = _run([*argv, "--train-size", "0.9", "--output", str(tmp_path / "y.h5mu")], capsys)
+    assert code == 2 and "--train-size" in err and "not with --model" in err
+    code, out, _ = _run([*common, "--output", str(tmp_path / "z.h5mu"), "--overwrite"], capsys)
+    assert code == 0 and "held-out check" not in out  # off unless asked
+
+
+def test_library_hints_for_the_held_out_check_read_as_flags():
+    message = (
+        "Check it with train(train_size=0.9) (tl.cross_modal_match: train_kwargs={'train_size': 0.9}), which "
+        "reports both; the fixes are more cells, fewer steps (max_steps) or a smaller preset."
+    )
+    text = cli._in_cli_terms(message)
+    assert "Check it with --train-size 0.9, which reports both" in text and "(--max-steps)" in text
+    assert "train_kwargs" not in text
+
+
 def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, capsys):
     """Train on a paired file, save the model, apply it to the same cells and to unpaired cells."""
     trained, model_dir = tmp_path / "trained.h5mu", tmp_path / "model"

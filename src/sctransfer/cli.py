@@ -56,6 +56,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (e.g. 0.9), got {value}")
+    return value
+
+
 def _package_version() -> str:
     try:
         return version("sctransfer")
@@ -127,6 +137,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_model_arguments(match, zero_shot=True)
     match.add_argument("--preset", help="model size for training: tiny, small or base (default: chosen by the method)")
+    match.add_argument(
+        "--train-size",
+        type=_share,
+        metavar="SHARE",
+        help="held-out check: train on this share of the pairs (e.g. 0.9) and report the FOSCTTM of the others next "
+        "to that of as many training pairs (a large gap: the model memorises its training pairs)",
+    )
     match.add_argument(
         "--one-to-one", action="store_true", help="match cells one to one instead of each to its most similar cell"
     )
@@ -216,7 +233,11 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             methods = ", ".join(get_args(MatchMethod))
             parser.error(f"{args.command}: --match-method must be one of {methods}, got {args.match_method!r}")
     if getattr(args, "model", None) is not None:
-        given = (("--preset", getattr(args, "preset", None)), ("--max-steps", args.max_steps))
+        given = (
+            ("--preset", getattr(args, "preset", None)),
+            ("--max-steps", args.max_steps),
+            ("--train-size", getattr(args, "train_size", None)),
+        )
         training = [flag for flag, value in given if value is not None]
         if training:
             parser.error(f"{args.command}: {' and '.join(training)} set how a model is trained; not with --model")
@@ -462,6 +483,8 @@ def _cross_modal_match(args: argparse.Namespace) -> None:
             logger.info("Training scCLIP on the paired cells of %r and %r.", args.rna_key, args.atac_key)
             demo_defaults = _SIMULATED_MATCH_TRAINING if args.simulate else {}
             training_options = demo_defaults | _given_options(args, ("preset", "max_steps"))
+            if args.train_size is not None:
+                training_options["train_kwargs"] = {"train_size": args.train_size}
             model = tl.cross_modal_match(
                 training, annotation=annotation, return_model=True, **options, **training_options
             )
@@ -472,8 +495,22 @@ def _cross_modal_match(args: argparse.Namespace) -> None:
             logger.info("Saving the model to %s.", args.save_model)
             model.save(args.save_model, overwrite=args.overwrite)
         _write_output(mdata, args)
-        lines = _match_summary(mdata, args, mixing=args.input is None)
+        lines = _match_summary(mdata, args, mixing=args.input is None) + _held_out_lines(model)
         print("\n".join(lines + _closing_lines(args, time.perf_counter() - start)))
+
+
+def _held_out_lines(model: Any) -> list[str]:
+    """The held-out check of --train-size (none without it): FOSCTTM of held-out and of as many training pairs."""
+    from .model._scclip import MEMORISATION_GAP
+
+    history = model.history
+    if "foscttm_validation" not in history:
+        return []
+    held_out, trained = (float(history[f"foscttm_{name}"].iloc[-1, 0]) for name in ("validation", "train"))
+    return [
+        f"held-out check: FOSCTTM {held_out:.3f} on {len(model.validation_indices):,} held-out pairs, "
+        f"{trained:.3f} on training pairs (a gap above {MEMORISATION_GAP} means the model memorises its training pairs)"
+    ]
 
 
 def _match_summary(mdata: MuData, args: argparse.Namespace, *, mixing: bool) -> list[str]:
@@ -540,6 +577,8 @@ _LIBRARY_HINTS = {
     ", or key_added='...' to write under other names": "",
     "sctransfer.tl.cross_modal_match(mdata, model=...)": "sctransfer cross-modal-match --model DIR",
     "label_transfer(mdata, model=...)": "sctransfer label-transfer --model DIR",
+    "train(train_size=0.9) (tl.cross_modal_match: train_kwargs={'train_size': 0.9})": "--train-size 0.9",
+    "fewer steps (max_steps)": "fewer steps (--max-steps)",
 }
 
 #: The library's argument names and the command-line flags that set them.
