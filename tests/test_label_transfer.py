@@ -342,10 +342,20 @@ def test_bad_input_clear_error_and_untouched(small_split, mutate, kwargs, error,
             r"model_kwargs .*'n_hiden'.*Did you mean 'n_hidden'\?.*Valid keys: .*weight_ncl",
         ),
         ({"model_kwargs": {"n_labels": 3}}, r"'n_labels' is set by sctransfer itself"),
+        ({"model_kwargs": {"random_state": 3}}, r"'random_state' is set by sctransfer itself"),
         ({"predict_kwargs": {"refrence_neighbors": 5}}, r"Did you mean 'reference_neighbors'\?"),
         ({"train_kwargs": [("max_epochs", 5)]}, r"train_kwargs must be a dict"),
     ],
-    ids=["train-typo", "trainer-typo", "train-reserved", "model-typo", "module-reserved", "predict-typo", "not-dict"],
+    ids=[
+        "train-typo",
+        "trainer-typo",
+        "train-reserved",
+        "model-typo",
+        "module-reserved",
+        "tool-argument",
+        "predict-typo",
+        "not-dict",
+    ],
 )
 def test_bad_kwargs_refused_before_any_work(small_split, monkeypatch, kwargs, match):
     """A mistyped keyword fails at once, not after the gene activity and the peak graph."""

@@ -235,6 +235,39 @@ class StepTrainingMixin:
             extra=_PLAN_KEYWORDS,
         )
 
+    #: Keywords of the module that the model fills in from the data (never ``model_kwargs``).
+    _module_arguments_set: tuple[str, ...] = ()
+    #: Keywords the model reads from its ``**module_kwargs`` itself (valid although the module lacks them).
+    _model_keywords: tuple[str, ...] = ()
+
+    @classmethod
+    def check_model_kwargs(
+        cls, model_kwargs: Mapping[str, Any] | None, *, set_by_caller: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """Refuse, before any work, keywords that neither the model nor its module (``_module_cls``) take.
+
+        For tools that take a ``model_kwargs`` dict: valid keys are the parameters of the model's constructor
+        and of its module's; the data arguments, what the model fills in for its module and the caller's
+        ``set_by_caller`` (the tool's own arguments, e.g. ``random_state``) are refused, so that no key is
+        silently overridden or overrides an argument.
+
+        Returns
+        -------
+        A new dict of the keywords (empty for ``None``).
+
+        Raises
+        ------
+        TypeError
+            ``model_kwargs`` is not a dict, or holds a key that cannot be passed (the closest valid one is named).
+        """
+        return check_kwargs(
+            model_kwargs,
+            (cls.__init__, cls._module_cls.__init__),
+            argument="model_kwargs",
+            reserved=("mdata", "registry", *cls._module_arguments_set, *set_by_caller),
+            extra=cls._model_keywords,
+        )
+
     @abstractmethod
     def _training_inputs(self) -> dict[str, Any]:
         """What the data module needs from the model (encoder inputs, scaling, neighbours...)."""

@@ -164,6 +164,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     """
 
     _module_cls = SCCLIPModule
+    _module_arguments_set = ("feature_layouts", "rna_layout", "atac_layout")
+    _model_keywords = ("n_patches",)
     _data_splitter_cls = PairedDataModule
     _default_modalities = DEFAULT_MODALITIES
     _saved_attributes = ("peak_coordinates_", "rna_scaling_", "atac_scaling_", "alignment_")

@@ -73,8 +73,6 @@ DEFAULT_MODALITIES = {
     "neighbors_key": ATAC,
 }
 Modality = Literal["rna", "atac"]
-#: Keywords of :class:`~sctransfer.module.SCNCLModule` that SCNCL sets from the data (not ``**module_kwargs``).
-MODULE_ARGUMENTS_SET = ("n_input", "n_labels", "n_peak_input")
 #: A model is trained on at least this many labelled RNA cells: the reference vote and the novelty
 #: score compare each cell with its ``DEFAULT_REFERENCE_NEIGHBORS`` (30) most similar labelled cells.
 MIN_LABELLED_CELLS = DEFAULT_REFERENCE_NEIGHBORS
@@ -175,6 +173,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     """
 
     _module_cls = SCNCLModule
+    _module_arguments_set = ("n_input", "n_labels", "n_peak_input")
     _data_splitter_cls = UnpairedDataModule
     _default_modalities = DEFAULT_MODALITIES
     #: The set-up argument naming each modality's layer.

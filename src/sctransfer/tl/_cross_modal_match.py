@@ -14,9 +14,8 @@ from mudata import MuData
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
 from sctransfer._matrix import is_backed, layer_matrix
 from sctransfer._profiling import stage
-from sctransfer._validation import check_count, check_flag, check_kwargs, get_modality, working_mudata
+from sctransfer._validation import check_count, check_flag, get_modality, working_mudata
 from sctransfer.model import SCCLIP
-from sctransfer.module import SCCLIPModule
 
 from . import _matching
 from ._common import Field, ResultWriter, check_free, check_max_steps, check_model, model_params, working_modality
@@ -122,16 +121,7 @@ def _checked_kwargs(
     ``model_kwargs`` go to :class:`~sctransfer.model.SCCLIP` and on to its module, ``train_kwargs`` to
     :meth:`~sctransfer.model.SCCLIP.train` and on to scvi-tools' and Lightning's trainers.
     """
-    model_options = check_kwargs(
-        model_kwargs,
-        (SCCLIP.__init__, SCCLIPModule.__init__),
-        argument="model_kwargs",
-        reserved=(  # the tool's own arguments, and what the model builds for its module
-            *("mdata", "registry", "annotation", "preset", "random_state"),
-            *("feature_layouts", "rna_layout", "atac_layout"),
-        ),
-        extra=("n_patches",),  # read by SCCLIP itself
-    )
+    model_options = SCCLIP.check_model_kwargs(model_kwargs, set_by_caller=("annotation", "preset", "random_state"))
     return model_options, SCCLIP.check_train_kwargs(train_kwargs)
 
 

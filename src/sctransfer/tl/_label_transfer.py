@@ -29,8 +29,6 @@ from sctransfer._validation import (
     working_mudata,
 )
 from sctransfer.model import DECOMPOSITION_SEED, DEFAULT_NOVELTY_THRESHOLD, SCNCL, TransferResult
-from sctransfer.model._scncl import MODULE_ARGUMENTS_SET
-from sctransfer.module import SCNCLModule
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
@@ -69,12 +67,7 @@ def _checked_kwargs(
     :meth:`~sctransfer.model.SCNCL.train` and on to scvi-tools' and Lightning's trainers,
     ``predict_kwargs`` to :meth:`~sctransfer.model.SCNCL.transfer`.
     """
-    model_options = check_kwargs(
-        model_kwargs,
-        (SCNCL.__init__, SCNCLModule.__init__),
-        argument="model_kwargs",
-        reserved=("mdata", "registry", *MODULE_ARGUMENTS_SET),
-    )
+    model_options = SCNCL.check_model_kwargs(model_kwargs, set_by_caller=("random_state",))
     train_options = SCNCL.check_train_kwargs(train_kwargs)
     predict_options = check_kwargs(predict_kwargs, SCNCL.transfer, argument="predict_kwargs", reserved=("adata",))
     check_flag("self_training", predict_options.get("self_training", True))
