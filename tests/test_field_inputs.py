@@ -218,6 +218,13 @@ def test_cells_without_counts_are_left_unlabelled_and_not_refined(split, tmp_pat
     assert refined["sctransfer_refine_label"][empty].isna().all() and not refined["sctransfer_refine_flag"][empty].any()
     assert refined["sctransfer_refine_label"][~empty].notna().all()
     mdata.write(tmp_path / "empty.h5mu")  # NaN labels and probabilities save
+    # the package's own metrics and plots take its output: the unlabelled cells are left out and counted
+    report = st.metrics.label_transfer_report(mdata, "atlas")
+    assert report["n_unlabelled"] == empty.sum() and report["n_cells"] == (~empty).sum()
+    assert report["accuracy"] == 1.0  # "atlas" is the prediction wherever there is one
+    ax = st.pl.confusion_matrix(mdata, truth_key="atlas", show=False)
+    assert ax.get_title() == f"accuracy 1.000 ({(~empty).sum():,} cells; {empty.sum()} without a prediction left out)"
+    st.pl.reliability_diagram(mdata, "atlas", show=False)
 
 
 def test_a_diverged_training_writes_nothing(split, assert_same_data):

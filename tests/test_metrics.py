@@ -211,9 +211,30 @@ def test_label_transfer_report_errors():
     no_truth = _mdata([np.nan, np.nan], ["T", "B"])
     with pytest.raises(ValueError, match="No cell in mdata\\['atac'\\].obs has a true label"):
         st.metrics.label_transfer_report(no_truth, "cell_type")
-    no_pred = _mdata(["T", "B"], ["T", np.nan])
-    with pytest.raises(ValueError, match="1 cells with a true label have no prediction"):
+    no_pred = _mdata(["T", "B", np.nan], [np.nan, np.nan, "T"])
+    with pytest.raises(ValueError, match=r"None of the 2 cells with a true label .* has a prediction"):
         st.metrics.label_transfer_report(no_pred, "cell_type")
+    with pytest.raises(ValueError, match=r"None of the 2 cells with a true label .* has a prediction"):
+        st.pl.confusion_matrix(no_pred, "cell_type", show=False)
+
+
+def test_cells_without_prediction_are_excluded_and_counted():
+    # the cells label_transfer leaves unlabelled (no counts) have a NaN prediction: left out and counted
+    mdata = _mdata([*TRUE, "T", "B", np.nan], [*PRED, np.nan, np.nan, np.nan])
+    report = st.metrics.label_transfer_report(mdata, "cell_type")
+    assert report["accuracy"] == pytest.approx(3 / 6)
+    assert report["n_cells"] == 6
+    assert report["n_missing_truth"] == 1
+    assert report["n_unlabelled"] == 2
+    assert report["per_type_recall"]["n_cells"].tolist() == [2, 1, 3]
+    ax = st.pl.confusion_matrix(mdata, "cell_type", normalize=None, show=False)
+    assert ax.get_title() == "accuracy 0.500 (6 cells; 2 without a prediction left out)"
+    assert ax.images[0].get_array().sum() == 6
+    # the hint of metrics.confusion_matrix points to the report, which must then take these cells
+    obs = mdata["atac"].obs
+    with pytest.raises(ValueError, match="without a prediction and reports how many"):
+        st.metrics.confusion_matrix(obs["cell_type"], obs["sctransfer_label"])
+    assert st.metrics.label_transfer_report(_mdata(TRUE, PRED), "cell_type")["n_unlabelled"] == 0
 
 
 def test_neighbor_mixing_two_batches_is_twice_the_other_share():

@@ -27,7 +27,8 @@ def _as_labels(values: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
     if n_missing:
         raise ValueError(
             f"{name} contains {n_missing} missing value(s); drop those cells first "
-            "(`label_transfer_report` excludes cells with missing truth and reports how many)."
+            "(`label_transfer_report` excludes cells without a true label or without a prediction and reports "
+            "how many)."
         )
     categorical = isinstance(series.dtype, pd.CategoricalDtype)
     categories = [label_text(c) for c in series.cat.categories] if categorical else None
@@ -242,10 +243,12 @@ def _obs_of(data: MuData | AnnData, atac_key: str) -> tuple[pd.DataFrame, str]:
 
 def _truth_and_prediction(
     data: MuData | AnnData, truth_key: str, pred_key: str, atac_key: str
-) -> tuple[pd.Series, pd.Series, int]:
-    """Read truth and prediction columns, drop cells with missing truth.
+) -> tuple[pd.Series, pd.Series, int, int]:
+    """Read truth and prediction columns, drop cells with a missing truth or a missing prediction.
 
-    Returns the truth, the predictions and the number of cells dropped.
+    Returns the truth, the predictions, the number of cells dropped for a missing true label and the
+    number of cells with a true label dropped for a missing prediction (e.g. the ATAC cells without
+    counts, which :func:`sctransfer.tl.label_transfer` leaves unlabelled).
     """
     obs, where = _obs_of(data, atac_key)
     for key in (truth_key, pred_key):
@@ -255,14 +258,24 @@ def _truth_and_prediction(
     n_missing = int(missing.sum())
     if n_missing == len(obs):
         raise ValueError(f"No cell in {where} has a true label in column {truth_key!r} ({len(obs)} cells).")
-    if n_missing:
-        logger.info("Excluding %d of %d cells with a missing %r from evaluation.", n_missing, len(obs), truth_key)
-    truth = obs[truth_key][~missing]
-    pred = obs[pred_key][~missing]
-    n_missing_pred = int(pred.isna().sum())
-    if n_missing_pred:
-        raise ValueError(f"{n_missing_pred} cells with a true label have no prediction in {where}[{pred_key!r}].")
-    return truth, pred, n_missing
+    unlabelled = ~missing & obs[pred_key].isna().to_numpy()
+    n_unlabelled = int(unlabelled.sum())
+    if n_unlabelled == len(obs) - n_missing:
+        raise ValueError(
+            f"None of the {n_unlabelled} cells with a true label in {where}[{truth_key!r}] has a prediction in "
+            f"{where}[{pred_key!r}]; run sctransfer.tl.label_transfer first, or pass the pred_key it wrote."
+        )
+    if n_missing or n_unlabelled:
+        logger.info(
+            "Excluding from evaluation %d of %d cells with a missing %r and %d cells without a prediction in %r.",
+            n_missing,
+            len(obs),
+            truth_key,
+            n_unlabelled,
+            pred_key,
+        )
+    keep = ~(missing | unlabelled)
+    return obs[truth_key][keep], obs[pred_key][keep], n_missing, n_unlabelled
 
 
 def _confidence(
@@ -294,8 +307,10 @@ def label_transfer_report(
 
     Reads ``mdata[atac_key].obs[truth_key]``, ``mdata[atac_key].obs[pred_key]`` and, when present, the
     confidence column (or the columns of ``adata.obs`` for an :class:`~anndata.AnnData`). Cells with a
-    missing true label are excluded and counted; a missing prediction for a cell with a true label raises
-    a :class:`ValueError`.
+    missing true label are excluded and counted (``n_missing_truth``), and so are cells with a true label
+    but no prediction (``n_unlabelled``; e.g. the ATAC cells without counts, which
+    :func:`sctransfer.tl.label_transfer` leaves unlabelled), as :func:`sctransfer.pl.reliability_diagram`
+    and :func:`sctransfer.pl.novelty_kde` skip them.
 
     Parameters
     ----------
@@ -336,18 +351,20 @@ def label_transfer_report(
         number of cells counted in ``accuracy``, ``macro_f1`` and ``ece``;
     ``n_missing_truth``
         number of cells excluded because their true label is missing;
+    ``n_unlabelled``
+        number of cells with a true label excluded because their prediction is missing;
     ``n_not_in_reference``
         number of cells excluded because their true type is not in `reference_types` (0 when
         `reference_types` is ``None``);
     ``per_type_recall``
-        :func:`per_type_recall` over all cells with a true label, plus a boolean column
+        :func:`per_type_recall` over all cells with a true label and a prediction, plus a boolean column
         ``in_reference`` (all ``True`` when `reference_types` is ``None``).
     """
     if reference_types is None and isinstance(data, MuData):  # the reference's types, as label_transfer recorded them
         record = data.uns.get(pred_key.removesuffix("_label"))
         reference_types = record.get("reference_types") if isinstance(record, Mapping) else None
     known = None if reference_types is None else sorted(_known_set(reference_types))
-    truth, pred, n_missing = _truth_and_prediction(data, truth_key, pred_key, atac_key)
+    truth, pred, n_missing, n_unlabelled = _truth_and_prediction(data, truth_key, pred_key, atac_key)
     confidence = _confidence(data, confidence_key, pred_key, atac_key, truth.index)
     table = per_type_recall(truth, pred)
     if known is None:
@@ -366,6 +383,7 @@ def label_transfer_report(
         "ece": ece,
         "n_cells": len(truth) - n_not_in_reference,
         "n_missing_truth": n_missing,
+        "n_unlabelled": n_unlabelled,
         "n_not_in_reference": n_not_in_reference,
         "per_type_recall": table,
     }

@@ -50,7 +50,9 @@ def confusion_matrix(
     True types are rows, predicted labels are columns, laid out as in
     :func:`sctransfer.metrics.confusion_matrix`: the true types in the same order on both axes (correct
     calls on the diagonal), then labels that are only predicted (e.g. ``"Unknown"``). Cells with a
-    missing true label are left out. Reads ``mdata[atac_key].obs[truth_key]`` and
+    missing true label are left out, and so are cells with a true label but no prediction (e.g. the ATAC
+    cells without counts, which :func:`sctransfer.tl.label_transfer` leaves unlabelled; the default title
+    says how many), as in :func:`sctransfer.metrics.label_transfer_report`. Reads ``mdata[atac_key].obs[truth_key]`` and
     ``mdata[atac_key].obs[pred_key]`` (or the columns of ``adata.obs`` for an :class:`~anndata.AnnData`);
     writes nothing.
 
@@ -78,14 +80,15 @@ def confusion_matrix(
     cmap
         Colormap of the heatmap.
     title
-        Axes title. ``None``: the (closed-set) accuracy and the number of cells it counts.
+        Axes title. ``None``: the (closed-set) accuracy, the number of cells it counts and, when there are
+        any, the number of cells left out for lack of a prediction.
     figsize
         Size of a new figure, in inches; ``None`` sizes it to the number of labels. Ignored when `ax`
         is given.
     {show_parameters}
     """
     known = None if reference_types is None else sorted(_known_set(reference_types))
-    truth, pred, _ = _truth_and_prediction(data, truth_key, pred_key, atac_key)
+    truth, pred, _, n_unlabelled = _truth_and_prediction(data, truth_key, pred_key, atac_key)
     table = _confusion_table(truth, pred, normalize=normalize)
     values = table.to_numpy()
     n_rows, n_cols = values.shape
@@ -126,7 +129,8 @@ def confusion_matrix(
         score = accuracy(truth, pred, known_types=known)
         n_counted = len(truth) if known is None else int(truth.astype(str).isin(known).sum())
         name = "accuracy" if known is None else "closed-set accuracy"
-        title = f"{name} {score:.3f} ({n_counted:,} cells)"
+        left_out = f"; {n_unlabelled:,} without a prediction left out" if n_unlabelled else ""
+        title = f"{name} {score:.3f} ({n_counted:,} cells{left_out})"
     ax.set_title(title)
 
     return finish(fig, ax, show=show, return_fig=return_fig)
