@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mudata as md
 import numpy as np
 import pandas as pd
@@ -222,6 +224,35 @@ def test_copy_and_overwrite(small_split):
     assert {"run2_label", "sctransfer_label"} <= set(mdata["atac"].obs.columns)
     assert {"X_scncl", "X_scncl_run2"} <= set(mdata["atac"].obsm.keys())
     st.tl.label_transfer(mdata, labels_key="cell_type", max_steps=50, overwrite=True)
+
+
+def test_copy_with_return_model_returns_both(small_split):
+    mdata = small_split.copy()
+    out = st.tl.label_transfer(
+        mdata, labels_key="cell_type", annotation="mm10", max_steps=20, copy=True, return_model=True
+    )
+    assert isinstance(out, tuple) and len(out) == 2
+    copied, model = out
+    assert isinstance(copied, MuData) and isinstance(model, st.model.SCNCL)
+    assert "sctransfer_label" in copied["atac"].obs and "sctransfer_label" not in mdata["atac"].obs
+
+
+def test_an_existing_gene_activity_is_checked_and_recomputed_with_overwrite(small_split):
+    """A gene-activity modality left from other genes is reported before work, and overwrite=True computes it again."""
+    mdata = small_split.copy()
+    reference_genes = mdata["rna"].var_names
+    st.pp.gene_activity(mdata, "mm10", genes=reference_genes[:300])
+    assert mdata["gene_activity"].n_vars <= 300
+    with pytest.warns(UserWarning, match=r"holds \d+% of the 1,\d{3} genes .*overwrite=True \(with annotation=\)"):
+        st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=20)
+    assert mdata["gene_activity"].n_vars <= 300  # used as it was (the user may have chosen it)
+    st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=20, overwrite=True)
+    covered = reference_genes.isin(mdata["gene_activity"].var_names).mean()
+    assert covered > 0.9  # computed again from the peaks for the reference's genes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a complete one is used without a word
+        warnings.filterwarnings("ignore", category=st.tl.RareTypeWarning)
+        st.tl.label_transfer(mdata, labels_key="cell_type", max_steps=20, key_added="again")
 
 
 # --------------------------------------------------------------------------------------------

@@ -75,6 +75,15 @@ def check_model(model, model_class: type) -> None:
     raise TypeError(f"model must be a trained {name}, got {type(model).__name__}{hint}.")
 
 
+def tool_result(target: MuData, model, *, copy: bool, return_model: bool):
+    """What a tool returns: ``(copy of the MuData, model)`` with both flags, else the model, the copy, or None."""
+    if copy and return_model:
+        return target, model
+    if return_model:
+        return model
+    return target if copy else None
+
+
 def check_max_steps(max_steps: int | None) -> None:
     """Refuse, before any work, a number of training steps that trains nothing or is not a count.
 

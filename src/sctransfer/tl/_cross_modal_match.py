@@ -18,7 +18,16 @@ from sctransfer._validation import check_count, check_flag, get_modality, workin
 from sctransfer.model import SCCLIP
 
 from . import _matching
-from ._common import Field, ResultWriter, check_free, check_max_steps, check_model, model_params, working_modality
+from ._common import (
+    Field,
+    ResultWriter,
+    check_free,
+    check_max_steps,
+    check_model,
+    model_params,
+    tool_result,
+    working_modality,
+)
 from ._matching import MatchMethod, nearest_partners, one_to_one_partners, topk_pairing
 
 logger = logging.getLogger(__name__)
@@ -229,7 +238,8 @@ def cross_modal_match(
 
     Returns
     -------
-    The model if ``return_model``; else the new MuData if ``copy``; else None. Writes:
+    The model if ``return_model``; the new MuData if ``copy``; both, as ``(mdata, model)``, with both; else
+    None. Writes:
 
     - ``mdata[rna_key].obsm["X_scclip"]``, ``mdata[atac_key].obsm["X_scclip"]``: the joint embedding,
       rows of unit length, after the model's :class:`~sctransfer.model.CanonicalAlignment` (the default), so
@@ -342,6 +352,4 @@ def cross_modal_match(
     if pairing_top_k is None and overwrite:  # an earlier call's pairing would contradict the record just written
         target[rna_key].obsm.pop(names["pairing"], None)
     logger.info("Cross-modal matching: %d RNA and %d ATAC cells embedded.", rna.n_obs, atac.n_obs)
-    if return_model:
-        return model
-    return target if copy else None
+    return tool_result(target, model, copy=copy, return_model=return_model)

@@ -32,7 +32,16 @@ from sctransfer.model import DECOMPOSITION_SEED, DEFAULT_NOVELTY_THRESHOLD, SCNC
 from sctransfer.pp._gene_activity import compute_gene_activity
 from sctransfer.pp._neighbors import neighbor_indices, peak_neighbors
 
-from ._common import Field, ResultWriter, check_free, check_max_steps, check_model, model_params, working_modality
+from ._common import (
+    Field,
+    ResultWriter,
+    check_free,
+    check_max_steps,
+    check_model,
+    model_params,
+    tool_result,
+    working_modality,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -164,11 +173,44 @@ def _check_inputs(
     return atac, empty
 
 
+#: An existing gene-activity modality that reaches fewer of the genes the model reads is reported.
+MIN_ACTIVITY_GENE_SHARE = 0.9
+
+
+def _reusable_activity(mdata: MuData, atac: AnnData, genes: pd.Index, *, annotation, overwrite: bool) -> AnnData | None:
+    """The existing gene-activity modality to use, or None to compute it; checked before any work.
+
+    It is used when it holds the ATAC cells, unless ``overwrite`` and an ``annotation`` ask to compute it
+    again (it may be left from an earlier call on other genes). When it reaches fewer than
+    ``MIN_ACTIVITY_GENE_SHARE`` of the ``genes`` the model reads, a warning names the share and the fix.
+    """
+    existing = mdata.mod.get(GENE_ACTIVITY)
+    if existing is None or not existing.obs_names.equals(atac.obs_names) or (overwrite and annotation is not None):
+        return None
+    share = float(genes.isin(existing.var_names).mean()) if len(genes) else 1.0
+    if share < MIN_ACTIVITY_GENE_SHARE:
+        fix = (
+            "pass overwrite=True (with annotation=)"
+            if annotation is not None
+            else "pass annotation= and overwrite=True"
+        )
+        warnings.warn(
+            f"The existing mdata[{GENE_ACTIVITY!r}] modality holds {share:.0%} of the {len(genes):,} genes the model "
+            f"reads ({int(genes.isin(existing.var_names).sum()):,}); the others are treated as missing, which lowers "
+            f"accuracy. It may be left from an earlier call or computed for other genes: {fix} to compute it again "
+            f"from the peaks, or delete it (del mdata.mod[{GENE_ACTIVITY!r}]; mdata.update()).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return existing
+
+
 def _model_inputs(
     mdata: MuData,
     atac: AnnData,
     writer: ResultWriter,
     *,
+    activity: AnnData | None,
     annotation,
     genes,
     atac_key: str,
@@ -180,8 +222,7 @@ def _model_inputs(
     the graph feeds the training (contrastive positives), the self-training (novelty) and the novelty
     smoothing, and a graph that changed with the seed made a third of the label changes between seeds.
     """
-    activity = mdata.mod.get(GENE_ACTIVITY)
-    if activity is not None and activity.obs_names.equals(atac.obs_names):
+    if activity is not None:
         logger.info("Using the existing %r modality.", GENE_ACTIVITY)
     else:
         with stage("gene activity"):
@@ -354,7 +395,8 @@ def label_transfer(
 
     Returns
     -------
-    The model if ``return_model``; else the new MuData if ``copy``; else None. Writes:
+    The model if ``return_model``; the new MuData if ``copy``; both, as ``(mdata, model)``, with both; else
+    None. Writes:
 
     - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference types,
       plus ``novel_label`` if given);
@@ -383,7 +425,8 @@ def label_transfer(
       the order of ``mdata.uns[key_added]["reference_types"]``);
     - ``mdata[atac_key].obsm["X_scncl"]`` and (training) ``mdata[rna_key].obsm["X_scncl"]``: the shared
       embedding (``"X_scncl_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
-    - ``mdata.mod["gene_activity"]`` when it was computed here (see :func:`~sctransfer.pp.gene_activity`);
+    - ``mdata.mod["gene_activity"]`` when it was computed here (see :func:`~sctransfer.pp.gene_activity`;
+      an existing one for the same cells is used, unless ``overwrite`` and ``annotation`` are given);
     - ``mdata[atac_key].obsm["X_lsi"]``, ``.obsp["peak_neighbors_*"]``, ``.uns["peak_neighbors"]`` when the
       graph was computed here (see :func:`~sctransfer.pp.peak_neighbors`);
     - ``mdata.uns[key_added]``: ``params``, ``reference_types`` (array of str), ``n_cells``,
@@ -407,7 +450,9 @@ def label_transfer(
         merge them into coarser labels, or drop them when the query should not have them. With ``model=``,
         about the model's reference.
     UserWarning
-        ATAC cells without counts (left unlabelled).
+        ATAC cells without counts (left unlabelled); an existing ``mdata["gene_activity"]`` (used as it is
+        unless ``overwrite`` and ``annotation`` ask to compute it again) that holds fewer than 90% of the
+        genes the model reads.
 
     Raises
     ------
@@ -437,9 +482,10 @@ def label_transfer(
     check_free(mdata, fields, tool="label_transfer", key_added=key_added, overwrite=overwrite)
     target = mdata.copy() if copy else mdata
     writer = ResultWriter()
-    genes = mdata[rna_key].var_names if training else model.gene_names_
+    genes = mdata[rna_key].var_names if training else pd.Index(model.gene_names_)
+    reused = _reusable_activity(mdata, atac, genes, annotation=annotation, overwrite=overwrite)
     inputs = {"annotation": annotation, "genes": genes, "atac_key": atac_key, "atac_layer": atac_layer}
-    activity, work_atac = _model_inputs(mdata, atac, writer, **inputs)
+    activity, work_atac = _model_inputs(mdata, atac, writer, activity=reused, **inputs)
     modalities = {GENE_ACTIVITY: activity, ATAC: work_atac}
     if training:
         modalities[RNA] = working_modality(mdata[rna_key], [labels_key], layer=rna_layer)
@@ -463,6 +509,4 @@ def label_transfer(
     with stage("writing results"):
         writer.write(target)
     logger.info("Label transfer: %d ATAC cells labelled; %.1f%% called novel.", len(novel), 100 * novel.mean())
-    if return_model:
-        return model
-    return target if copy else None
+    return tool_result(target, model, copy=copy, return_model=return_model)
