@@ -398,8 +398,8 @@ def label_transfer(
     The model if ``return_model``; the new MuData if ``copy``; both, as ``(mdata, model)``, with both; else
     None. Writes:
 
-    - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference types,
-      plus ``novel_label`` if given);
+    - ``mdata[atac_key].obs[f"{key_added}_label"]``: predicted type (categorical, reference types as
+      strings, e.g. ``"3"`` for an integer label ``3``, plus ``novel_label`` if given);
     - ``mdata[atac_key].obs[f"{key_added}_confidence"]``: highest class probability, in [0, 1]: a calibrated
       probability that the label is right. The probabilities are those of
       :meth:`~sctransfer.model.SCNCL.transfer`, whose self-training step pools the model's ensemble with a
@@ -411,14 +411,17 @@ def label_transfer(
       cells stay unsure) and a query of three types. Trained on a query whose type mix differs strongly from the
       reference's, the confidence is too high (query without the reference's largest type, or a reference with
       15 cells of the query's: ECE 0.14-0.15, against 0.04-0.05 with ``predict_kwargs={"self_training":
-      False}``), and a query of a single type is mislabelled (accuracy 0.02 for Astro cells alone, 0.53 for L2/3
+      False}``; 0.26 in a new-user trial on 227 cells of five small types, RNA 09A-B -> ATAC 09I-J), and a
+      query of a single type is mislabelled (accuracy 0.02 for Astro cells alone, 0.53 for L2/3
       cells alone, against recalls of 0.76 and 0.82 in the full query). Label such a query together with other
       cells (pool samples), or with a model trained on a fuller one (``model=``): new ATAC cells are transformed
       with the input statistics of the cells the model was trained with (``SCNCL.query_statistics_``), so their
       types keep what sets them apart. Measured on MOp (model trained on RNA 09A-F and ATAC 09G-I, queries from
       ATAC 09J-L, ``benchmarks/label_transfer_shift.py --model-query``): ECE 0.04-0.06 for a query without L2/3,
       of three types or of a random type mix (0.06-0.12 with each query's own statistics), 0.02 without shift, and
-      a query of Astro cells only labelled with accuracy 0.80 (ECE 0.18; 0.08 before);
+      a query of Astro cells only labelled with accuracy 0.80 (ECE 0.18; 0.08 before). Cells relabelled
+      ``novel_label`` keep the confidence of their most likely reference type (the probability that this
+      type would be right, not that the cell is novel: see ``_novelty`` for that);
     - ``mdata[atac_key].obs[f"{key_added}_novelty"]``: novelty score (float32);
     - ``mdata[atac_key].obs[f"{key_added}_novel"]``: ``novelty > novelty_threshold`` (bool);
     - ``mdata[atac_key].obsm[f"{key_added}_probabilities"]``: cells x reference types (float32; columns in
@@ -437,7 +440,9 @@ def label_transfer(
     ATAC cells without any count are left unlabelled (NaN label, confidence, novelty and
     probabilities; not novel), with a warning; ``n_unlabelled`` counts them.
 
-    Every field survives ``mdata.write()`` / ``write_zarr()`` and reading back unchanged.
+    Every field survives ``mdata.write()`` / ``write_zarr()`` and reading back unchanged; settings that are
+    ``None`` (e.g. ``novel_label`` by default) are left out of ``params`` (the files have no null), so read
+    them with ``params.get(...)``.
 
     Warns
     -----
