@@ -125,6 +125,34 @@ def test_bad_training_arguments_refused_before_any_work(untrained, monkeypatch, 
     assert not model.is_trained_ and model.history_ is None
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"max_epoch": 2}, r"'max_epoch' is not an option\. Did you mean 'max_epochs'\?"),
+        ({"max_steps": 10, "early_stopping": True}, r"'early_stopping' needs a validation loop"),
+        ({"max_steps": 10, "check_val_every_n_epoch": 1}, r"'check_val_every_n_epoch' needs a validation loop"),
+    ],
+)
+@pytest.mark.parametrize("name", MODELS)
+def test_trainer_keywords_that_cannot_work_are_refused_before_work(untrained, monkeypatch, name, arguments, message):
+    """model.train(**kwargs) checks the keywords it forwards to the trainers, as the tools' train_kwargs check does."""
+    model = untrained[name]
+
+    def no_work():
+        raise AssertionError("the training inputs were built")
+
+    monkeypatch.setattr(model, "_training_inputs", no_work)
+    with pytest.raises(TypeError, match=message):
+        model.train(accelerator="cpu", **arguments)
+    assert not model.is_trained_ and model.history_ is None
+
+
+def test_a_held_out_share_is_refused_by_the_model_that_has_none(untrained):
+    with pytest.raises(TypeError, match=r"'train_size' is not an option: SCNCL trains on all its cells"):
+        untrained["SCNCL"].train(max_steps=10, accelerator="cpu", train_size=0.9)
+    assert not untrained["SCNCL"].is_trained_
+
+
 def test_former_keywords_still_work_with_a_warning(unpaired, paired, tmp_path):
     _, model = _model("SCNCL", unpaired, paired)
     with pytest.warns(DeprecationWarning, match=r"plan_kwargs=\{'lr'"):

@@ -279,6 +279,7 @@ def check_kwargs(
     argument: str,
     reserved: Collection[str] = (),
     extra: Collection[str] = (),
+    unsupported: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Refuse, before any work, keyword arguments that the functions they are passed to do not take.
 
@@ -297,6 +298,9 @@ def check_kwargs(
         Keywords the caller sets itself: refused even if a target names them.
     extra
         Keywords accepted besides the targets' parameters (e.g. deprecated ones a target still reads).
+    unsupported
+        Keywords a target names but that cannot work in this use, each with the reason (e.g. early stopping
+        without a validation loop): refused with that reason.
 
     Returns
     -------
@@ -319,13 +323,14 @@ def check_kwargs(
         parameters = inspect.signature(target).parameters.values()
         valid |= {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - {"self"}
         open_ended = any(p.kind == p.VAR_KEYWORD for p in parameters)
-    valid -= set(reserved)
-    wrong = [key for key in kwargs if key in reserved or (key not in valid and not open_ended)]
+    unsupported = dict(unsupported or {})
+    valid -= set(reserved) | set(unsupported)
+    wrong = [key for key in kwargs if key in reserved or key in unsupported or (key not in valid and not open_ended)]
     if wrong:
         key = wrong[0]
-        close = difflib.get_close_matches(key, sorted(valid), n=1)
+        close = difflib.get_close_matches(key, sorted(valid), n=1) if key not in unsupported else []
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        why = "is set by sctransfer itself" if key in reserved else "is not an option"
+        why = "is set by sctransfer itself" if key in reserved else unsupported.get(key, "is not an option")
         raise TypeError(
             f"{argument} has {len(wrong)} key(s) that cannot be passed, {wrong}: {key!r} {why}.{hint} "
             f"Valid keys: {', '.join(sorted(valid))}."

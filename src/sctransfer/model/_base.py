@@ -58,6 +58,12 @@ _LIGHTNING_NOISE = (
 )
 #: Keywords that ``train`` took directly before ``plan_kwargs`` (accepted with a DeprecationWarning).
 _PLAN_KEYWORDS = ("optimizer", "lr", "weight_decay", "warmup_steps")
+#: Trainer keywords (scvi-tools' and Lightning's) that act on a validation loop, which the models do not run.
+_VALIDATION_LOOP_KEYWORDS = (
+    *("early_stopping", "early_stopping_monitor", "early_stopping_min_delta", "early_stopping_patience"),
+    *("early_stopping_warmup_epochs", "early_stopping_mode", "check_val_every_n_epoch", "val_check_interval"),
+    *("limit_val_batches", "num_sanity_val_steps"),
+)
 #: Constructor arguments that hand a model its data, never its settings: not saved (files of earlier versions that
 #: hold ``"mdata": null`` load all the same).
 _DATA_ARGUMENTS = ("mdata", "adata", "registry")
@@ -227,12 +233,18 @@ class StepTrainingMixin:
         TypeError
             ``train_kwargs`` is not a dict, or holds a key that cannot be passed (the closest valid one is named).
         """
+        no_loop = "needs a validation loop, which sctransfer's training (a fixed number of steps) does not run"
+        unsupported = dict.fromkeys(_VALIDATION_LOOP_KEYWORDS, no_loop)
+        if "train_size" not in inspect.signature(cls.train).parameters:
+            no_split = f"is not an option: {cls.__name__} trains on all its cells (it holds none out)"
+            unsupported |= dict.fromkeys(("train_size", "validation_size", "shuffle_set_split"), no_split)
         return check_kwargs(
             train_kwargs,
             (cls.train, *trainer_targets()),
             argument="train_kwargs",
             reserved=TRAINER_RESERVED,
             extra=_PLAN_KEYWORDS,
+            unsupported=unsupported,
         )
 
     #: Keywords of the module that the model fills in from the data (never ``model_kwargs``).
@@ -304,6 +316,7 @@ class StepTrainingMixin:
         """
         n_steps, unit = resolve_steps(max_epochs, max_steps, steps_per_epoch)
         check_count("batch_size", batch_size)
+        self.check_train_kwargs(trainer_kwargs)  # the trainer's keywords: a typo fails here, not in Lightning
         plan_kwargs = self._resolved_plan_kwargs(plan_kwargs, trainer_kwargs, n_steps)
         datasplitter_kwargs = dict(datasplitter_kwargs or {})
         self._check_datasplitter_kwargs(datasplitter_kwargs)
