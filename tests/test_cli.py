@@ -107,6 +107,7 @@ def test_version(capsys):
 def test_parse_defaults_and_values():
     parser = cli._build_parser()
     args = parser.parse_args(["label-transfer"])
+    args.check(parser, args)
     assert args.input is None
     assert args.output is None
     assert args.labels_key == "cell_type"
@@ -137,6 +138,10 @@ def test_parse_defaults_and_values():
         (["label-transfer", "--input", "x.h5mu", "--simulate"], "not allowed with argument"),
         (["label-transfer", "--input", "x.h5mu", "--annotation", "a.gtf"], "--output is required with --input"),
         (["label-transfer", "--input", "x.h5mu", "--output", "y.h5mu"], "--annotation is required with --input"),
+        (["label-transfer", "--novelty-threshold", "nan"], "--novelty-threshold: expected a finite number, got 'nan'"),
+        (["label-transfer", "--novelty-threshold=-inf"], "expected a finite number, got '-inf'"),
+        (["label-transfer", "--novelty-threshold", "high"], "--novelty-threshold: expected a number, got 'high'"),
+        (["label-transfer", "--model", "m", "--labels-key", "celltype"], "--labels-key set how a model is trained"),
     ],
 )
 def test_usage_errors(argv, message, capsys):
@@ -220,7 +225,7 @@ def test_max_steps_and_overwrite(input_file, tmp_path, fake, capsys):
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (ValueError("labels_key 'cell_type' has 1 category"), "error: labels_key 'cell_type' has 1 category"),
+        (ValueError("labels_key 'cell_type' has 1 category"), "error: --labels-key 'cell_type' has 1 category"),
         (KeyError("Column 'cell_type' not found"), "error: Column 'cell_type' not found"),
         (FileNotFoundError("annotation genes.gtf.gz not found"), "error: annotation genes.gtf.gz not found"),
     ],
@@ -755,3 +760,77 @@ def test_transfer_bad_model_folder_fails_before_reading_the_input(input_file, tm
     code, _, err = _run([*argv, str(folder), "--max-steps", "5"], capsys)
     assert code == 2 and "--max-steps set how a model is trained; not with --model" in err
     assert not (tmp_path / "out.h5mu").exists()
+
+
+def test_labels_key_with_model_is_refused_before_any_work(input_file, tmp_path, fake, capsys):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    argv = _transfer_args(input_file, tmp_path / "out.h5mu", "--model", str(folder), "--labels-key", "celltype")
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and "--labels-key set how a model is trained; not with --model" in err
+    assert fake.calls == []
+
+
+def test_label_transfer_prints_no_mudata_future_warning(input_file, tmp_path, fake, monkeypatch, capsys):
+    def transfer_and_update(mdata, **kwargs):  # tl.label_transfer ends with mdata.update(), as this does
+        fake(mdata, **kwargs)
+        mdata.update()
+
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", transfer_and_update, raising=False)
+    with mudata.set_options(pull_on_update=None):  # mudata's default, which warns on update()
+        code, _, err = _run(_transfer_args(input_file, tmp_path / "out.h5mu"), capsys)
+        with mudata.set_options() as options:
+            assert options["pull_on_update"] is None  # the user's setting is restored
+    assert code == 0, err
+    assert "pull_on_update" not in err and "warning:" not in err
+
+
+def test_summary_lists_only_predicted_types_and_the_unlabelled_cells(input_file, tmp_path, monkeypatch, capsys):
+    def transfer(mdata, **kwargs):  # 8 reference types, 2 predicted; one cell without counts gets no label
+        obs = mdata[kwargs["atac_key"]].obs
+        types = ["T", "B", "NK", "Endo", "Astro", "Oligo", "Micro", "Peri"]
+        obs["sctransfer_label"] = pd.Categorical([*PREDICTED[: len(obs) - 1], None], categories=types)
+        obs["sctransfer_confidence"] = np.r_[np.linspace(0.5, 1.0, len(obs) - 1), np.nan]
+        obs["sctransfer_novel"] = False
+
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", transfer, raising=False)
+    code, out, err = _run(_transfer_args(input_file, tmp_path / "out.h5mu"), capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    start = lines.index("predicted labels:")
+    assert [line.split()[0] for line in lines[start + 1 : start + 3]] == ["T", "B"]
+    assert lines[start + 3] == "  (6 reference types got no cell)"
+    assert lines[start + 4] == "  no label (no counts)            1 ( 16.7%)"
+    assert "Endo" not in out and " 0 (" not in out
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "novelty_threshold must be a finite number (robust z units), got nan.",
+            "--novelty-threshold must be a finite number (robust z units), got nan.",
+        ),
+        (
+            "labels_key is required to train (the RNA .obs column with cell types); or pass model=.",
+            "--labels-key is required to train (the RNA .obs column with cell types); or pass --model.",
+        ),
+        (
+            "max_steps must be a positive whole number of training steps, got 'x'.",
+            "--max-steps must be a positive whole number of training steps, got 'x'.",
+        ),
+        ("match_method must be one of auto, exact, got 'x'.", "--match-method must be one of auto, exact, got 'x'."),
+        # quoted, indexed or attribute names stay, and so do argument names that are English words
+        (
+            "model_kwargs['random_state'] overrides random_state=; set the seed with random_state=1.",
+            "model_kwargs['random_state'] overrides --seed; set the seed with --seed 1.",
+        ),
+        (
+            "recorded in mdata.uns['sctransfer']['params'][\"max_steps\"] by a model with another annotation",
+            "recorded in mdata.uns['sctransfer']['params'][\"max_steps\"] by a model with another annotation",
+        ),
+        ("atac_layer='atac_layer' is not a layer", "--atac-layer atac_layer is not a layer"),
+    ],
+)
+def test_bare_argument_names_read_as_flags(message, expected):
+    assert cli._in_cli_terms(message) == expected

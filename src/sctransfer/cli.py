@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import sys
@@ -29,6 +30,8 @@ _LABEL_COLUMN = "sctransfer_label"
 _CONFIDENCE_COLUMN = "sctransfer_confidence"
 _NOVEL_COLUMN = "sctransfer_novel"
 _TOP_LABELS = 10
+#: Reference label column of label-transfer unless --labels-key is given (it cannot be given with --model).
+_DEFAULT_LABELS_KEY = "cell_type"
 #: Libraries of the MOp SNARE-seq cross-modal demo: train on the first, match the second zero-shot.
 _MOP_TRAIN_LIBRARIES = ("09D", "09E", "09F", "09G", "09H", "09I", "09J", "09K", "09L")
 _MOP_HELD_OUT_LIBRARIES = ("09A", "09B", "09C")
@@ -53,6 +56,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
@@ -101,13 +114,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     transfer.add_argument(
         "--labels-key",
-        default="cell_type",
-        help="column of mdata[RNA_KEY].obs with the reference labels, for training (default: %(default)s)",
+        help=f"column of mdata[RNA_KEY].obs with the reference labels, for training; not with --model, whose "
+        f"reference types are its own (default: {_DEFAULT_LABELS_KEY}; in the demo also the ATAC cells' true labels)",
     )
     _add_model_arguments(transfer)
     transfer.add_argument(
         "--novelty-threshold",
-        type=float,
+        type=_finite_float,
         metavar="Z",
         help="call cells novel (sctransfer_novel) whose novelty score, in robust z units, exceeds Z; lower finds more "
         "novel cells with more false calls (default: 2.5)",
@@ -237,10 +250,13 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             ("--preset", getattr(args, "preset", None)),
             ("--max-steps", args.max_steps),
             ("--train-size", getattr(args, "train_size", None)),
+            ("--labels-key", getattr(args, "labels_key", None)),
         )
         training = [flag for flag, value in given if value is not None]
         if training:
             parser.error(f"{args.command}: {' and '.join(training)} set how a model is trained; not with --model")
+    if hasattr(args, "labels_key") and args.labels_key is None:
+        args.labels_key = _DEFAULT_LABELS_KEY
 
 
 def _check_new_path(path: Path, what: str, overwrite: bool, *, folder: bool = False) -> None:
@@ -372,7 +388,8 @@ def _load_demo(args: argparse.Namespace) -> tuple[MuData, Any]:
 
 def _summary(mdata: MuData, args: argparse.Namespace, seconds: float) -> list[str]:
     obs = mdata[args.atac_key].obs
-    counts = obs[_LABEL_COLUMN].value_counts()
+    all_counts = obs[_LABEL_COLUMN].value_counts()  # a categorical column also counts its types without a cell
+    counts = all_counts[all_counts > 0]
     source = (
         f"{mdata[args.rna_key].n_obs:,} {args.rna_key} cells" if args.model is None else f"the model in {args.model}"
     )
@@ -381,6 +398,12 @@ def _summary(mdata: MuData, args: argparse.Namespace, seconds: float) -> list[st
     if len(counts) > _TOP_LABELS:
         rest = int(counts.iloc[_TOP_LABELS:].sum())
         lines.append(f"  ... {len(counts) - _TOP_LABELS} more labels, {rest:,} cells")
+    n_unpredicted = len(all_counts) - len(counts)
+    if n_unpredicted:
+        lines.append(f"  ({n_unpredicted} reference {'type' if n_unpredicted == 1 else 'types'} got no cell)")
+    n_unlabelled = int(obs[_LABEL_COLUMN].isna().sum())
+    if n_unlabelled:
+        lines.append(f"  {'no label (no counts)':<24} {n_unlabelled:>8,} ({n_unlabelled / len(obs):6.1%})")
     lines += [
         f"called novel: {obs[_NOVEL_COLUMN].astype(bool).mean():.1%}",
         f"mean confidence: {obs[_CONFIDENCE_COLUMN].mean():.3f}",
@@ -391,32 +414,35 @@ def _summary(mdata: MuData, args: argparse.Namespace, seconds: float) -> list[st
 def _label_transfer(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     _check_paths(args)
+    import mudata
+
     from .model import SCNCL
 
-    model = _load_model(args, SCNCL)
-    if args.input is not None:
-        mdata = _read_input(args.input)
-        model = _run_transfer(mdata, args, args.annotation, model)
-        evaluation: list[str] = []
-    else:
-        mdata, annotation = _load_demo(args)
-        atac_obs = mdata[args.atac_key].obs
-        if args.labels_key not in atac_obs.columns:
-            raise KeyError(
-                f"demo data has no true labels in mdata[{args.atac_key!r}].obs[{args.labels_key!r}]; "
-                f"columns: {list(atac_obs.columns)}"
-            )
-        # Hide the true ATAC labels from the method, including any copy pulled into the global obs.
-        truth = atac_obs.pop(args.labels_key)
-        mdata.obs.drop(columns=f"{args.atac_key}:{args.labels_key}", inplace=True, errors="ignore")
-        model = _run_transfer(mdata, args, annotation if model is None else args.annotation, model)
-        mdata[args.atac_key].obs[args.labels_key] = truth.reindex(mdata[args.atac_key].obs_names)
-        evaluation = _evaluate(mdata, args, model)
-    if args.save_model is not None:
-        logger.info("Saving the model to %s.", args.save_model)
-        model.save(args.save_model, overwrite=args.overwrite)
-    _write_output(mdata, args)
-    print("\n".join(_summary(mdata, args, time.perf_counter() - start) + evaluation))
+    with mudata.set_options(pull_on_update=False):  # no legacy pull of modality columns, no FutureWarning
+        model = _load_model(args, SCNCL)
+        if args.input is not None:
+            mdata = _read_input(args.input)
+            model = _run_transfer(mdata, args, args.annotation, model)
+            evaluation: list[str] = []
+        else:
+            mdata, annotation = _load_demo(args)
+            atac_obs = mdata[args.atac_key].obs
+            if args.labels_key not in atac_obs.columns:
+                raise KeyError(
+                    f"demo data has no true labels in mdata[{args.atac_key!r}].obs[{args.labels_key!r}]; "
+                    f"columns: {list(atac_obs.columns)}"
+                )
+            # Hide the true ATAC labels from the method, including any copy pulled into the global obs.
+            truth = atac_obs.pop(args.labels_key)
+            mdata.obs.drop(columns=f"{args.atac_key}:{args.labels_key}", inplace=True, errors="ignore")
+            model = _run_transfer(mdata, args, annotation if model is None else args.annotation, model)
+            mdata[args.atac_key].obs[args.labels_key] = truth.reindex(mdata[args.atac_key].obs_names)
+            evaluation = _evaluate(mdata, args, model)
+        if args.save_model is not None:
+            logger.info("Saving the model to %s.", args.save_model)
+            model.save(args.save_model, overwrite=args.overwrite)
+        _write_output(mdata, args)
+        print("\n".join(_summary(mdata, args, time.perf_counter() - start) + evaluation))
 
 
 def _evaluate(mdata: MuData, args: argparse.Namespace, model: Any) -> list[str]:
@@ -600,13 +626,20 @@ _FLAGS = {
     "novelty_threshold": "--novelty-threshold",
     "novel_label": "--novel-label",
 }
-_ARGUMENT = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(True\b|None\b|'[^']*'|\"[^\"]*\"|-?\d+\b)?")
+#: ``name=value`` hints, and bare names that cannot be an English word (those with an underscore, e.g.
+#: "novelty_threshold must be ..."), but not a name quoted, indexed or called (``params['max_steps']``, ``x.rna_key``).
+_ARGUMENT = re.compile(
+    r"\b(" + "|".join(_FLAGS) + r")=(True\b|None\b|'[^']*'|\"[^\"]*\"|-?\d+\b)?"
+    r"|(?<![\w'\"\[.-])(" + "|".join(name for name in _FLAGS if "_" in name) + r")(?![\w'\"=(\]])"
+)
 
 
 def _in_cli_terms(message: str) -> str:
     """One line, with the library's argument hints (``atac_layer='counts'``) as flags (``--atac-layer counts``)."""
 
     def flag(match: re.Match) -> str:
+        if match[3] is not None:  # a bare name
+            return _FLAGS[match[3]]
         name, value = _FLAGS[match[1]], match[2]
         if value == "None":
             return f"no {name}"
@@ -643,8 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     The exit status: 0 on success; 2 on a usage error or an error in the user's input or
     environment (:class:`ValueError`, :class:`KeyError`, :class:`TypeError`, :class:`OSError` such
     as a missing file, :class:`ImportError`), printed as one ``error: ...`` line on stderr with the
-    library's argument names replaced by the flags that set them (``atac_layer=`` becomes
-    ``--atac-layer``); 130 when interrupted (Ctrl-C). Warnings are printed as one ``warning: ...``
+    library's argument names replaced by the flags that set them (``atac_layer=`` and a bare
+    ``atac_layer`` become ``--atac-layer``); 130 when interrupted (Ctrl-C). Warnings are printed as one ``warning: ...``
     line each. The output file is checked before any work and written only when everything
     succeeded.
     """
