@@ -514,6 +514,10 @@ def test_a_given_feature_mapping_is_used_and_checked(trained, held_out):
         )
     with pytest.raises(ValueError, match=r"feature_mapping must map the data's \d+ atac features onto the model's"):
         model.get_latent_representation(held_out, modality="atac", feature_mapping=mappings["rna"])
+    rna = held_out["rna"]
+    permuted = rna[:, np.random.default_rng(0).permutation(rna.n_vars)].copy()  # same shape, genes reordered
+    with pytest.raises(ValueError, match="built for rna features of other names or in another order"):
+        model.get_latent_representation(permuted, modality="rna", feature_mapping=mappings["rna"])
 
 
 def test_embedding_shows_progress_for_many_cells_or_when_asked(trained, held_out, capsys, monkeypatch):

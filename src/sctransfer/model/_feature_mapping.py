@@ -45,12 +45,16 @@ class FeatureMapping:
     method
         ``"identical"`` (same features in the same order), ``"name"`` (matched by name) or
         ``"overlap"`` (peaks matched by genomic overlap).
+    new_features
+        The new data set's feature names, in its order, when known (set by
+        :meth:`~sctransfer.model.SCCLIP.feature_mapping`): a mapping is used only for data with these features.
     """
 
     matrix: sp.csr_matrix
     coverage: float
     n_new_used: int
     method: MappingMethod
+    new_features: pd.Index | None = None
 
     def apply(self, counts: sp.spmatrix | np.ndarray) -> sp.csr_matrix:
         """Counts of the new data in the model's feature order.

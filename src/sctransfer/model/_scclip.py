@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -428,6 +429,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 new_names=adata.var_names,
                 model_names=self.atac_layout_.feature_names,
             )
+        mapping = dataclasses.replace(mapping, new_features=adata.var_names.copy())
         if mapping.coverage < MIN_ZERO_SHOT_COVERAGE:
             what = "genes (matched by name)" if modality == RNA else "peaks (matched by genomic overlap)"
             cause = (
@@ -450,6 +452,11 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             raise ValueError(
                 f"feature_mapping must map the data's {adata.n_vars} {modality} features onto the model's {n_model} "
                 f"(model.feature_mapping(adata, modality={modality!r})), got {got}."
+            )
+        if mapping.new_features is not None and not mapping.new_features.equals(adata.var_names):
+            raise ValueError(
+                f"feature_mapping was built for {modality} features of other names or in another order than the "
+                f"data's; build it for these data: model.feature_mapping(adata, modality={modality!r})."
             )
 
     def _scaled_counts(
