@@ -5,6 +5,8 @@ MOp SNARE-seq, small: RNA cells of library 09A (labelled), ATAC cells of 09G.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +122,46 @@ def test_missing_layer_names_the_layers_there(split, assert_same_data):
     _refused(
         split.copy(), KeyError, r"Layer 'raw' is not in modality 'atac'.*counts", assert_same_data, atac_layer="raw"
     )
+
+
+def _log_normalised_with_raw(mdata: MuData, n_genes: int | None = None) -> MuData:
+    """scanpy's layout: log-normalised .X (of the first `n_genes` genes, as an HVG subset), the counts in .raw."""
+    rna = mdata["rna"].copy()
+    for name in list(rna.layers):  # the loader's counts layer
+        del rna.layers[name]
+    rna.raw = rna
+    x = sp.csr_matrix(rna.X, dtype=np.float32, copy=True)
+    x = sp.csr_matrix(sp.diags(1e4 / np.maximum(x.sum(axis=1).A1, 1)) @ x)
+    x.data = np.log1p(x.data)
+    rna.X = x
+    mdata.mod["rna"] = rna if n_genes is None else rna[:, :n_genes].copy()
+    mdata.update()
+    return mdata
+
+
+def test_counts_only_in_raw_name_the_fix_that_works(split, assert_same_data):
+    """No layers, counts in .raw: the error names the fix for this layout, and following it works."""
+    same_genes = _log_normalised_with_raw(split.copy())
+    fix = "mdata['rna'].layers['counts'] = mdata['rna'].raw.X, and pass rna_layer='counts'"
+    _refused(same_genes, ValueError, r"modality 'rna' has no layers but a \.raw; .*" + re.escape(fix), assert_same_data)
+    same_genes["rna"].layers["counts"] = same_genes["rna"].raw.X
+    st.tl.label_transfer(same_genes, labels_key="cell_type", annotation="mm10", rna_layer="counts", max_steps=STEPS)
+    assert same_genes["atac"].obs["sctransfer_label"].notna().all()
+
+    n_genes = split["rna"].n_vars // 2  # .X kept some genes, .raw has them all: a layer of .raw would not fit
+    subset = _log_normalised_with_raw(split.copy(), n_genes)
+    fix = f"other features ({split['rna'].n_vars:,}; .X has {n_genes:,}); if it holds the raw counts, make it the "
+    fix += "modality: mdata.mod['rna'] = mdata['rna'].raw.to_adata(), then mdata.update()"
+    _refused(subset, ValueError, re.escape(fix), assert_same_data)
+    subset.mod["rna"] = subset["rna"].raw.to_adata()
+    subset.update()
+    st.tl.label_transfer(subset, labels_key="cell_type", annotation="mm10", max_steps=STEPS)
+    assert subset["atac"].obs["sctransfer_label"].notna().all()
+
+    layered = _log_normalised_with_raw(split.copy())
+    layered["rna"].layers["lognorm"] = layered["rna"].X.copy()  # with layers, the message lists them
+    listed = r"via rna_layer= \(e\.g\. rna_layer='lognorm'; layers of modality 'rna'"
+    _refused(layered, ValueError, listed, assert_same_data)
 
 
 def test_other_sparse_formats_give_the_same_labels(split):

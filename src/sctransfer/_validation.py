@@ -40,7 +40,8 @@ def get_modality(
         Layer that holds the values used (``None``: ``.X``); only that matrix is checked.
     counts_argument
         When given, the matrix used must hold counts (:func:`check_counts`); the argument that selects
-        it (``"rna_layer"``, ``"atac_layer"``) is named in the hint. Otherwise it must hold finite numbers.
+        it (``"rna_layer"``, ``"atac_layer"``) is named in the hint, which names the modality's other layers
+        or its ``.raw`` (:func:`counts_hint`). Otherwise it must hold finite numbers.
     with_summary
         With ``counts_argument``: return ``(adata, summary)``, the :class:`~sctransfer._matrix.ValueSummary` of the
         counts check including the mask of the cells without counts (``summary.empty_rows``), from the same pass
@@ -84,8 +85,43 @@ def get_modality(
             raise TypeError("get_modality(with_summary=True) needs counts_argument=.")
         check_numeric(x, what=what)
         return adata
-    summary = check_counts(x, what=what, argument=counts_argument, empty_rows=with_summary)
+    hint = counts_hint(adata, key=key, argument=counts_argument, layer=layer)
+    summary = check_counts(x, what=what, hint=hint, empty_rows=with_summary)
     return (adata, summary) if with_summary else adata
+
+
+def counts_hint(adata: AnnData, *, key: str, argument: str, layer: str | None = None) -> str:
+    """The fix for a matrix of modality ``key`` that does not hold counts, from what else the modality holds.
+
+    Its other layers, listed (pass one via ``argument``); without any, its ``.raw`` (scanpy's place for the
+    counts when ``.X`` is log-normalised): copied into a layer when it has the same features as ``.X``, or made
+    the modality (``.raw.to_adata()``) when it has others (e.g. all genes where ``.X`` kept the highly variable
+    ones); without either, where to put the counts. Read after a comma in :func:`check_counts`' messages.
+    """
+    others = [name for name in adata.layers if name != layer]
+    if others:
+        example = "counts" if "counts" in others else others[0]
+        return (
+            f"pass the raw counts layer via {argument}= (e.g. {argument}={example!r}; layers of modality {key!r}: "
+            f"{others})"
+        )
+    where = f"mdata[{key!r}]"
+    no_layers = f"modality {key!r} has no {'other ' if layer is not None else ''}layers"
+    raw = adata.raw
+    if raw is None:
+        return (
+            f"{no_layers}: put the raw counts in a layer ({where}.layers['counts'] = <raw counts>) and pass "
+            f"{argument}='counts'"
+        )
+    if raw.var_names.equals(adata.var_names):
+        return (
+            f"{no_layers} but a .raw; if it holds the raw counts, copy them into a layer, "
+            f"{where}.layers['counts'] = {where}.raw.X, and pass {argument}='counts'"
+        )
+    return (
+        f"{no_layers} but a .raw with other features ({raw.n_vars:,}; .X has {adata.n_vars:,}); if it holds the raw "
+        f"counts, make it the modality: mdata.mod[{key!r}] = {where}.raw.to_adata(), then mdata.update()"
+    )
 
 
 def check_unique_names(adata: AnnData, *, key: str) -> None:
@@ -427,8 +463,8 @@ def check_counts(
     if summary.n_fractional:
         warnings.warn(
             f"{what} holds {summary.n_fractional:,} of {summary.n_values:,} values that are not whole numbers "
-            f"(largest {summary.max_value:.4g}); sctransfer expects raw counts and uses them as they are. If a "
-            f"layer holds the raw counts, {hint}.",
+            f"(largest {summary.max_value:.4g}); sctransfer expects raw counts and uses them as they are. If these "
+            f"are not the raw counts, {hint}.",
             UserWarning,
             stacklevel=3,
         )
