@@ -44,9 +44,27 @@ def test_held_out_pairs_are_scored_recorded_and_memorisation_warned(paired, monk
     assert 0 <= model.history["foscttm_train"]["foscttm_train"].iloc[0] < recorded.iloc[0]
     assert model.train_params_["train_size"] == 0.8
     assert len(messages) == 1 and "memorises its training pairs" in messages[0]
-    assert all(fix in messages[0] for fix in ("more cells", "fewer steps", "smaller preset"))
+    assert all(fix in messages[0] for fix in ("more cells", "fewer steps"))
+    assert "smaller preset" not in messages[0]  # the model is on the smallest one already
+    # trained again without holding out: the earlier check is not this model's any more
+    model.train(max_steps=5, enable_progress_bar=False)
+    assert "foscttm_validation" not in model.history and "foscttm_train" not in model.history
+    # a check on a model trained before cannot show memorisation: said so
+    with pytest.warns(UserWarning, match="trained before: the pairs held out now were among its training pairs"):
+        model.train(max_steps=5, enable_progress_bar=False, train_size=0.8)
     monkeypatch.setattr(_scclip, "MEMORISATION_GAP", 1.0)  # no gap that large: no warning
     assert _train(_model(paired), max_steps=10, train_size=0.8) == []
+
+
+def test_a_gap_from_the_alignment_alone_names_the_alignment(paired, monkeypatch):
+    """When the network ranks held-out and training pairs alike, the alignment fitted on the latter is the cause."""
+    model = _model(paired)
+    scores = iter([0.40, 0.30, 0.40, 0.10])  # held out: raw, aligned; training: raw, aligned
+    monkeypatch.setattr(_scclip, "foscttm", lambda *args: type("Score", (), {"mean": next(scores)})())
+    messages = _train(model, max_steps=5, train_size=0.8)
+    assert len(messages) == 1 and messages[0].startswith("The alignment of the modalities, fitted on too few pairs")
+    assert "align_modalities': False" in messages[0]
+    assert model.history["foscttm_validation"].iloc[0, 0] == 0.30  # the embedding users get
 
 
 def test_without_held_out_pairs_a_small_long_training_suggests_the_check(paired):
