@@ -487,6 +487,11 @@ def test_match_train_size_runs_the_held_out_check_and_reports_it(simulated_files
     assert code == 2 and "--train-size" in err and "not with --model" in err
     code, out, _ = _run([*common, "--output", str(tmp_path / "z.h5mu"), "--overwrite"], capsys)
     assert code == 0 and "held-out check" not in out  # off unless asked
+    # the saved model applied zero-shot: its training's check is not this run's (and it has no held-out indices)
+    unpaired = ["cross-modal-match", "--input", str(simulated_files["unpaired"]), "--model", str(saved)]
+    code, out, err = _run([*unpaired, "--output", str(tmp_path / "w.h5mu")], capsys)
+    assert code == 0, err
+    assert "held-out check" not in out and out.startswith("matched ")
 
 
 def test_library_hints_for_the_held_out_check_read_as_flags():

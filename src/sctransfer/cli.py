@@ -521,7 +521,8 @@ def _cross_modal_match(args: argparse.Namespace) -> None:
             logger.info("Saving the model to %s.", args.save_model)
             model.save(args.save_model, overwrite=args.overwrite)
         _write_output(mdata, args)
-        lines = _match_summary(mdata, args, mixing=args.input is None) + _held_out_lines(model)
+        lines = _match_summary(mdata, args, mixing=args.input is None)
+        lines += _held_out_lines(model) if args.model is None else []  # a loaded model's check is not this run's
         print("\n".join(lines + _closing_lines(args, time.perf_counter() - start)))
 
 
