@@ -170,9 +170,12 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
 
     Warns
     -----
-    UserWarning
-        Spellings merged by removing spaces; (:class:`RareTypeWarning`) types with fewer than
-        :data:`MIN_CELLS_PER_TYPE` labelled cells (:func:`warn_rare_types`).
+    ReferenceLabelWarning
+        Spellings merged by removing spaces; labels that look like placeholders rather than cell types
+        (:data:`PLACEHOLDER_LABELS`, e.g. ``"Unknown"``: they are trained as a type of their own, and query
+        cells given them cannot be told from cells called novel with ``novel_label="Unknown"``); and
+        (:class:`RareTypeWarning`) types with fewer than :data:`MIN_CELLS_PER_TYPE` labelled cells
+        (:func:`warn_rare_types`).
     """
     if labels_key is None or labels_key not in adata.obs:
         raise KeyError(
@@ -189,12 +192,15 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
     text = column.astype(object).where(column.notna(), None)
     text = text.map(lambda v: None if v is None else str(int(v)) if whole else str(v))
     stripped = text.map(lambda v: None if v is None or v.strip() in MISSING_LABELS else v.strip())
-    merged = sorted({v for v in text.dropna() if v.strip() != v and v.strip() in set(stripped.dropna())})
+    spellings: dict[str, set[str]] = {}
+    for value in set(text.dropna()):
+        spellings.setdefault(value.strip(), set()).add(value)
+    merged = sorted(v for group in spellings.values() if len(group) > 1 for v in group if v.strip() != v)
     if merged:
         warnings.warn(
             f"Labels in {labels_key!r} of modality {key!r} differ only by surrounding spaces (e.g. {merged[0]!r}); "
             "they are read as one type each, without the spaces.",
-            UserWarning,
+            ReferenceLabelWarning,
             stacklevel=2,
         )
     labels = pd.Categorical(stripped.to_numpy(dtype=object)).remove_unused_categories()
@@ -212,11 +218,33 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
             "labelled cells (fewer than two cells a type): it looks like cell identifiers, not cell types. Pass "
             "the column with the cell-type annotation."
         )
-    warn_rare_types(pd.Series(labels).value_counts(), source=f"{labels_key!r} of modality {key!r}", stacklevel=3)
+    sizes = pd.Series(labels).value_counts()
+    placeholders = sizes[[str(t).casefold() in PLACEHOLDER_LABELS for t in sizes.index]]
+    if len(placeholders):
+        names = sorted(set().union(*(spellings[t] for t in placeholders.index)))  # as written in the column
+        warnings.warn(
+            f"Reference labels in {labels_key!r} of modality {key!r} look like placeholders, not cell types "
+            f"({', '.join(f'{t!r}: {n:,} cells' for t, n in placeholders.items())}): they are trained as a type of "
+            "their own, and query cells given such a label cannot be told from cells called novel "
+            "(novel_label='Unknown'). If these cells have no known type, set them to NaN to leave them unlabelled "
+            f"(they then do not teach the classifier): obs[{labels_key!r}] = "
+            f"obs[{labels_key!r}].mask(obs[{labels_key!r}].isin({names})), with obs = mdata[{key!r}].obs.",
+            ReferenceLabelWarning,
+            stacklevel=2,
+        )
+    warn_rare_types(sizes, source=f"{labels_key!r} of modality {key!r}", stacklevel=3)
     return labels
 
 
-class RareTypeWarning(UserWarning):
+class ReferenceLabelWarning(UserWarning):
+    """Reference labels that can be used, but perhaps not as meant.
+
+    Spellings merged, placeholder labels (``"Unknown"``), rare types (:class:`RareTypeWarning`): issued by
+    :func:`check_labels`, the check of the reference labels.
+    """
+
+
+class RareTypeWarning(ReferenceLabelWarning):
     """Reference cell types with fewer than 15 labelled cells: their cells are rarely found.
 
     On MOp SNARE-seq, 17 of 19 such types were found in at most 10% of their query cells, which got the
@@ -272,6 +300,13 @@ def warn_rare_types(sizes: pd.Series, *, source: str, stacklevel: int = 2) -> pd
 
 MISSING_LABELS = frozenset({"", "nan", "NaN", "None", "NA", "<NA>"})
 """Strings taken as a missing label (what round trips through text files leave)."""
+
+PLACEHOLDER_LABELS = frozenset(
+    {"unknown", "unassigned", "undefined", "unclassified", "unlabeled", "unlabelled", "none", "na", "n/a", "?", "-"}
+)
+"""Reference labels (compared case-insensitively, without surrounding spaces) that stand for "no type", which
+:func:`check_labels` warns about; the exact spellings of :data:`MISSING_LABELS` are missing labels instead. Not
+"other" or "ambiguous", which some atlases use for deliberate groups."""
 
 
 def check_count(name: str, value, *, minimum: int = 1, none: str | None = None) -> None:
