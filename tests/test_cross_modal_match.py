@@ -552,6 +552,8 @@ def test_mistyped_model_and_train_kwargs_fail_before_any_work(held_out, monkeypa
         ({"model_kwargs": {"n_layer": 2}}, r"model_kwargs .*\['n_layer'\].* Did you mean 'n_layers'\?"),
         ({"model_kwargs": {"preset": "tiny"}}, r"'preset' is set by sctransfer itself"),
         ({"train_kwargs": "max_steps=5"}, r"train_kwargs must be a dict"),
+        ({"train_kwargs": {"random_state": 3}}, r"'random_state' is an argument of the tool itself: pass"),
+        ({"max_steps": 30, "train_kwargs": {"max_steps": 5}}, r"'max_steps' is an argument of the tool itself"),
     ]
     for kwargs, message in cases:
         with pytest.raises(TypeError, match=message):

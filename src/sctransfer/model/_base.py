@@ -217,12 +217,16 @@ class StepTrainingMixin:
     _data_splitter_cls: type[LightningDataModule]
 
     @classmethod
-    def check_train_kwargs(cls, train_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    def check_train_kwargs(
+        cls, train_kwargs: Mapping[str, Any] | None, *, tool_arguments: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         """Refuse, before any work, keywords that ``train`` and the trainers it passes them on to do not take.
 
         For tools that take a ``train_kwargs`` dict: valid keys are the parameters of the model's ``train``,
         of scvi-tools' :class:`~scvi.train.TrainRunner` and :class:`~scvi.train.Trainer` and of Lightning's trainer,
-        and the former optimiser keywords; the ones sctransfer sets itself are refused.
+        and the former optimiser keywords; the ones sctransfer sets itself are refused, and so are the
+        ``tool_arguments`` (the calling tool's own arguments that it passes to ``train``, such as
+        ``random_state``: a copy in ``train_kwargs`` would silently win over them).
 
         Returns
         -------
@@ -235,6 +239,7 @@ class StepTrainingMixin:
         """
         no_loop = "needs a validation loop, which sctransfer's training (a fixed number of steps) does not run"
         unsupported = dict.fromkeys(_VALIDATION_LOOP_KEYWORDS, no_loop)
+        unsupported |= {key: f"is an argument of the tool itself: pass {key}= to it" for key in tool_arguments}
         if "train_size" not in inspect.signature(cls.train).parameters:
             no_split = f"is not an option: {cls.__name__} trains on all its cells (it holds none out)"
             unsupported |= dict.fromkeys(("train_size", "validation_size", "shuffle_set_split"), no_split)

@@ -123,7 +123,7 @@ def _check_cells_without_counts(empty: np.ndarray, key: str, training: bool) -> 
 
 
 def _checked_kwargs(
-    model_kwargs: dict[str, Any] | None, train_kwargs: dict[str, Any] | None
+    model_kwargs: dict[str, Any] | None, train_kwargs: dict[str, Any] | None, max_steps: int | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the keyword dicts against what they are passed to, before any work.
 
@@ -131,7 +131,8 @@ def _checked_kwargs(
     :meth:`~sctransfer.model.SCCLIP.train` and on to scvi-tools' and Lightning's trainers.
     """
     model_options = SCCLIP.check_model_kwargs(model_kwargs, set_by_caller=("annotation", "preset", "random_state"))
-    return model_options, SCCLIP.check_train_kwargs(train_kwargs)
+    given = ("random_state", *(("max_steps",) if max_steps is not None else ()))  # passed to train by the tool
+    return model_options, SCCLIP.check_train_kwargs(train_kwargs, tool_arguments=given)
 
 
 def _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps) -> None:
@@ -255,7 +256,7 @@ def cross_modal_match(
       for a given model, the share of the model's genes and peaks the data reaches (``coverage``).
     """
     _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps)
-    model_kwargs, train_kwargs = _checked_kwargs(model_kwargs, train_kwargs)
+    model_kwargs, train_kwargs = _checked_kwargs(model_kwargs, train_kwargs, max_steps)
     if copy and mdata.isbacked:
         raise ValueError(
             "copy=True needs a MuData in memory (a backed MuData cannot be copied without a file name): read it "

@@ -68,7 +68,10 @@ def _fields(key_added: str, rna_key: str | None, atac_key: str) -> list[Field]:
 
 
 def _checked_kwargs(
-    model_kwargs: dict[str, Any] | None, train_kwargs: dict[str, Any] | None, predict_kwargs: dict[str, Any] | None
+    model_kwargs: dict[str, Any] | None,
+    train_kwargs: dict[str, Any] | None,
+    predict_kwargs: dict[str, Any] | None,
+    max_steps: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Check the three keyword dicts against what they are passed to, before any work.
 
@@ -77,7 +80,8 @@ def _checked_kwargs(
     ``predict_kwargs`` to :meth:`~sctransfer.model.SCNCL.transfer`.
     """
     model_options = SCNCL.check_model_kwargs(model_kwargs, set_by_caller=("random_state",))
-    train_options = SCNCL.check_train_kwargs(train_kwargs)
+    given = ("random_state", *(("max_steps",) if max_steps is not None else ()))  # passed to train by the tool
+    train_options = SCNCL.check_train_kwargs(train_kwargs, tool_arguments=given)
     predict_options = check_kwargs(predict_kwargs, SCNCL.transfer, argument="predict_kwargs", reserved=("adata",))
     check_flag("self_training", predict_options.get("self_training", True))
     return model_options, train_options, predict_options
@@ -478,7 +482,7 @@ def label_transfer(
             UserWarning,
             stacklevel=2,
         )
-    model_kwargs, train_kwargs, predict_kwargs = _checked_kwargs(model_kwargs, train_kwargs, predict_kwargs)
+    model_kwargs, train_kwargs, predict_kwargs = _checked_kwargs(model_kwargs, train_kwargs, predict_kwargs, max_steps)
     checks = {"labels_key": labels_key, "model": model, "rna_key": rna_key, "atac_key": atac_key}
     checks |= {"rna_layer": rna_layer, "atac_layer": atac_layer, "novelty_threshold": novelty_threshold}
     annotation = annotation if training or annotation is not None else model.gene_coordinates_
