@@ -387,7 +387,11 @@ def test_cells_without_counts_are_left_unmatched_and_refused_for_training(traine
     mdata["atac"].X = atac.tocsr()
     message = rf"3 of {mdata['atac'].n_obs:,} cells of mdata\['atac'\] have no counts: they are left unmatched"
     with pytest.warns(UserWarning, match=message):
-        st.tl.cross_modal_match(mdata, model=model)
+        st.tl.cross_modal_match(mdata, model=model, pairing_top_k=5)
+    pairing = mdata["rna"].obsm["sctransfer_pairing"]
+    assert pairing[:, :3].nnz == 0  # an empty cell is no RNA cell's candidate either
+    np.testing.assert_allclose(np.asarray(pairing.sum(axis=1)).ravel(), 1.0, rtol=1e-5)
+    assert (np.diff(pairing.indptr) == 5).all()
     atac_obs, rna_obs = mdata["atac"].obs, mdata["rna"].obs
     assert atac_obs["sctransfer_match"].iloc[:3].isna().all()
     assert atac_obs["sctransfer_match_similarity"].iloc[:3].isna().all()

@@ -9,6 +9,7 @@ from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from mudata import MuData
 
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
@@ -77,6 +78,16 @@ def _matches(
     return pd.Categorical(names), similarity
 
 
+def _pairing(
+    z_rna: np.ndarray, z_atac: np.ndarray, rna_empty: np.ndarray, atac_empty: np.ndarray, k: int, temperature: float
+) -> sp.csr_matrix:
+    """:func:`topk_pairing` among the cells with counts; rows and columns of the cells without any stay empty."""
+    rows, cols = np.flatnonzero(~rna_empty), np.flatnonzero(~atac_empty)
+    inner = topk_pairing(z_rna[rows], z_atac[cols], k=min(k, len(cols)), temperature=temperature).tocoo()
+    shape = (len(z_rna), len(z_atac))
+    return sp.csr_matrix((inner.data, (rows[inner.row], cols[inner.col])), shape=shape, dtype=inner.dtype)
+
+
 def _pairing_order(rna, atac, atac_layer: str | None, rna_key: str, atac_key: str) -> np.ndarray | None:
     """Positions of the RNA cells among the ATAC cells when both hold the same cells in another order, else None.
 
@@ -116,7 +127,8 @@ def _check_cells_without_counts(empty: np.ndarray, key: str, training: bool) -> 
         raise ValueError(f"{n:,} of {len(empty):,} cells of mdata[{key!r}] have no counts; {use}. {fix}")
     warnings.warn(
         f"{n:,} of {len(empty):,} cells of mdata[{key!r}] have no counts: they are left unmatched (NaN match and "
-        f"similarity) and are no cell's partner. {fix}",
+        "similarity, an empty row and column of the pairing matrix) and are no cell's partner; their embedding is "
+        f"that of an empty profile, one point for all of them (leave them out of a joint UMAP). {fix}",
         UserWarning,
         stacklevel=3,
     )
@@ -251,7 +263,8 @@ def cross_modal_match(
       ``.obs[f"{key_added}_match_similarity"]``: its cosine similarity (float32, NaN if unassigned);
     - ``mdata[atac_key].obs[...]``: the same the other way round;
     - with ``pairing_top_k``: ``mdata[rna_key].obsm[f"{key_added}_pairing"]``, a sparse RNA cells x ATAC
-      cells matrix (columns in the order of ``mdata[atac_key].obs_names``);
+      cells matrix (columns in the order of ``mdata[atac_key].obs_names``; rows sum to 1, but the rows and
+      columns of cells without counts are empty);
     - ``mdata.uns[f"{key_added}_match"]``: parameters, the temperature, the mean match similarity and,
       for a given model, the share of the model's genes and peaks the data reaches (``coverage``).
     """
@@ -331,8 +344,9 @@ def cross_modal_match(
         writer.obs[key, names["match"]] = match
         writer.obs[key, names["similarity"]] = similarity
     if pairing_top_k is not None:
-        k = min(pairing_top_k, atac.n_obs)
-        writer.obsm[rna_key, names["pairing"]] = topk_pairing(z_rna, z_atac, k=k, temperature=model.temperature)
+        writer.obsm[rna_key, names["pairing"]] = _pairing(
+            z_rna, z_atac, empty[RNA], empty[ATAC], pairing_top_k, model.temperature
+        )
     params = {"rna_key": rna_key, "atac_key": atac_key, "trained_here": training, "one_to_one": one_to_one}
     params |= {"match_method": search}
     params |= {"pairing_top_k": pairing_top_k, "random_state": int(random_state), "model": model_params(model)}
