@@ -839,3 +839,20 @@ def test_summary_lists_only_predicted_types_and_the_unlabelled_cells(input_file,
 )
 def test_bare_argument_names_read_as_flags(message, expected):
     assert cli._in_cli_terms(message) == expected
+
+
+def test_demo_evaluates_with_cells_left_unlabelled(monkeypatch, capsys):
+    def transfer(mdata, **kwargs):  # the last ATAC cell had no counts: label_transfer leaves it without a label
+        obs = mdata[kwargs["atac_key"]].obs
+        obs["sctransfer_label"] = pd.Categorical([*PREDICTED[:-1], None])
+        obs["sctransfer_confidence"] = np.r_[np.linspace(0.5, 1.0, len(obs) - 1), np.nan]
+        obs["sctransfer_novel"] = False
+
+    monkeypatch.setattr(sctransfer.tl, "label_transfer", transfer, raising=False)
+    monkeypatch.setattr(sctransfer.datasets, "mop_label_transfer", lambda: _tiny_mdata(atac_truth=True), raising=False)
+    code, out, err = _run(["label-transfer"], capsys)
+    assert code == 0, err
+    # truth T T B B B NK, predicted T T T B B -; the NK cell is unlabelled, so 4 of 5 cells of reference types
+    assert "closed-set accuracy: 0.800 (5 cells of reference types)" in out
+    assert "cells without a label (no counts), not evaluated: 1" in out
+    assert "cells of types absent from the reference" not in out

@@ -462,6 +462,8 @@ def _evaluate(mdata: MuData, args: argparse.Namespace, model: Any) -> list[str]:
     ]
     if report["n_not_in_reference"]:
         lines.append(f"cells of types absent from the reference: {report['n_not_in_reference']:,}")
+    if report["n_unlabelled"]:
+        lines.append(f"cells without a label (no counts), not evaluated: {report['n_unlabelled']:,}")
     return lines
 
 
