@@ -563,3 +563,15 @@ def test_mistyped_model_and_train_kwargs_fail_before_any_work(held_out, monkeypa
         with pytest.raises(TypeError, match=message):
             st.tl.cross_modal_match(mdata, annotation="mm10", **kwargs)
     _assert_unchanged(mdata, snapshot)
+
+
+def test_a_held_out_check_too_small_to_run_is_refused_before_the_model_is_built(held_out, monkeypatch):
+    mdata = held_out[:300].copy()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was set up before the split sizes were checked")
+
+    monkeypatch.setattr(st.model.SCCLIP, "setup_mudata", no_model)
+    with pytest.raises(ValueError, match="of 300 pairs leave 270 to train on and 30 held out; each needs at least 32"):
+        st.tl.cross_modal_match(mdata, annotation="mm10", preset="tiny", max_steps=5, train_kwargs={"train_size": 0.9})
+    assert "X_scclip" not in mdata["rna"].obsm

@@ -654,8 +654,20 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 "This model was loaded without data, so it has no pairs to train on: load it with its training data, "
                 "SCCLIP.load(dir_path, adata=mdata), or embed new cells with it as it is."
             )
-        n_pairs = self.adata.mod[self._modalities["rna_layer"]].n_obs
-        train, val, _ = split_pairs(n_pairs, train_size, validation_size, seed)
+        return self.check_split_sizes(self.adata.mod[self._modalities["rna_layer"]].n_obs, train_size, validation_size)
+
+    @staticmethod
+    def check_split_sizes(n_pairs: int, train_size: float | None, validation_size: float | None) -> tuple[int, int]:
+        """Numbers of training and held-out pairs that ``train(train_size=, validation_size=)`` gives ``n_pairs`` pairs.
+
+        For tools, to refuse a held-out check that cannot run before any work.
+
+        Raises
+        ------
+        ValueError
+            Sizes outside scvi-tools' ranges, or fewer than 32 (``MIN_PAIRED_CELLS``) training or held-out pairs.
+        """
+        train, val, _ = split_pairs(n_pairs, train_size, validation_size, 0)
         if len(train) < MIN_PAIRED_CELLS or 0 < len(val) < MIN_PAIRED_CELLS:
             raise ValueError(
                 f"train_size={train_size}, validation_size={validation_size} of {n_pairs:,} pairs leave {len(train):,} "

@@ -301,6 +301,8 @@ def cross_modal_match(
     empty = {RNA: rna_values.empty_rows, ATAC: atac_values.empty_rows}  # in each modality's own cell order
     for modality, key in ((RNA, rna_key), (ATAC, atac_key)):
         _check_cells_without_counts(empty[modality], key, training)
+    if training and {"train_size", "validation_size"} & set(train_kwargs):  # a held-out check that cannot run
+        SCCLIP.check_split_sizes(rna.n_obs, train_kwargs.get("train_size"), train_kwargs.get("validation_size"))
     # a given model reads the layer it was set up with when the data have one of that name: it gets the chosen matrix;
     # ATAC cells given in another order are read once, in the RNA cells' order, into the working copy
     chosen = {RNA: (rna, rna_layer), ATAC: (atac if order is None else atac[order], atac_layer)}
