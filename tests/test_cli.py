@@ -142,6 +142,7 @@ def test_parse_defaults_and_values():
         (["label-transfer", "--novelty-threshold=-inf"], "expected a finite number, got '-inf'"),
         (["label-transfer", "--novelty-threshold", "high"], "--novelty-threshold: expected a number, got 'high'"),
         (["label-transfer", "--model", "m", "--labels-key", "celltype"], "--labels-key set how a model is trained"),
+        (["label-transfer", "--model", "m", "--rna-layer", "counts"], "--rna-layer set how a model is trained"),
     ],
 )
 def test_usage_errors(argv, message, capsys):

@@ -251,6 +251,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             ("--max-steps", args.max_steps),
             ("--train-size", getattr(args, "train_size", None)),
             ("--labels-key", getattr(args, "labels_key", None)),
+            ("--rna-layer", args.rna_layer if args.command == "label-transfer" else None),  # only training reads RNA
         )
         training = [flag for flag, value in given if value is not None]
         if training:
