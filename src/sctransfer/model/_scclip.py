@@ -103,7 +103,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         Used by :meth:`load` to rebuild a model without data; leave ``None``.
     annotation
         Gene coordinates for ordering the genes: a GTF/GFF3/BED/TSV path, a
-        :class:`~pandas.DataFrame` or a genome name (``"mm10"``, ``"hg38"``). ``None`` reads
+        :class:`~pandas.DataFrame` or a genome name (``"mm10"``, ``"hg38"``, ``"hg19"``). ``None`` reads
         ``chrom``/``start``/``end`` columns of the RNA modality's ``.var``. Genes without a
         coordinate are reported and placed in trailing ``"unplaced"`` patches.
     preset

@@ -265,7 +265,7 @@ class FeatureLayout:
         gene_names
             The model's genes in input-column order.
         annotation
-            GTF/GFF3/BED/TSV path, :class:`~pandas.DataFrame` or genome name (``"mm10"``, ``"hg38"``);
+            GTF/GFF3/BED/TSV path, :class:`~pandas.DataFrame` or genome name (``"mm10"``, ``"hg38"``, ``"hg19"``);
             genes are matched by name, then case-insensitively (see :func:`sctransfer.pp.gene_coordinates`).
             Genes not in the annotation go to the ``"unplaced"`` patches.
         n_patches, patch_size, modality

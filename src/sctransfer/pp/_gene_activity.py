@@ -249,7 +249,7 @@ def gene_activity(
         :class:`~anndata.AnnData` itself (cells x peaks, counts).
     annotation
         GTF/GFF3 path (gzip too), BED or TSV table path, a :class:`~pandas.DataFrame`, or a genome
-        name (``"mm10"``, ``"hg38"``); see :func:`~sctransfer.pp.read_gene_annotation`.
+        name (``"mm10"``, ``"hg38"``, ``"hg19"``); see :func:`~sctransfer.pp.read_gene_annotation`.
     atac_key
         Modality holding peak counts (MuData input only).
     genes

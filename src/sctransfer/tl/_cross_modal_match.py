@@ -192,7 +192,9 @@ def cross_modal_match(
     (different cells in the two modalities), with the model's genes matched by name and another
     peak set mapped onto the model's peaks by genomic overlap. Every input is checked before any
     work, and nothing is written until every step has succeeded, so an error leaves the MuData as
-    it was; every field written survives ``mdata.write()`` / ``write_zarr()`` and reading back.
+    it was; every field written survives ``mdata.write()`` / ``write_zarr()`` and reading back (settings that
+    are ``None``, such as ``coverage`` after training here or ``pairing_top_k`` by default, are left out of the
+    ``uns`` record: the files have no null; read them with ``.get``).
     Cells without any count are left unmatched (NaN match and similarity, and no cell's partner), with a
     warning; training refuses them (a pair with an empty cell teaches nothing). The modality names and
     layers given here are the ones read, whatever names and layers a given model was set up with.
@@ -206,7 +208,7 @@ def cross_modal_match(
         then read from the file block by block and never loaded whole (see :doc:`/scale`).
     annotation
         Gene coordinates for ordering the genes along the genome (training only): a GTF/GFF3/BED/TSV
-        path, a DataFrame, or ``"mm10"`` / ``"hg38"``. With ``model=`` it is not needed (the model
+        path, a DataFrame, or ``"mm10"`` / ``"hg38"`` / ``"hg19"``. With ``model=`` it is not needed (the model
         keeps its gene layout) and is ignored.
     model
         A trained :class:`~sctransfer.model.SCCLIP` to apply without training.
