@@ -110,6 +110,7 @@ def test_max_steps_counts_steps(model, capfd):
         ({"max_steps": 10, "plan_kwargs": {"optimizer": "rmsprop"}}, "optimizer'] must be one of"),
         ({"max_steps": 10, "plan_kwargs": {"lr": -1.0}}, r"plan_kwargs\['lr'\] must be a finite number"),
         ({"max_steps": 10, "datasplitter_kwargs": {"shuffle": True}}, r"Unknown datasplitter_kwargs \['shuffle'\]"),
+        ({"max_steps": 10, "datasplitter_kwargs": {"seed": 1}}, r"Pass random_state to train\(\) itself"),
     ],
 )
 @pytest.mark.parametrize("name", MODELS)

@@ -446,10 +446,15 @@ class StepTrainingMixin:
         )
         unknown = sorted(set(datasplitter_kwargs) - set(allowed))
         if unknown:
+            of_train = [  # the data module's seed is train()'s random_state
+                name
+                for name in ({"seed": "random_state"}.get(key, key) for key in unknown)
+                if name in inspect.signature(self.train).parameters
+            ]
+            hint = f" Pass {', '.join(of_train)} to train() itself." if of_train else ""
             raise ValueError(
                 f"Unknown datasplitter_kwargs {unknown}: {type(self).__name__}'s data module "
-                f"({self._data_splitter_cls.__name__}) takes {allowed or 'no options'}; batch_size, steps_per_epoch "
-                "and random_state are arguments of train()."
+                f"({self._data_splitter_cls.__name__}) takes {allowed or 'no options'}.{hint}"
             )
 
 
