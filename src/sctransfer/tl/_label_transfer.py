@@ -17,7 +17,7 @@ from sctransfer._constants import ATAC, GENE_ACTIVITY, KEY_ADDED, LSI_KEY, NEIGH
 from sctransfer._profiling import stage
 from sctransfer._validation import (
     MISSING_LABELS,
-    RareTypeWarning,
+    ReferenceLabelWarning,
     check_count,
     check_flag,
     check_kwargs,
@@ -253,7 +253,7 @@ def _fit(
 ) -> SCNCL:
     """Set up and train :class:`~sctransfer.model.SCNCL` on the working MuData."""
     with stage("model set-up"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RareTypeWarning)  # reported by the input checks already
+        warnings.simplefilter("ignore", ReferenceLabelWarning)  # reported by the input checks already
         SCNCL.setup_mudata(work, labels_key=labels_key)
         model = SCNCL(work, **{"random_state": random_state, **model_kwargs})
     train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
