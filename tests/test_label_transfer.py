@@ -196,6 +196,8 @@ def test_rare_reference_types_warned_once_and_recorded(small_split, tmp_path):
         model = st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=20, return_model=True)
     rare_warnings = [w for w in record if issubclass(w.category, RareTypeWarning)]
     assert len(rare_warnings) == 1
+    assert rare_warnings[0].filename == __file__  # reported at the user's line, not inside sctransfer
+    assert all(w.filename == __file__ for w in record if issubclass(w.category, UserWarning))
     message = str(rare_warnings[0].message)
     assert all(f"{t!r}: {n}" in message for t, n in expected.items())
     assert "merge them into coarser labels" in message

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sctransfer._intervals import IntervalError, harmonise_chromosomes, overlap_pairs
+from sctransfer._validation import user_stacklevel
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def check_genome_match(peaks: pd.DataFrame, genes: pd.DataFrame, *, what: str) -
             "the peaks' build (e.g. hg38, not hg19) and species, or lift the peaks over: gene-level results computed "
             "with this annotation are not meaningful.",
             GenomeMismatchWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     elif result.decided:
         logger.info("Genome check of %s: %s.", what, summary)

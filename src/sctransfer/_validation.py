@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
+import sys
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -15,6 +17,9 @@ from anndata import AnnData
 from mudata import MuData
 
 from sctransfer._matrix import ValueSummary, all_finite, layer_matrix, value_summary
+
+#: Files of the package: warnings skip their frames (:func:`user_stacklevel`).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def get_modality(
@@ -201,7 +206,7 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
             f"Labels in {labels_key!r} of modality {key!r} differ only by surrounding spaces (e.g. {merged[0]!r}); "
             "they are read as one type each, without the spaces.",
             ReferenceLabelWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     labels = pd.Categorical(stripped.to_numpy(dtype=object)).remove_unused_categories()
     n_labelled = int((~pd.isna(labels)).sum())
@@ -230,9 +235,9 @@ def check_labels(adata: AnnData, labels_key: str | None, *, key: str) -> pd.Cate
             f"(they then do not teach the classifier): obs[{labels_key!r}] = "
             f"obs[{labels_key!r}].mask(obs[{labels_key!r}].isin({names})), with obs = mdata[{key!r}].obs.",
             ReferenceLabelWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
-    warn_rare_types(sizes, source=f"{labels_key!r} of modality {key!r}", stacklevel=3)
+    warn_rare_types(sizes, source=f"{labels_key!r} of modality {key!r}")
     return labels
 
 
@@ -267,7 +272,20 @@ def rare_types(sizes: pd.Series) -> pd.Series:
     return sizes[sizes < MIN_CELLS_PER_TYPE].sort_values(kind="stable")
 
 
-def warn_rare_types(sizes: pd.Series, *, source: str, stacklevel: int = 2) -> pd.Series:
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the user's code: the first caller outside sctransfer.
+
+    Call it in the function that calls :func:`warnings.warn` (``warnings.warn(..., stacklevel=user_stacklevel())``):
+    however deep inside the package the warning is raised, it is reported at the user's line, not at a line of
+    sctransfer (which tells the user nothing).
+    """
+    frame, level = sys._getframe(1), 1  # the function that warns
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_rare_types(sizes: pd.Series, *, source: str) -> pd.Series:
     """Warn (:class:`RareTypeWarning`) about the reference types too rare to be predicted; returns them.
 
     Parameters
@@ -276,8 +294,6 @@ def warn_rare_types(sizes: pd.Series, *, source: str, stacklevel: int = 2) -> pd
         Labelled reference cells per type (index: type names).
     source
         Where the labels come from, for the message (``"'cell_type' of modality 'rna'"``).
-    stacklevel
-        Passed to :func:`warnings.warn`.
 
     Returns
     -------
@@ -293,7 +309,7 @@ def warn_rare_types(sizes: pd.Series, *, source: str, stacklevel: int = 2) -> pd
             f"reference cells of these types (at least {MIN_CELLS_PER_TYPE} each), merge them into coarser labels, "
             "or drop them from the reference if the query should not have them.",
             RareTypeWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )
     return rare
 
@@ -501,7 +517,7 @@ def check_counts(
             f"(largest {summary.max_value:.4g}); sctransfer expects raw counts and uses them as they are. If these "
             f"are not the raw counts, {hint}.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return summary
 

@@ -35,7 +35,7 @@ from scvi.train import TrainRunner
 from scvi.train._logger import SimpleLogger
 from scvi.utils import track
 
-from sctransfer._validation import TRAINER_RESERVED, check_count, check_kwargs, trainer_targets
+from sctransfer._validation import TRAINER_RESERVED, check_count, check_kwargs, trainer_targets, user_stacklevel
 
 from ._deprecation import renamed_argument
 from ._model_files import METADATA_FILE, WEIGHTS_FILE, ModelFileError, read_model_files, write_model_files
@@ -420,7 +420,7 @@ class StepTrainingMixin:
                 warnings.warn(
                     f"train({key}=...) is deprecated; pass plan_kwargs={{{key!r}: ...}} (scvi-tools' convention).",
                     DeprecationWarning,
-                    stacklevel=4,
+                    stacklevel=user_stacklevel(),
                 )
                 given[key] = value
         if given.get("optimizer") == "auto":  # the model's default optimiser

@@ -7,6 +7,8 @@ import warnings
 from collections.abc import Callable
 from typing import TypeVar
 
+from sctransfer._validation import user_stacklevel
+
 F = TypeVar("F", bound=Callable)
 
 
@@ -29,7 +31,7 @@ def renamed_argument(old: str, new: str) -> Callable[[F], F]:
                     f"{function.__qualname__}({old}=...) is deprecated and will be removed; use {new}=... "
                     "(the scvi-tools name, which also takes a MuData).",
                     DeprecationWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
                 kwargs[new] = kwargs.pop(old)
             return function(*args, **kwargs)

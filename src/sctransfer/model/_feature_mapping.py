@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from sctransfer._intervals import INTERVAL_COLUMNS, IntervalError, harmonise_chromosomes, overlap_pairs
 from sctransfer._matrix import column_selection
+from sctransfer._validation import user_stacklevel
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def map_genes(new_names: Sequence[str], model_names: Sequence[str], *, what: str
             f"{len(missing)} of the model's {len(model)} genes are missing from {what} (e.g. "
             f"{missing[:N_EXAMPLES].tolist()}); they are read as zero counts.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return mapping
 

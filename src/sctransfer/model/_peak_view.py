@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from sctransfer._intervals import IntervalError
 from sctransfer._matrix import column_selection
+from sctransfer._validation import user_stacklevel
 from sctransfer.pp._lsi import LSI
 
 from ._feature_mapping import map_peaks
@@ -118,7 +119,7 @@ class PeakView:
                 "their types are predicted from the gene activity alone. Peaks on another genome build, or peak names "
                 "without coordinates (add 'chrom', 'start', 'end' columns to .var), cause this.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
             return None
         return (self.lsi.transform(counts, selection) - self.mean) / self.std

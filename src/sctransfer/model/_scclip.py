@@ -25,7 +25,7 @@ from scvi.utils import track
 from sctransfer._constants import ATAC, ATAC_COUNTS_KEY, RNA
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._matrix import layer_matrix, row_block
-from sctransfer._validation import check_flag, check_indices, check_numeric, get_modality
+from sctransfer._validation import check_flag, check_indices, check_numeric, get_modality, user_stacklevel
 from sctransfer.metrics import foscttm
 from sctransfer.module import SCCLIPModule
 from sctransfer.nn import FeatureLayout
@@ -590,7 +590,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 "This model was trained before: the pairs held out now were among its training pairs then, so the "
                 "held-out check cannot show how it ranks new cells. Run the check on a new model.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         try:
             self._train(
@@ -637,7 +637,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 f"0.0004 on the training pairs, 0.29 held out). {check}; the fixes are more "
                 "cells, fewer steps or a smaller preset.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
 
     def _check_split(self, train_size: float | None, validation_size: float | None, seed: int) -> tuple[int, int]:
@@ -720,7 +720,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             f"{scores['train']:.3f} on as many training pairs (0 is perfect, 0.5 random; a gap above "
             f"{MEMORISATION_GAP} means new cells are ranked far worse than the training cells). {fix}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
     def _fit_alignment(self, random_state: int) -> None:

@@ -28,7 +28,15 @@ from sctransfer._constants import ATAC, GENE_ACTIVITY, GENE_ACTIVITY_KEY, NEIGHB
 from sctransfer._intervals import IntervalError, peak_coordinates
 from sctransfer._knn import knn_query, unit_rows
 from sctransfer._matrix import column_selection
-from sctransfer._validation import check_counts, check_flag, check_indices, check_labels, check_unpaired, get_modality
+from sctransfer._validation import (
+    check_counts,
+    check_flag,
+    check_indices,
+    check_labels,
+    check_unpaired,
+    get_modality,
+    user_stacklevel,
+)
 from sctransfer.module import SCNCLModule
 from sctransfer.pp._lsi import LSI
 from sctransfer.pp._neighbors import neighbor_indices
@@ -501,7 +509,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 f"The MuData {problem} {key!r}, so the model's peak view is not used: the types of these cells are "
                 "predicted from the gene activity alone. Pass the ATAC peaks of the same cells to use it.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
             return None
         if not training:

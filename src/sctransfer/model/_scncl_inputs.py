@@ -25,7 +25,7 @@ from scvi.data._constants import _FIELD_REGISTRIES_KEY, _STATE_REGISTRY_KEY
 
 from sctransfer._constants import GENE_ACTIVITY, GENE_ACTIVITY_KEY
 from sctransfer._matrix import BLOCK_NONZEROS, row_block, row_blocks, stored_values
-from sctransfer._validation import check_counts, check_unique_names
+from sctransfer._validation import check_counts, check_unique_names, user_stacklevel
 
 from ._transform import InputTransform, InputTransformName
 
@@ -196,7 +196,7 @@ def modality_counts(data: MuData | AnnData, key: str, layer: str | None, *, argu
                 f"{what} has no layer {layer!r}, which the model reads (set up with {argument}={layer!r}; layers: "
                 f"{list(adata.layers)}); its .X is read instead and must hold raw counts.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         counts, source = adata.X, f"{what} .X"
         hint = "put the raw counts in .X" + (f" or in layer {layer!r}" if layer is not None else "")

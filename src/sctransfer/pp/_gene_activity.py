@@ -22,7 +22,7 @@ from sctransfer._intervals import (
     peak_coordinates,
 )
 from sctransfer._matrix import layer_matrix, row_blocks, stack_rows, zero_rows
-from sctransfer._validation import check_counts, get_modality, update_mudata
+from sctransfer._validation import check_counts, get_modality, update_mudata, user_stacklevel
 
 from ._annotation import read_gene_annotation
 
@@ -210,7 +210,7 @@ def _warn_empty_cells(no_counts: np.ndarray, no_activity: np.ndarray, modality: 
         f"cells without counts first (e.g. sc.pp.filter_cells(mdata[{modality!r}], min_counts=1)), and check that "
         "the annotation covers the peaks' genome.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
 
 

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
 from sctransfer._matrix import column_sums, empty_rows, row_blocks, stack_rows
-from sctransfer._validation import check_counts
+from sctransfer._validation import check_counts, user_stacklevel
 
 #: Above this many cells, the LSI components are fitted on this many randomly chosen cells and
 #: every cell is projected on them.
@@ -69,7 +69,7 @@ def check_peak_matrix(x, n_components: int, *, what: str = "the peak matrix", ar
             "all zero and their peak-space neighbours arbitrary. Remove them first, e.g. "
             "sc.pp.filter_cells(adata, min_counts=1).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return empty
 

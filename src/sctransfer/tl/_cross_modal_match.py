@@ -15,7 +15,7 @@ from mudata import MuData
 from sctransfer._constants import ATAC, KEY_ADDED, RNA, SCCLIP_EMBEDDING_KEY
 from sctransfer._matrix import is_backed, layer_matrix
 from sctransfer._profiling import stage
-from sctransfer._validation import check_count, check_flag, get_modality, working_mudata
+from sctransfer._validation import check_count, check_flag, get_modality, user_stacklevel, working_mudata
 from sctransfer.model import SCCLIP
 
 from . import _matching
@@ -130,7 +130,7 @@ def _check_cells_without_counts(empty: np.ndarray, key: str, training: bool) -> 
         "similarity, an empty row and column of the pairing matrix) and are no cell's partner; their embedding is "
         f"that of an empty profile, one point for all of them (leave them out of a joint UMAP). {fix}",
         UserWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -286,7 +286,7 @@ def cross_modal_match(
                 f"{', '.join(name for name, given in ignored.items() if given)} set how a model is trained and are "
                 "ignored with model= (the given model is applied as it is).",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
     # one pass over each matrix checks the counts and finds the cells without any
     rna, rna_values = get_modality(

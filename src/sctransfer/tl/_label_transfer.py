@@ -25,6 +25,7 @@ from sctransfer._validation import (
     check_unpaired,
     get_modality,
     rare_types,
+    user_stacklevel,
     warn_rare_types,
     working_mudata,
 )
@@ -123,7 +124,7 @@ def _check_inputs(
         known = set(check_labels(rna, labels_key, key=rna_key).categories)
     else:
         known = set(model.label_categories_)
-        warn_rare_types(_reference_sizes(model), source="the model's reference", stacklevel=4)
+        warn_rare_types(_reference_sizes(model), source="the model's reference")
     if novel_label is not None and novel_label in known:
         raise ValueError(f"novel_label={novel_label!r} is a reference cell type; choose another name.")
     if novel_label is not None and (not isinstance(novel_label, str) or novel_label.strip() in MISSING_LABELS):
@@ -172,7 +173,7 @@ def _check_inputs(
             "unlabelled (NaN label, confidence and novelty). Remove them first with sc.pp.filter_cells(atac, "
             "min_counts=1) to keep them out of the peak-space graph too.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return atac, empty
 
@@ -204,7 +205,7 @@ def _reusable_activity(mdata: MuData, atac: AnnData, genes: pd.Index, *, annotat
             f"accuracy. It may be left from an earlier call or computed for other genes: {fix} to compute it again "
             f"from the peaks, or delete it (del mdata.mod[{GENE_ACTIVITY!r}]; mdata.update()).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return existing
 
@@ -480,7 +481,7 @@ def label_transfer(
         warnings.warn(
             f"labels_key={labels_key!r} is ignored with model= (the model's reference types are used).",
             UserWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     model_kwargs, train_kwargs, predict_kwargs = _checked_kwargs(model_kwargs, train_kwargs, predict_kwargs, max_steps)
     checks = {"labels_key": labels_key, "model": model, "rna_key": rna_key, "atac_key": atac_key}
