@@ -6,6 +6,7 @@ MOp SNARE-seq, small: RNA cells of library 09A (labelled), ATAC cells of 09G.
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -231,6 +232,20 @@ def test_label_spellings_and_rare_types_are_reported():
     assert len(rare) == 1 and "fewer than 15 labelled cells ('Sst': 2, 'Astro': 10, 'L2/3': 13)" in rare[0]
     whole = st._validation.check_labels(_obs([1.0, 2.0] * 10), "t", key="rna")  # cluster ids stored as floats
     assert list(whole.categories) == ["1", "2"]
+
+
+def test_placeholder_reference_labels_are_warned_once_per_call(split):
+    mdata = split.copy()
+    labels = mdata["rna"].obs["cell_type"].astype(object).to_numpy()
+    labels[:100] = "Unknown"  # cells the reference's authors could not type
+    mdata["rna"].obs["cell_type"] = labels
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        st.tl.label_transfer(mdata, labels_key="cell_type", annotation="mm10", max_steps=STEPS)
+    placeholder = [str(w.message) for w in record if "look like placeholders" in str(w.message)]
+    assert len(placeholder) == 1 and "('Unknown': 100 cells)" in placeholder[0]
+    assert issubclass(next(w.category for w in record if "placeholders" in str(w.message)), UserWarning)
+    assert "Unknown" in mdata.uns["sctransfer"]["reference_types"]  # trained as a type: hence the warning
 
 
 @pytest.mark.parametrize("novel_label", ["", "nan", " None "])
