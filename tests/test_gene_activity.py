@@ -204,13 +204,13 @@ def _log_normalised(counts: np.ndarray) -> np.ndarray:
     [
         (
             _scaled,
-            r"holds \d+ negative values \(smallest -.*looks scaled/log-transformed, pass the raw counts layer via "
-            r"layer= \(e.g. layer='counts'\)",
+            r"holds \d+ negative values \(smallest -.*looks scaled/log-transformed, modality 'atac' has no layers: "
+            r"put the raw counts in a layer .* and pass layer='counts'",
         ),
         (
             _log_normalised,
             r"not whole numbers, all at most 8\.\d+, so it is not counts: it looks "
-            r"scaled/log-transformed.*via layer=",
+            r"scaled/log-transformed.*pass layer='counts'",
         ),
     ],
 )

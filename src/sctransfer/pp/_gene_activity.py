@@ -22,7 +22,7 @@ from sctransfer._intervals import (
     peak_coordinates,
 )
 from sctransfer._matrix import layer_matrix, row_blocks, stack_rows, zero_rows
-from sctransfer._validation import check_counts, get_modality, update_mudata, user_stacklevel
+from sctransfer._validation import check_counts, counts_hint, get_modality, update_mudata, user_stacklevel
 
 from ._annotation import read_gene_annotation
 
@@ -129,7 +129,8 @@ def compute_gene_activity(
             f"{layer_argument}= the layer that holds the raw peak counts, or {layer_argument}=None to use .X."
         )
     x = layer_matrix(atac, layer)
-    check_counts(x, what=f"modality {modality!r} {'layer ' + repr(layer) if layer else '.X'}", argument=layer_argument)
+    where = f"modality {modality!r} {'layer ' + repr(layer) if layer else '.X'}"
+    check_counts(x, what=where, hint=counts_hint(atac, key=modality, argument=layer_argument, layer=layer))
     peaks = peak_coordinates(atac, modality=modality)
     table = read_gene_annotation(annotation)
     genome = check_genome_match(peaks, table, what=f"modality {modality!r}")
