@@ -503,6 +503,10 @@ def test_library_hints_for_the_held_out_check_read_as_flags():
     text = cli._in_cli_terms(message)
     assert "Check it with --train-size 0.9, which reports both" in text and "(--max-steps)" in text
     assert "train_kwargs" not in text
+    alignment = "Train on more cells, or keep the network's embedding: model_kwargs={'align_modalities': False}."
+    assert cli._in_cli_terms(alignment) == (
+        "Train on more cells (in Python, model_kwargs={'align_modalities': False} keeps the network's embedding)."
+    )
 
 
 def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, capsys):

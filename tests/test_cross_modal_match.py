@@ -562,6 +562,8 @@ def test_mistyped_model_and_train_kwargs_fail_before_any_work(held_out, monkeypa
     for kwargs, message in cases:
         with pytest.raises(TypeError, match=message):
             st.tl.cross_modal_match(mdata, annotation="mm10", **kwargs)
+    with pytest.raises(ValueError, match=r"Unknown datasplitter_kwargs \['train_size'\].* Pass train_size to train"):
+        st.tl.cross_modal_match(mdata, annotation="mm10", train_kwargs={"datasplitter_kwargs": {"train_size": 0.9}})
     _assert_unchanged(mdata, snapshot)
 
 

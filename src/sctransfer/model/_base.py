@@ -236,6 +236,8 @@ class StepTrainingMixin:
         ------
         TypeError
             ``train_kwargs`` is not a dict, or holds a key that cannot be passed (the closest valid one is named).
+        ValueError
+            ``datasplitter_kwargs`` that the model's data module does not take (train() arguments named as such).
         """
         no_loop = "needs a validation loop, which sctransfer's training (a fixed number of steps) does not run"
         unsupported = dict.fromkeys(_VALIDATION_LOOP_KEYWORDS, no_loop)
@@ -243,7 +245,7 @@ class StepTrainingMixin:
         if "train_size" not in inspect.signature(cls.train).parameters:
             no_split = f"is not an option: {cls.__name__} trains on all its cells (it holds none out)"
             unsupported |= dict.fromkeys(("train_size", "validation_size", "shuffle_set_split"), no_split)
-        return check_kwargs(
+        checked = check_kwargs(
             train_kwargs,
             (cls.train, *trainer_targets()),
             argument="train_kwargs",
@@ -251,6 +253,9 @@ class StepTrainingMixin:
             extra=_PLAN_KEYWORDS,
             unsupported=unsupported,
         )
+        if isinstance(checked.get("datasplitter_kwargs"), Mapping):
+            cls._check_datasplitter_kwargs(dict(checked["datasplitter_kwargs"]))
+        return checked
 
     #: Keywords of the module that the model fills in from the data (never ``model_kwargs``).
     _module_arguments_set: tuple[str, ...] = ()
@@ -434,9 +439,10 @@ class StepTrainingMixin:
             )
         return {**self._plan_defaults(n_steps), **given}
 
-    def _check_datasplitter_kwargs(self, datasplitter_kwargs: dict[str, Any]) -> None:
+    @classmethod
+    def _check_datasplitter_kwargs(cls, datasplitter_kwargs: dict[str, Any]) -> None:
         """Refuse options the data module does not take (its keyword-only parameters with defaults)."""
-        parameters = inspect.signature(self._data_splitter_cls).parameters.values()
+        parameters = inspect.signature(cls._data_splitter_cls).parameters.values()
         allowed = sorted(
             p.name
             for p in parameters
@@ -449,12 +455,12 @@ class StepTrainingMixin:
             of_train = [  # the data module's seed is train()'s random_state
                 name
                 for name in ({"seed": "random_state"}.get(key, key) for key in unknown)
-                if name in inspect.signature(self.train).parameters
+                if name in inspect.signature(cls.train).parameters
             ]
             hint = f" Pass {', '.join(of_train)} to train() itself." if of_train else ""
             raise ValueError(
-                f"Unknown datasplitter_kwargs {unknown}: {type(self).__name__}'s data module "
-                f"({self._data_splitter_cls.__name__}) takes {allowed or 'no options'}.{hint}"
+                f"Unknown datasplitter_kwargs {unknown}: {cls.__name__}'s data module "
+                f"({cls._data_splitter_cls.__name__}) takes {allowed or 'no options'}.{hint}"
             )
 
 

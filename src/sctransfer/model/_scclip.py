@@ -585,7 +585,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
             precision = "bf16-mixed" if on_gpu else "32-true"
         n_train, n_val = self._check_split(train_size, validation_size, random_state)
-        if n_val and self.is_trained_:
+        retrained = bool(n_val) and self.is_trained_
+        if retrained:
             warnings.warn(
                 "This model was trained before: the pairs held out now were among its training pairs then, so the "
                 "held-out check cannot show how it ranks new cells. Run the check on a new model.",
@@ -619,7 +620,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         if self.align_modalities:
             self._fit_alignment(random_state)
         if n_val:
-            self._held_out_check(random_state)
+            self._held_out_check(random_state, warn=not retrained)  # retrained: the warning above says it all
             return
         for name in ("foscttm_validation", "foscttm_train"):  # an earlier call's check is not this model's
             self.history_.pop(name, None)
@@ -635,7 +636,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 f"SCCLIP was trained on {n_train:,} pairs, each seen about {passes:.0f} times: on so few pairs the "
                 "embedding can memorise them and rank new cells far worse (MOp, 1,551 pairs, 300 steps: FOSCTTM "
                 f"0.0004 on the training pairs, 0.29 held out). {check}; the fixes are more "
-                "cells, fewer steps or a smaller preset.",
+                f"cells, fewer steps{'' if self._on_tiny() else ' or a smaller preset'}.",
                 UserWarning,
                 stacklevel=user_stacklevel(),
             )
@@ -676,7 +677,11 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             )
         return len(train), len(val)
 
-    def _held_out_check(self, random_state: int) -> None:
+    def _on_tiny(self) -> bool:
+        """Whether the model is of the smallest preset (no smaller one to suggest)."""
+        return self.init_params_["non_kwargs"].get("preset") == "tiny"
+
+    def _held_out_check(self, random_state: int, *, warn: bool = True) -> None:
         """FOSCTTM of the held-out and of as many training pairs, into ``history_`` and the log; warn if memorised.
 
         The scores recorded are those of the embedding users get (after the alignment). Whether the network or
@@ -706,11 +711,10 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             n,
             scores["train"],
         )
-        if scores["validation"] - scores["train"] <= MEMORISATION_GAP:
+        if not warn or scores["validation"] - scores["train"] <= MEMORISATION_GAP:
             return
         if raw_scores["validation"] - raw_scores["train"] > MEMORISATION_GAP:
-            on_tiny = self.init_params_["non_kwargs"].get("preset") == "tiny"
-            smaller = "" if on_tiny else " or with a smaller preset ('tiny')"
+            smaller = "" if self._on_tiny() else " or with a smaller preset ('tiny')"
             cause, fix = "The embedding memorises", f"Train on more cells, for fewer steps (max_steps){smaller}."
         else:  # the network ranks both alike: the alignment, fitted on the training pairs, favours them
             cause = "The alignment of the modalities, fitted on too few pairs, memorises"
