@@ -115,13 +115,15 @@ def compute_gene_activity(
     gene_body: bool = True,
     modality: str = ATAC,
     layer_argument: str = "layer",
+    empty_cells_reported: bool = False,
 ) -> AnnData:
     """Gene activity of every cell of a peak matrix (the work behind :func:`gene_activity`).
 
     Returns a new cells x genes :class:`~anndata.AnnData` (float32 CSR); ``atac`` is not changed.
     See :func:`gene_activity` for the parameters, what the result holds, the errors and the
     warnings. ``layer_argument`` is the caller's name for ``layer``, used in messages (e.g.
-    ``"atac_layer"`` for :func:`~sctransfer.tl.label_transfer`).
+    ``"atac_layer"`` for :func:`~sctransfer.tl.label_transfer`). ``empty_cells_reported``: the caller has
+    warned about the cells without counts already (only cells with counts off genes are then reported here).
     """
     if layer is not None and layer not in atac.layers:
         raise KeyError(
@@ -159,7 +161,7 @@ def compute_gene_activity(
         no_counts[rows] = zero_rows(block)
         blocks.append(sp.csr_matrix(block.astype(np.float32, copy=False) @ links, dtype=np.float32))
     activity = stack_rows(blocks)
-    _warn_empty_cells(no_counts, zero_rows(activity), modality)
+    _warn_empty_cells(no_counts, zero_rows(activity), modality, report_empty=not empty_cells_reported)
     var = table.set_index("gene_name")[["chrom", "start", "end", "strand"]].copy()
     var.index = var.index.astype(str)
     var.index.name = None
@@ -194,9 +196,11 @@ def compute_gene_activity(
     )
 
 
-def _warn_empty_cells(no_counts: np.ndarray, no_activity: np.ndarray, modality: str) -> None:
-    """Warn about cells without peak counts, and cells whose counts are all in peaks far from genes."""
-    n_cells, n_empty = len(no_counts), int(no_counts.sum())
+def _warn_empty_cells(
+    no_counts: np.ndarray, no_activity: np.ndarray, modality: str, *, report_empty: bool = True
+) -> None:
+    """Warn about cells without peak counts (unless ``report_empty``) and cells with counts only far from genes."""
+    n_cells, n_empty = len(no_counts), int(no_counts.sum()) if report_empty else 0
     n_off_genes = int((no_activity & ~no_counts).sum())
     if n_empty == 0 and n_off_genes == 0:
         return

@@ -232,7 +232,13 @@ def _model_inputs(
     else:
         with stage("gene activity"):
             activity = compute_gene_activity(
-                atac, annotation, genes=genes, layer=atac_layer, modality=atac_key, layer_argument="atac_layer"
+                atac,
+                annotation,
+                genes=genes,
+                layer=atac_layer,
+                modality=atac_key,
+                layer_argument="atac_layer",
+                empty_cells_reported=True,  # _check_inputs warned about them
             )
         writer.modalities[GENE_ACTIVITY] = activity
     work_atac = working_modality(atac, [], layer=atac_layer)
