@@ -245,7 +245,8 @@ class ReferenceLabelWarning(UserWarning):
     """Reference labels that can be used, but perhaps not as meant.
 
     Spellings merged, placeholder labels (``"Unknown"``), rare types (:class:`RareTypeWarning`): issued by
-    :func:`check_labels`, the check of the reference labels.
+    the check of the reference labels, before :func:`~sctransfer.tl.label_transfer` (or ``SCNCL.setup_mudata``)
+    does any work.
     """
 
 
