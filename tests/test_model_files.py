@@ -356,3 +356,39 @@ def test_scclip_files_saved_before_sizes_were_recorded_load_with_their_presets(t
     assert loaded.module.n_members == 2 and loaded.alignment_ is None and loaded.embedding_samples == 1
     query = _query("SCCLIP", paired)
     _assert_identical(_outputs("SCCLIP", loaded, query), _outputs("SCCLIP", old, query))
+
+
+def test_loading_with_data_not_laid_out_as_set_up_names_the_set_up_and_the_tool(tmp_path):
+    """A model a tool trained on counts in a layer describes the tool's working copy (counts in .X): load(adata=)
+    with the user's MuData says so, and points at the tool's model= argument, which reads the data as they are."""
+    import warnings
+
+    import scipy.sparse as sp
+
+    paired = st.datasets.simulate_multiome(
+        n_rna=300, n_atac=300, n_genes=200, n_peaks=1000, genes_per_cell=60, peaks_per_cell=100, paired=True
+    )
+    for modality in ("rna", "atac"):
+        adata = paired[modality]
+        adata.layers["counts"] = adata.X.copy()
+        adata.X = sp.csr_matrix(adata.X, dtype=np.float32).log1p() * 0.5  # log-normalised-like, not counts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = st.tl.cross_modal_match(
+            paired,
+            annotation=paired["rna"].var,
+            rna_layer="counts",
+            atac_layer="counts",
+            preset="tiny",
+            max_steps=3,
+            return_model=True,
+        )
+    model.save(tmp_path / "m")
+    with pytest.raises(ValueError, match=r"reads data as the model was set up: counts of the modalities 'rna' \(\.X\)"):
+        st.model.SCCLIP.load(tmp_path / "m", adata=paired)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st.tl.cross_modal_match(
+            paired, model=st.model.SCCLIP.load(tmp_path / "m"), rna_layer="counts", atac_layer="counts", overwrite=True
+        )
+    assert paired["rna"].obsm["X_scclip"].shape[0] == 300 and paired["rna"].obs["sctransfer_match"].notna().all()

@@ -641,7 +641,10 @@ class SaveLoadMixin:
                 adata = mudata.read_h5mu(data_path)
         if adata is not None:
             _check_feature_names(adata, metadata["feature_names"], cls.__name__)
-            cls.setup_mudata(adata, source_registry=registry, **registry["setup_args"])
+            try:
+                cls.setup_mudata(adata, source_registry=registry, **registry["setup_args"])
+            except (KeyError, ValueError) as error:  # the data are not in the form the model was set up with
+                raise type(error)(f"{_message(error)} {cls._set_up_as(registry['setup_args'])}") from error
         init = cls._saved_init_params(metadata["init_params"])
         non_kwargs = {k: v for k, v in init["non_kwargs"].items() if k not in _DATA_ARGUMENTS}
         kwargs = {k: v for group in init["kwargs"].values() for k, v in group.items()}
@@ -664,6 +667,25 @@ class SaveLoadMixin:
         model.module.eval()
         return model
 
+    #: The tool of :mod:`sctransfer.tl` that wraps the model (named in hints).
+    _tool_name: str
+
+    @classmethod
+    def _set_up_as(cls, setup_args: Mapping[str, Any]) -> str:
+        """How ``load(dir_path, adata=...)`` reads data: the set-up the model was saved with, and the alternative."""
+        modalities = {**cls._default_modalities, **(setup_args.get("modalities") or {})}
+        layers = {name: setup_args.get(name) for name in setup_args if name.endswith("_layer")}
+        where = ", ".join(
+            f"{modalities.get(name, name.removesuffix('_layer'))!r} ({'.X' if layer is None else f'layer {layer!r}'})"
+            for name, layer in layers.items()
+        )
+        return (
+            f"load(dir_path, adata=...) reads data as the model was set up: counts of the modalities {where} (a model "
+            "trained by a tool was set up on the tool's working copy). Give the data in that form, or use the model "
+            "on the data as they are through the tool's model= argument (e.g. "
+            f"sctransfer.tl.{cls._tool_name}(mdata, model={cls.__name__}.load(dir_path)))."
+        )
+
     @classmethod
     def load_registry(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
         """The data registry saved with a model (read without running anything from the files)."""
@@ -675,6 +697,11 @@ class SaveLoadMixin:
         from scvi.data import AnnDataManager
 
         AnnDataManager.view_setup_method_args(cls.load_registry(dir_path, prefix))
+
+
+def _message(error: BaseException) -> str:
+    """An exception's message (a KeyError's without the quotes ``str`` adds)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
 
 
 def _check_feature_names(adata: MuData, saved: Mapping[str, np.ndarray], model: str) -> None:

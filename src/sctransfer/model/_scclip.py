@@ -169,6 +169,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     _model_keywords = ("n_patches",)
     _data_splitter_cls = PairedDataModule
     _default_modalities = DEFAULT_MODALITIES
+    _tool_name = "cross_modal_match"  # the tool that wraps the model (named in hints)
     _saved_attributes = ("peak_coordinates_", "rna_scaling_", "atac_scaling_", "alignment_")
     _saved_types = (InputTransform, CanonicalAlignment)
 

@@ -184,6 +184,7 @@ class SCNCL(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     _module_arguments_set = ("n_input", "n_labels", "n_peak_input")
     _data_splitter_cls = UnpairedDataModule
     _default_modalities = DEFAULT_MODALITIES
+    _tool_name = "label_transfer"  # the tool that wraps the model (named in hints)
     #: The set-up argument naming each modality's layer.
     _LAYER_ARGUMENTS = {RNA: "rna_layer", ATAC: "gene_activity_layer"}
     #: Attributes saved with the model (besides the weights and scvi-tools' own): plain values,
