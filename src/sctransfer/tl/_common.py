@@ -75,6 +75,15 @@ def check_model(model, model_class: type) -> None:
     raise TypeError(f"model must be a trained {name}, got {type(model).__name__}{hint}.")
 
 
+def training_arguments(random_state: int, max_steps: int | None) -> dict[str, int]:
+    """What a tool passes to its model's ``train`` itself: ``random_state``, and ``max_steps`` when given.
+
+    ``train_kwargs`` may not repeat these keys (a copy would silently win): the tools pass them as
+    ``check_train_kwargs(tool_arguments=...)``.
+    """
+    return {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
+
+
 def tool_result(target: MuData, model, *, copy: bool, return_model: bool):
     """What a tool returns: ``(copy of the MuData, model)`` with both flags, else the model, the copy, or None."""
     if copy and return_model:

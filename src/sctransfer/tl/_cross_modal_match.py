@@ -27,6 +27,7 @@ from ._common import (
     check_model,
     model_params,
     tool_result,
+    training_arguments,
     working_modality,
 )
 from ._matching import MatchMethod, nearest_partners, one_to_one_partners, topk_pairing
@@ -135,16 +136,16 @@ def _check_cells_without_counts(empty: np.ndarray, key: str, training: bool) -> 
 
 
 def _checked_kwargs(
-    model_kwargs: dict[str, Any] | None, train_kwargs: dict[str, Any] | None, max_steps: int | None
+    model_kwargs: dict[str, Any] | None, train_kwargs: dict[str, Any] | None, train_args: dict[str, int]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the keyword dicts against what they are passed to, before any work.
 
     ``model_kwargs`` go to :class:`~sctransfer.model.SCCLIP` and on to its module, ``train_kwargs`` to
-    :meth:`~sctransfer.model.SCCLIP.train` and on to scvi-tools' and Lightning's trainers.
+    :meth:`~sctransfer.model.SCCLIP.train` and on to scvi-tools' and Lightning's trainers; ``train_args`` are what
+    the tool passes to ``train`` itself (:func:`training_arguments`).
     """
     model_options = SCCLIP.check_model_kwargs(model_kwargs, set_by_caller=("annotation", "preset", "random_state"))
-    given = ("random_state", *(("max_steps",) if max_steps is not None else ()))  # passed to train by the tool
-    return model_options, SCCLIP.check_train_kwargs(train_kwargs, tool_arguments=given)
+    return model_options, SCCLIP.check_train_kwargs(train_kwargs, tool_arguments=tuple(train_args))
 
 
 def _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps) -> None:
@@ -271,7 +272,8 @@ def cross_modal_match(
       for a given model, the share of the model's genes and peaks the data reaches (``coverage``).
     """
     _check_arguments(model, one_to_one, overwrite, return_model, copy, match_method, pairing_top_k, max_steps)
-    model_kwargs, train_kwargs = _checked_kwargs(model_kwargs, train_kwargs, max_steps)
+    train_args = training_arguments(random_state, max_steps)
+    model_kwargs, train_kwargs = _checked_kwargs(model_kwargs, train_kwargs, train_args)
     if copy and mdata.isbacked:
         raise ValueError(
             "copy=True needs a MuData in memory (a backed MuData cannot be copied without a file name): read it "
@@ -320,9 +322,8 @@ def cross_modal_match(
         with stage("model set-up"):
             SCCLIP.setup_mudata(work)
             model = SCCLIP(work, annotation=annotation, preset=preset, random_state=random_state, **model_kwargs)
-        train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
         with stage("training"):
-            model.train(**{**train_args, **train_kwargs})
+            model.train(**train_args, **train_kwargs)
     # zero-shot: each modality's features are mapped onto the model's once, for the coverage and the embedding
     mappings = dict.fromkeys((RNA, ATAC)) if training else {m: model.feature_mapping(work[m], m) for m in (RNA, ATAC)}
     coverage = None if training else {m: float(mappings[m].coverage) for m in (RNA, ATAC)}

@@ -41,6 +41,7 @@ from ._common import (
     check_model,
     model_params,
     tool_result,
+    training_arguments,
     working_modality,
 )
 
@@ -72,17 +73,17 @@ def _checked_kwargs(
     model_kwargs: dict[str, Any] | None,
     train_kwargs: dict[str, Any] | None,
     predict_kwargs: dict[str, Any] | None,
-    max_steps: int | None,
+    train_args: dict[str, int],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Check the three keyword dicts against what they are passed to, before any work.
 
     ``model_kwargs`` go to :class:`~sctransfer.model.SCNCL` and on to its module, ``train_kwargs`` to
     :meth:`~sctransfer.model.SCNCL.train` and on to scvi-tools' and Lightning's trainers,
-    ``predict_kwargs`` to :meth:`~sctransfer.model.SCNCL.transfer`.
+    ``predict_kwargs`` to :meth:`~sctransfer.model.SCNCL.transfer`; ``train_args`` are what the tool passes to
+    ``train`` itself (:func:`training_arguments`).
     """
     model_options = SCNCL.check_model_kwargs(model_kwargs, set_by_caller=("random_state",))
-    given = ("random_state", *(("max_steps",) if max_steps is not None else ()))  # passed to train by the tool
-    train_options = SCNCL.check_train_kwargs(train_kwargs, tool_arguments=given)
+    train_options = SCNCL.check_train_kwargs(train_kwargs, tool_arguments=tuple(train_args))
     predict_options = check_kwargs(predict_kwargs, SCNCL.transfer, argument="predict_kwargs", reserved=("adata",))
     check_flag("self_training", predict_options.get("self_training", True))
     return model_options, train_options, predict_options
@@ -192,7 +193,8 @@ def _reusable_activity(mdata: MuData, atac: AnnData, genes: pd.Index, *, annotat
     existing = mdata.mod.get(GENE_ACTIVITY)
     if existing is None or not existing.obs_names.equals(atac.obs_names) or (overwrite and annotation is not None):
         return None
-    share = float(genes.isin(existing.var_names).mean()) if len(genes) else 1.0
+    held = genes.isin(existing.var_names)
+    share = float(held.mean()) if len(genes) else 1.0
     if share < MIN_ACTIVITY_GENE_SHARE:
         fix = (
             "pass overwrite=True (with annotation=)"
@@ -201,7 +203,7 @@ def _reusable_activity(mdata: MuData, atac: AnnData, genes: pd.Index, *, annotat
         )
         warnings.warn(
             f"The existing mdata[{GENE_ACTIVITY!r}] modality holds {share:.0%} of the {len(genes):,} genes the model "
-            f"reads ({int(genes.isin(existing.var_names).sum()):,}); the others are treated as missing, which lowers "
+            f"reads ({int(held.sum()):,}); the others are treated as missing, which lowers "
             f"accuracy. It may be left from an earlier call or computed for other genes: {fix} to compute it again "
             f"from the peaks, or delete it (del mdata.mod[{GENE_ACTIVITY!r}]; mdata.update()).",
             UserWarning,
@@ -255,17 +257,14 @@ def _model_inputs(
     return working_modality(activity, [], keep_var=True), work_atac
 
 
-def _fit(
-    work: MuData, labels_key: str, random_state: int, max_steps: int | None, model_kwargs: dict, train_kwargs: dict
-) -> SCNCL:
+def _fit(work: MuData, labels_key: str, model_kwargs: dict, train_args: dict, train_kwargs: dict) -> SCNCL:
     """Set up and train :class:`~sctransfer.model.SCNCL` on the working MuData."""
     with stage("model set-up"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ReferenceLabelWarning)  # reported by the input checks already
         SCNCL.setup_mudata(work, labels_key=labels_key)
-        model = SCNCL(work, **{"random_state": random_state, **model_kwargs})
-    train_args = {"random_state": random_state, **({"max_steps": max_steps} if max_steps is not None else {})}
+        model = SCNCL(work, random_state=train_args["random_state"], **model_kwargs)
     with stage("training"):
-        model.train(**{**train_args, **train_kwargs})
+        model.train(**train_args, **train_kwargs)
     return model
 
 
@@ -489,7 +488,8 @@ def label_transfer(
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-    model_kwargs, train_kwargs, predict_kwargs = _checked_kwargs(model_kwargs, train_kwargs, predict_kwargs, max_steps)
+    train_args = training_arguments(random_state, max_steps)
+    model_kwargs, train_kwargs, predict_kwargs = _checked_kwargs(model_kwargs, train_kwargs, predict_kwargs, train_args)
     checks = {"labels_key": labels_key, "model": model, "rna_key": rna_key, "atac_key": atac_key}
     checks |= {"rna_layer": rna_layer, "atac_layer": atac_layer, "novelty_threshold": novelty_threshold}
     annotation = annotation if training or annotation is not None else model.gene_coordinates_
@@ -507,7 +507,7 @@ def label_transfer(
         modalities[RNA] = working_modality(mdata[rna_key], [labels_key], layer=rna_layer)
     work = working_mudata(modalities)
     if training:
-        model = _fit(work, labels_key, random_state, max_steps, model_kwargs, train_kwargs)
+        model = _fit(work, labels_key, model_kwargs, train_args, train_kwargs)
         writer.obsm[rna_key, _output_names(key_added)["embedding"]] = model.get_latent_representation(modality=RNA)
     with stage("prediction"):
         result = model.transfer(work, **predict_kwargs)
