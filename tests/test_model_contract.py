@@ -97,53 +97,47 @@ def test_max_steps_counts_steps(model, capfd):
 
 
 @pytest.mark.parametrize(
-    ("arguments", "message"),
+    ("arguments", "error", "message"),
     [
-        ({"max_steps": 0}, "max_steps must be an integer >= 1, got 0"),
-        ({"max_epochs": 0}, "max_epochs must be an integer >= 1, got 0"),
-        ({"max_steps": -5}, "max_steps must be an integer >= 1"),
-        ({"max_epochs": 1.5}, "max_epochs must be an integer"),
-        ({"max_epochs": 2, "max_steps": 100}, "not both"),
-        ({"max_steps": 10, "steps_per_epoch": 0}, "steps_per_epoch must be"),
-        ({"max_steps": 10, "batch_size": 0}, "batch_size must be"),
-        ({"max_steps": 10, "plan_kwargs": {"learning_rate": 1e-3}}, r"Unknown plan_kwargs \['learning_rate'\]"),
-        ({"max_steps": 10, "plan_kwargs": {"optimizer": "rmsprop"}}, "optimizer'] must be one of"),
-        ({"max_steps": 10, "plan_kwargs": {"lr": -1.0}}, r"plan_kwargs\['lr'\] must be a finite number"),
-        ({"max_steps": 10, "datasplitter_kwargs": {"shuffle": True}}, r"Unknown datasplitter_kwargs \['shuffle'\]"),
-        ({"max_steps": 10, "datasplitter_kwargs": {"seed": 1}}, r"Pass random_state to train\(\) itself"),
+        ({"max_steps": 0}, ValueError, "max_steps must be an integer >= 1, got 0"),
+        ({"max_epochs": 0}, ValueError, "max_epochs must be an integer >= 1, got 0"),
+        ({"max_steps": -5}, ValueError, "max_steps must be an integer >= 1"),
+        ({"max_epochs": 1.5}, ValueError, "max_epochs must be an integer"),
+        ({"max_epochs": 2, "max_steps": 100}, ValueError, "not both"),
+        ({"max_steps": 10, "steps_per_epoch": 0}, ValueError, "steps_per_epoch must be"),
+        ({"max_steps": 10, "batch_size": 0}, ValueError, "batch_size must be"),
+        (
+            {"max_steps": 10, "plan_kwargs": {"learning_rate": 1e-3}},
+            ValueError,
+            r"Unknown plan_kwargs \['learning_rate'\]",
+        ),
+        ({"max_steps": 10, "plan_kwargs": {"optimizer": "rmsprop"}}, ValueError, "optimizer'] must be one of"),
+        ({"max_steps": 10, "plan_kwargs": {"lr": -1.0}}, ValueError, r"plan_kwargs\['lr'\] must be a finite number"),
+        (
+            {"max_steps": 10, "datasplitter_kwargs": {"shuffle": True}},
+            ValueError,
+            r"Unknown datasplitter_kwargs \['shuffle'\]",
+        ),
+        ({"max_steps": 10, "datasplitter_kwargs": {"seed": 1}}, ValueError, r"Pass random_state to train\(\) itself"),
+        ({"max_epoch": 2}, TypeError, r"'max_epoch' is not an option\. Did you mean 'max_epochs'\?"),
+        ({"max_steps": 10, "early_stopping": True}, TypeError, r"'early_stopping' needs a validation loop"),
+        (
+            {"max_steps": 10, "check_val_every_n_epoch": 1},
+            TypeError,
+            r"'check_val_every_n_epoch' needs a validation loop",
+        ),
     ],
 )
 @pytest.mark.parametrize("name", MODELS)
-def test_bad_training_arguments_refused_before_any_work(untrained, monkeypatch, name, arguments, message):
+def test_bad_training_arguments_refused_before_any_work(untrained, monkeypatch, name, arguments, error, message):
+    """Bad values, and keywords model.train forwards to trainers that cannot take them, fail before any work."""
     model = untrained[name]
 
     def no_work():
         raise AssertionError("the training inputs were built")
 
     monkeypatch.setattr(model, "_training_inputs", no_work)
-    with pytest.raises(ValueError, match=message):
-        model.train(accelerator="cpu", **arguments)
-    assert not model.is_trained_ and model.history_ is None
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({"max_epoch": 2}, r"'max_epoch' is not an option\. Did you mean 'max_epochs'\?"),
-        ({"max_steps": 10, "early_stopping": True}, r"'early_stopping' needs a validation loop"),
-        ({"max_steps": 10, "check_val_every_n_epoch": 1}, r"'check_val_every_n_epoch' needs a validation loop"),
-    ],
-)
-@pytest.mark.parametrize("name", MODELS)
-def test_trainer_keywords_that_cannot_work_are_refused_before_work(untrained, monkeypatch, name, arguments, message):
-    """model.train(**kwargs) checks the keywords it forwards to the trainers, as the tools' train_kwargs check does."""
-    model = untrained[name]
-
-    def no_work():
-        raise AssertionError("the training inputs were built")
-
-    monkeypatch.setattr(model, "_training_inputs", no_work)
-    with pytest.raises(TypeError, match=message):
+    with pytest.raises(error, match=message):
         model.train(accelerator="cpu", **arguments)
     assert not model.is_trained_ and model.history_ is None
 
