@@ -351,9 +351,12 @@ def test_scclip_files_saved_before_sizes_were_recorded_load_with_their_presets(t
     description["init_params"]["kwargs"]["module_kwargs"] = {}  # as in the former files: the preset only
     del description["init_params"]["non_kwargs"]["align_modalities"]
     del description["init_params"]["non_kwargs"]["embedding_samples"]
+    del description["init_params"]["non_kwargs"]["linear_weight"]
+    del description["attributes"]["linear_member_"]
     (tmp_path / "old" / "model.json").write_text(json.dumps(description))
     loaded = st.model.SCCLIP.load(tmp_path / "old")
     assert loaded.module.n_members == 2 and loaded.alignment_ is None and loaded.embedding_samples == 1
+    assert loaded.linear_weight == 0.0 and loaded.linear_member_ is None  # no linear member then
     query = _query("SCCLIP", paired)
     _assert_identical(_outputs("SCCLIP", loaded, query), _outputs("SCCLIP", old, query))
 

@@ -16,10 +16,10 @@ def paired():
     return st.datasets.mop_snareseq(("09A",))  # 813 paired cells
 
 
-def _model(paired):
+def _model(paired, **kwargs):
     mdata = paired.copy()
     st.model.SCCLIP.setup_mudata(mdata)
-    return st.model.SCCLIP(mdata, annotation="mm10", preset="tiny")
+    return st.model.SCCLIP(mdata, annotation="mm10", preset="tiny", **kwargs)
 
 
 def _train(model, **kwargs):
@@ -60,14 +60,21 @@ def test_held_out_pairs_are_scored_recorded_and_memorisation_warned(paired, monk
     assert _train(_model(paired), max_steps=10, train_size=0.8) == []
 
 
-def test_a_gap_from_the_alignment_alone_names_the_alignment(paired, monkeypatch):
-    """When the network ranks held-out and training pairs alike, the alignment fitted on the latter is the cause."""
-    model = _model(paired)
-    scores = iter([0.40, 0.30, 0.40, 0.10])  # held out: raw, aligned; training: raw, aligned
+@pytest.mark.parametrize(
+    ("linear_weight", "cause", "fix"),
+    [
+        (0.0, "The alignment of the modalities, fitted", "{'align_modalities': False}"),
+        (0.3, "The alignment of the modalities or the linear member, fitted", "'linear_weight': 0.0}"),
+    ],
+)
+def test_a_gap_from_the_alignment_alone_names_the_alignment(paired, monkeypatch, linear_weight, cause, fix):
+    """When the network ranks held-out and training pairs alike, what is fitted on the latter is the cause."""
+    model = _model(paired, linear_weight=linear_weight)
+    scores = iter([0.40, 0.30, 0.40, 0.10])  # held out: raw, final; training: raw, final
     monkeypatch.setattr(_scclip, "foscttm", lambda *args: type("Score", (), {"mean": next(scores)})())
     messages = _train(model, max_steps=5, train_size=0.8)
-    assert len(messages) == 1 and messages[0].startswith("The alignment of the modalities, fitted on too few pairs")
-    assert "align_modalities': False" in messages[0]
+    assert len(messages) == 1 and messages[0].startswith(f"{cause} on too few pairs, memorises")
+    assert fix in messages[0]
     assert model.history["foscttm_validation"].iloc[0, 0] == 0.30  # the embedding users get
 
 
