@@ -507,6 +507,41 @@ def test_library_hints_for_the_held_out_check_read_as_flags():
     assert cli._in_cli_terms(alignment) == (
         "Train on more cells (in Python, model_kwargs={'align_modalities': False} keeps the network's embedding)."
     )
+    member = "Train on more cells, or keep the network's embedding: model_kwargs={'linear_weight': 0.0}."
+    assert cli._in_cli_terms(member) == "Train on more cells, or keep the network's embedding: --linear-weight 0."
+    both = "Train on more cells, or keep the network's embedding: model_kwargs={'align_modalities': False, "
+    both += "'linear_weight': 0.0}."
+    assert cli._in_cli_terms(both).endswith(
+        "embedding: --linear-weight 0 (in Python, model_kwargs={'align_modalities': False} also leaves out the "
+        "alignment)."
+    )
+    too_few = "The linear member (linear_weight=0.3) needs at least 3 peaks. Pass linear_weight=0.0 to keep it out."
+    assert cli._in_cli_terms(too_few) == (
+        "The linear member (--linear-weight 0.3) needs at least 3 peaks. Pass --linear-weight 0.0 to keep it out."
+    )
+
+
+def test_match_linear_weight_joins_the_member_and_is_checked(simulated_files, tmp_path, capsys):
+    """--linear-weight trains with the linear member (wider embedding, saved), is range-checked and refused with
+    --model (it sets how a model is trained)."""
+    common = ["cross-modal-match", "--input", str(simulated_files["paired"]), "--annotation"]
+    common += [str(simulated_files["genes"]), *_FAST]
+    saved, output = tmp_path / "model", tmp_path / "out.h5mu"
+    argv = [*common, "--linear-weight", "0.3", "--save-model", str(saved), "--output", str(output)]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    model = sctransfer.model.SCCLIP.load(saved)
+    assert model.linear_weight == 0.3 and model.linear_member_ is not None
+    z = mudata.read_h5mu(output)["rna"].obsm["X_scclip"]
+    # the member's axes close each row, at length sqrt(0.3); the network's part has the rest of the unit length
+    np.testing.assert_allclose(np.linalg.norm(z[:, -model.linear_member_.n_axes :], axis=1), np.sqrt(0.3), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+    for bad in ("1", "-0.1", "nan", "x"):
+        code, _, err = _run([*common, "--linear-weight", bad, "--output", str(tmp_path / "x.h5mu")], capsys)
+        assert code == 2 and "--linear-weight" in err and "from 0 to below 1" in err, (bad, err)
+    argv = ["cross-modal-match", "--input", str(simulated_files["paired"]), "--model", str(saved)]
+    code, _, err = _run([*argv, "--linear-weight", "0.3", "--output", str(tmp_path / "y.h5mu")], capsys)
+    assert code == 2 and "--linear-weight" in err and "not with --model" in err
 
 
 def test_match_train_save_and_zero_shot_round_trip(simulated_files, tmp_path, capsys):

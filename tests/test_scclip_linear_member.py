@@ -93,7 +93,7 @@ def test_weight_zero_is_the_network_embedding_alone(paired, query):
         model.train(max_steps=5, batch_size=128, enable_progress_bar=False)
     assert model.linear_member_ is None
     z = model.get_latent_representation(query, modality="atac")
-    raw = model._embed(query["atac"], "atac", None, 1024)
+    raw = model._network_embedding(model._scaled_counts(query, "atac"), "atac", 1024)
     np.testing.assert_array_equal(z, model.alignment_.transform(raw, "atac"))  # as before the option existed
     assert z.shape[1] == raw.shape[1]
 
@@ -146,3 +146,13 @@ def test_backed_new_data_give_the_in_memory_embedding(trained, query, tmp_path):
 def test_bad_weights_are_refused_before_any_work(paired, weight):
     with pytest.raises(ValueError, match=r"linear_weight must be a number in \[0, 1\)"):
         st.model.SCCLIP(paired, annotation="mm10", preset="tiny", linear_weight=weight)
+
+
+def test_too_few_peaks_for_the_member_are_refused_before_training():
+    """The member's LSI needs 3 peaks: refused when the model is built (not after training), naming the fix."""
+    mdata = st.datasets.mop_snareseq(("09A",))
+    mdata.mod["atac"] = mdata["atac"][:, :2].copy()
+    mdata.update()
+    st.model.SCCLIP.setup_mudata(mdata)
+    with pytest.raises(ValueError, match=r"needs at least 3 peaks for its LSI, got 2\. Pass linear_weight=0\.0"):
+        st.model.SCCLIP(mdata, annotation="mm10", preset="tiny", linear_weight=WEIGHT)

@@ -9,6 +9,7 @@ import rich.pretty  # noqa: F401
 
 from ._base import TrainingDivergedError
 from ._feature_mapping import FeatureMapping
+from ._linear_member import LinearMember
 from ._modality_alignment import CanonicalAlignment
 from ._model_files import ModelFileError
 from ._novelty import DEFAULT_NOVELTY_THRESHOLD
@@ -23,6 +24,7 @@ __all__ = [
     "SCNCL",
     "CanonicalAlignment",
     "FeatureMapping",
+    "LinearMember",
     "ModelFileError",
     "TrainingDivergedError",
     "TransferResult",

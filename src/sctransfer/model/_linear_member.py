@@ -20,6 +20,8 @@ from ._transform import InputTransform
 #: LSI components of the peaks fitted (the first, which tracks sequencing depth, is dropped), and principal
 #: components of the genes kept: one fewer, so that both modalities enter the CCA with the same width.
 LINEAR_COMPONENTS = 50
+#: Fewest peaks (and cells) the member is fitted on: its LSI drops the first of at least two components.
+MIN_LINEAR_PEAKS = 3
 #: The genes' normalisation: log1p of counts scaled to 10,000 per cell (no fitted statistics).
 _LOG = InputTransform(name="log")
 
@@ -30,8 +32,8 @@ class LinearMember:
 
     Fitted on paired counts (in the model's feature order): the genes are log-normalised
     (``log1p(counts / total * 10,000)``) and reduced to their ``LINEAR_COMPONENTS - 1`` (49) leading
-    principal components (:func:`~sctransfer.model._scncl_inputs.joint_pca`); the peaks to their TF-IDF
-    LSI components 2 to ``LINEAR_COMPONENTS`` (:class:`~sctransfer.pp._lsi.LSI`; the first tracks depth);
+    principal components; the peaks to their TF-IDF LSI components 2 to ``LINEAR_COMPONENTS`` (as
+    :func:`sctransfer.pp.tfidf_lsi` computes them; the first tracks depth);
     a :class:`~sctransfer.model.CanonicalAlignment` of the two (ridge 0.3, axes weighted by their
     canonical correlation) maps both onto their shared axes. The three linear steps are stored composed,
     one projection per modality, so that a cell's embedding is
@@ -91,7 +93,8 @@ class LinearMember:
         n_lsi = min(LINEAR_COMPONENTS, n_cells - 1, atac.shape[1] - 1, rna.shape[1] + 1)
         if n_lsi < 2:
             raise ValueError(
-                f"The linear member needs at least 3 cells and 3 peaks, got {n_cells} cells and {atac.shape[1]} peaks."
+                f"The linear member needs at least {MIN_LINEAR_PEAKS} cells and {MIN_LINEAR_PEAKS} peaks, got "
+                f"{n_cells} cells and {atac.shape[1]} peaks."
             )
         genes = ModalityData(counts=rna, selection=sp.identity(rna.shape[1], format="csr"), transform=_LOG)
         gene_mean, gene_components = joint_pca([genes], n_lsi - 1, max_cells=n_cells, random_state=random_state)
@@ -141,6 +144,9 @@ def fuse(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:
     Rows stay L2-normalised, and the cosine similarity of two cells is the weighted mean of their two
     members' cosine similarities (weights ``1 - weight`` and ``weight``).
     """
-    return np.hstack([np.sqrt(1.0 - weight) * unit_rows(network), np.sqrt(weight) * unit_rows(linear)]).astype(
-        np.float32
-    )
+    out = np.empty((len(network), network.shape[1] + linear.shape[1]), dtype=np.float32)
+    out[:, : network.shape[1]] = unit_rows(network)
+    out[:, : network.shape[1]] *= np.float32(np.sqrt(1.0 - weight))
+    out[:, network.shape[1] :] = unit_rows(linear)
+    out[:, network.shape[1] :] *= np.float32(np.sqrt(weight))
+    return out

@@ -33,7 +33,7 @@ from sctransfer.nn import FeatureLayout
 from ._base import DEFAULT_STEPS_PER_EPOCH, INFERENCE_BATCH_SIZE, SaveLoadMixin, StepTrainingMixin, check_count
 from ._deprecation import renamed_argument
 from ._feature_mapping import FeatureMapping, map_genes, map_peaks
-from ._linear_member import LinearMember, fuse
+from ._linear_member import MIN_LINEAR_PEAKS, LinearMember, fuse
 from ._modality_alignment import CanonicalAlignment
 from ._paired_data import PairedDataModule, ScaledCounts, model_matrix, split_pairs
 from ._scclip_input import patch_basis
@@ -162,15 +162,15 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         The :class:`~sctransfer.model.CanonicalAlignment` fitted after training (``None`` before training or
         with ``align_modalities=False``).
     linear_member_
-        The linear member (``LinearMember``: per modality, one projection of normalised counts onto the canonical
-        axes) fitted after training with ``linear_weight > 0`` (else ``None``).
+        The linear member (:class:`~sctransfer.model.LinearMember`: per modality, one projection of normalised
+        counts onto the canonical axes) fitted after training with ``linear_weight > 0`` (else ``None``).
 
     Raises
     ------
     ValueError
         Before any work: an unknown ``preset``, a size that is not an integer >= 1, a ``linear_weight`` that is
-        not a finite number in ``[0, 1)``, or fewer than
-        ``MIN_PAIRED_CELLS`` (32) paired cells to train on.
+        not a finite number in ``[0, 1)``, fewer than ``MIN_PAIRED_CELLS`` (32) paired cells to train on, or
+        fewer than 3 peaks with ``linear_weight > 0``.
 
     Examples
     --------
@@ -211,7 +211,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             or not 0 <= linear_weight < 1
         ):  # NaN fails the range too
             raise ValueError(
-                f"linear_weight must be a number in [0, 1) (0: the network's embedding alone; 0.3 measured best on "
+                f"linear_weight must be a number in [0, 1) (0: the network's embedding alone; 0.3 was measured on "
                 f"MOp), got {linear_weight!r}."
             )
         check_count("embedding_samples", embedding_samples)
@@ -228,6 +228,12 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                     "loss contrasts each cell with the other cells of its batch). Train on more cells (e.g. pool "
                     "samples), or embed these cells with a model trained on a larger data set: "
                     "sctransfer.tl.cross_modal_match(mdata, model=...)."
+                )
+            n_peaks = mdata.mod[self._modalities["atac_layer"]].n_vars
+            if linear_weight > 0 and n_peaks < MIN_LINEAR_PEAKS:
+                raise ValueError(
+                    f"The linear member (linear_weight={linear_weight:g}) needs at least {MIN_LINEAR_PEAKS} peaks for "
+                    f"its LSI, got {n_peaks}. Pass linear_weight=0.0 to keep the network's embedding alone."
                 )
         n_patches = size.pop("n_patches")
         if feature_layouts is None:
@@ -378,11 +384,15 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         )
         return {RNA: genes.to_dict(), ATAC: peaks.to_dict()}
 
-    def _training_counts(self, modality: str):
-        """The registered counts of one modality, checked: CSR in memory, or the backed matrix itself."""
+    def _training_counts(self, modality: str, *, check: bool = True):
+        """The registered counts of one modality: CSR in memory, or the backed matrix itself.
+
+        ``check`` reads every stored value once (finite numbers); pass False where this training has checked them.
+        """
         key = REGISTRY_KEYS.X_KEY if modality == RNA else ATAC_COUNTS_KEY
         counts = self.adata_manager.get_from_registry(key)
-        check_numeric(counts, what=f"the {modality} counts")
+        if check:
+            check_numeric(counts, what=f"the {modality} counts")
         return model_matrix(counts)
 
     def _fit_inputs(self, random_state: int, n_components: int) -> None:
@@ -494,8 +504,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         modality: str,
         rows: np.ndarray | None = None,
         mapping: FeatureMapping | None = None,
-    ) -> tuple[pd.Index, ScaledCounts]:
-        """Cell names and scaled input of one modality of ``data`` (or of its sorted ``rows``), in model feature order.
+    ) -> ScaledCounts:
+        """Scaled input of one modality of ``data`` (or of its sorted ``rows``), in model feature order.
 
         New data are read as SCNCL reads them (:func:`~sctransfer.model._scncl_inputs.modality_counts`:
         the layer used at training when the data have it, else ``.X`` with a warning; counts
@@ -511,7 +521,6 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             counts = layer_matrix(adata, layer)
         else:
             _, counts, _ = modality_counts(adata, self._modalities[argument], layer, argument=argument)
-        names = adata.obs_names if rows is None else adata.obs_names[rows]
         if training:
             mapping = None
         elif mapping is None:
@@ -519,7 +528,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         else:
             self._check_mapping(mapping, adata, modality)
         scaling = self.rna_scaling_ if modality == RNA else self.atac_scaling_
-        return names, ScaledCounts(counts=model_matrix(counts), scaling=scaling, mapping=mapping, rows=rows)
+        return ScaledCounts(counts=model_matrix(counts), scaling=scaling, mapping=mapping, rows=rows)
 
     # ------------------------------------------------------------------------------------
     # training
@@ -723,7 +732,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             sample = np.sort(rng.choice(positions, n, replace=False)) if len(positions) > n else positions
             raw, joint = {}, {}
             for m in (RNA, ATAC):
-                _, scaled = self._scaled_counts(None, m, sample)
+                scaled = self._scaled_counts(None, m, sample)
                 raw[m] = self._network_embedding(scaled, m, INFERENCE_BATCH_SIZE)
                 joint[m] = self._joint(raw[m], scaled, m, INFERENCE_BATCH_SIZE)
             raw_scores[name] = float(foscttm(raw[RNA], raw[ATAC]).mean)
@@ -746,6 +755,9 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         elif self.linear_member_ is None:  # the network ranks both alike: the alignment favours its training pairs
             cause = "The alignment of the modalities, fitted on too few pairs, memorises"
             fix = "Train on more cells, or keep the network's embedding: model_kwargs={'align_modalities': False}."
+        elif self.alignment_ is None:
+            cause = "The linear member, fitted on too few pairs, memorises"
+            fix = "Train on more cells, or keep the network's embedding: model_kwargs={'linear_weight': 0.0}."
         else:
             cause = "The alignment of the modalities or the linear member, fitted on too few pairs, memorises"
             fix = (
@@ -772,10 +784,13 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         if len(rows) > BASIS_MAX_CELLS:
             rows = np.sort(np.random.default_rng(random_state).choice(rows, BASIS_MAX_CELLS, replace=False))
         if self.align_modalities:
-            raw = {m: self._embed(self._modality_of(None, m), m, rows, INFERENCE_BATCH_SIZE) for m in (RNA, ATAC)}
+            raw = {
+                m: self._network_embedding(self._scaled_counts(None, m, rows), m, INFERENCE_BATCH_SIZE)
+                for m in (RNA, ATAC)
+            }
             self.alignment_ = CanonicalAlignment.fit(raw[RNA], raw[ATAC])
         if self.linear_weight > 0:
-            counts = {m: row_block(self._training_counts(m), rows) for m in (RNA, ATAC)}
+            counts = {m: row_block(self._training_counts(m, check=False), rows) for m in (RNA, ATAC)}
             self.linear_member_ = LinearMember.fit(counts[RNA], counts[ATAC], random_state=random_state)
 
     def _plan_defaults(self, n_steps: int) -> dict:
@@ -864,7 +879,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         n_cells = cells.n_obs if rows is None else len(rows)
         progress = n_cells >= PROGRESS_MIN_CELLS if progress_bar is None else progress_bar
         batch_size = batch_size or INFERENCE_BATCH_SIZE
-        _, scaled = self._scaled_counts(cells, modality, rows, feature_mapping)
+        scaled = self._scaled_counts(cells, modality, rows, feature_mapping)
         z = self._joint(
             self._network_embedding(scaled, modality, batch_size, progress=progress), scaled, modality, batch_size
         )
@@ -899,23 +914,6 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         rng = np.random.default_rng((THINNING_SEED, 0 if modality == RNA else 1))
         keep = rng.random((n_samples, n_features)) >= rate
         return torch.from_numpy(keep / (1.0 - rate)).float()
-
-    def _embed(
-        self,
-        cells: AnnData,
-        modality: str,
-        rows: np.ndarray | None,
-        batch_size: int,
-        mapping: FeatureMapping | None = None,
-        *,
-        progress: bool = False,
-    ) -> np.ndarray:
-        """The module's embedding (before the alignment) of the sorted ``rows`` (``None``: all) of ``cells``.
-
-        ``mapping``: see :meth:`_scaled_counts`; the rest: :meth:`_network_embedding`.
-        """
-        _, scaled = self._scaled_counts(cells, modality, rows, mapping)
-        return self._network_embedding(scaled, modality, batch_size, progress=progress)
 
     def _network_embedding(
         self, scaled: ScaledCounts, modality: str, batch_size: int, *, progress: bool = False
