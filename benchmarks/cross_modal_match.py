@@ -29,10 +29,11 @@ each one's wall time is the shared PCA/LSI time plus its own CCA fit, transform 
 its peak RSS is that of the process. ``--quick`` uses the ``tiny`` preset and 100 steps (about a
 minute in all) and writes ``cross_modal_match_quick.json``. ``--embedding-samples K`` averages each
 cell's embedding over ``K`` thinned copies (``SCCLIP(embedding_samples=K)``; results file suffix
-``_samplesK``).
+``_samplesK``). ``--linear-weight W`` joins the linear member to the joint embedding with weight ``W``
+(``SCCLIP(linear_weight=W)``; results file suffix ``_linearW``).
 
 Run: ``python benchmarks/cross_modal_match.py [--quick] [--seeds 0 1 2] [--held-out 09J 09K 09L] [--preset small]
-[--max-steps 1000] [--embedding-samples 16]``
+[--max-steps 1000] [--embedding-samples 16] [--linear-weight 0.3]``
 """
 
 from __future__ import annotations
@@ -426,6 +427,9 @@ def main() -> None:
     parser.add_argument(
         "--embedding-samples", type=int, default=None, help="SCCLIP(embedding_samples=...) (default: the package's)"
     )
+    parser.add_argument(
+        "--linear-weight", type=float, default=None, help="SCCLIP(linear_weight=...) (default: the package's)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.preset = args.preset or "tiny"
@@ -433,7 +437,8 @@ def main() -> None:
     results = Path(__file__).parent / "results"
     split = "" if args.held_out == list(TEST_LIBRARIES) else f"_held_out_{args.held_out[0]}-{args.held_out[-1]}"
     samples = "" if args.embedding_samples is None else f"_samples{args.embedding_samples}"
-    output = args.output or results / f"cross_modal_match{split}{samples}{'_quick' if args.quick else ''}.json"
+    linear = "" if args.linear_weight is None else f"_linear{args.linear_weight:g}"
+    output = args.output or results / f"cross_modal_match{split}{samples}{linear}{'_quick' if args.quick else ''}.json"
     # as the Makefile: the shared data folder next to the repository, unless SCTRANSFER_DATA_DIR is set
     shared_data = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not os.environ.get("SCTRANSFER_DATA_DIR") and shared_data.is_dir():
@@ -445,9 +450,14 @@ def main() -> None:
     if args.max_steps is not None:
         base_args["max_steps"] = args.max_steps
     changed = ", ".join(f"{key} {value}" for key, value in base_args.items())
+    model_kwargs = {}
     if args.embedding_samples is not None:
-        base_args["model_kwargs"] = {"embedding_samples": args.embedding_samples}
-        changed = ", ".join(filter(None, [changed, f"embedding_samples {args.embedding_samples}"]))
+        model_kwargs["embedding_samples"] = args.embedding_samples
+    if args.linear_weight is not None:
+        model_kwargs["linear_weight"] = args.linear_weight
+    if model_kwargs:
+        base_args["model_kwargs"] = model_kwargs
+        changed = ", ".join(filter(None, [changed, *(f"{key} {value:g}" for key, value in model_kwargs.items())]))
     scclip_name = f"scCLIP ({changed or 'default'})"
 
     rows = []

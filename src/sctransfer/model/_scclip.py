@@ -129,10 +129,10 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         components 2-50, fitted on the training pairs the alignment is fitted on) joins the embedding: each cell's
         row becomes ``[sqrt(1 - w) * network, sqrt(w) * linear]``, both parts L2-normalised (cosine similarities
         are the weighted mean of the two members'), ``n_axes`` (at most 49) columns wider. New data sets go
-        through the model's feature mapping first, so renamed genes and re-called peaks work. Measured on saved
-        default models (MOp, train 09D-09L, ``w = 0.3``): zero-shot FOSCTTM 0.109 -> 0.098 (seed 0) and 0.108 ->
-        0.097 (seed 1) on 09A-09C, 0.111 -> 0.100 on 09J-09L; cell-type silhouette 0.49-0.51, neighbour
-        mixing 0.78-0.80.
+        through the model's feature mapping first, so genes in another order and re-called peaks work. Measured
+        end to end (``benchmarks/cross_modal_match.py --linear-weight 0.3``, seeds 0-2, zero-shot on MOp
+        libraries held out from training): FOSCTTM 0.110 -> 0.099 (09A-09C) and 0.111 -> 0.100 (09J-09L),
+        cell-type silhouette 0.489 / 0.505, neighbour mixing 0.78 / 0.80 (:doc:`/benchmarks`).
     embedding_samples
         ``1`` (default): a cell's embedding is the encoders' output for its profile. ``K > 1``: the mean of the
         outputs for ``K`` thinned copies of its profile, as the encoders saw profiles in training (input dropout:
