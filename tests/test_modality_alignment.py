@@ -139,7 +139,7 @@ def test_embedding_averages_thinned_copies_independently_of_the_other_cells(tmp_
     np.testing.assert_allclose(np.unique(masks), [0.0, 1 / 0.7], rtol=1e-6)
     assert abs((masks > 0).mean() - 0.7) < 0.01 and not (masks[0] == masks[1]).all()
     # by hand for cell 7: the mean of the embeddings of its four thinned profiles (dense input), renormalised
-    _, scaled = model._scaled_counts(None, "atac", np.array([7]))
+    scaled = model._scaled_counts(None, "atac", np.array([7]))
     profile = scaled.batch(slice(0, 1)).to_dense()
     model.module.eval()
     copies = [model.module.embed(profile * torch.from_numpy(mask), "atac").numpy() for mask in masks]

@@ -19,20 +19,22 @@ _QUERY_CHUNK = 65_536  # query rows per call of a pynndescent index
 _EXACT_METRICS = ("cosine", "euclidean")
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Rows of ``x`` scaled to unit L2 length, for cosine similarity by dot product.
 
     Parameters
     ----------
     x
         ``(n, d)`` float array.
+    out
+        Where to write the result (may be ``x`` itself); ``None``: a new array.
 
     Returns
     -------
     ``(n, d)`` array of the dtype of ``x``; all-zero rows stay zero (callers that cannot use them check first).
     """
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # no (n, d) temporary
+    return np.divide(x, np.where(norms > 0, norms, 1).astype(x.dtype, copy=False), out=out)
 
 
 def block_rows(n_target: int) -> int:

@@ -144,9 +144,10 @@ def fuse(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:
     Rows stay L2-normalised, and the cosine similarity of two cells is the weighted mean of their two
     members' cosine similarities (weights ``1 - weight`` and ``weight``).
     """
-    out = np.empty((len(network), network.shape[1] + linear.shape[1]), dtype=np.float32)
-    out[:, : network.shape[1]] = unit_rows(network)
-    out[:, : network.shape[1]] *= np.float32(np.sqrt(1.0 - weight))
-    out[:, network.shape[1] :] = unit_rows(linear)
-    out[:, network.shape[1] :] *= np.float32(np.sqrt(weight))
+    width = network.shape[1]
+    out = np.empty((len(network), width + linear.shape[1]), dtype=np.float32)
+    out[:, :width], out[:, width:] = network, linear
+    for part, share in ((out[:, :width], 1.0 - weight), (out[:, width:], weight)):
+        unit_rows(part, out=part)  # in place: the output is the only array of its size
+        part *= np.float32(np.sqrt(share))
     return out

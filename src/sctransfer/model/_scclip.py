@@ -233,7 +233,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             if linear_weight > 0 and n_peaks < MIN_LINEAR_PEAKS:
                 raise ValueError(
                     f"The linear member (linear_weight={linear_weight:g}) needs at least {MIN_LINEAR_PEAKS} peaks for "
-                    f"its LSI, got {n_peaks}. Pass linear_weight=0.0 to keep the network's embedding alone."
+                    f"its LSI, got {n_peaks}. Pass linear_weight=0.0 to leave the linear member out."
                 )
         n_patches = size.pop("n_patches")
         if feature_layouts is None:
