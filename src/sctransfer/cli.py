@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,24 +69,23 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (e.g. 0.9), got {value}")
-    return value
+def _bounded_float(what: str, example: str, accept: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a number ``accept`` takes (described as ``what``, e.g. ``example``), else a clear error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not accept(value):  # NaN fails every bound
+            raise argparse.ArgumentTypeError(f"expected {what} (e.g. {example}), got {value}")
+        return value
+
+    return parse
 
 
-def _weight(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a weight from 0 to below 1, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a weight from 0 to below 1 (e.g. 0.3), got {value}")
-    return value
+_share = _bounded_float("a share between 0 and 1", "0.9", lambda value: 0 < value < 1)
+_weight = _bounded_float("a weight from 0 to below 1", "0.3", lambda value: 0 <= value < 1)
 
 
 def _package_version() -> str:
