@@ -74,7 +74,8 @@ def test_training_lowers_the_loss_and_writes_fields(trained):
     rna, atac = mdata["rna"], mdata["atac"]
     for adata, other in ((rna, atac), (atac, rna)):
         z = adata.obsm["X_scclip"]
-        assert z.shape == (adata.n_obs, 128) and z.dtype == np.float32
+        # the network's 128 columns, then the linear member's (the default linear_weight)
+        assert z.shape == (adata.n_obs, 128 + model.linear_member_.n_axes) and z.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
         match = adata.obs["sctransfer_match"]
         assert match.isin(other.obs_names).all()
@@ -160,7 +161,7 @@ def test_ensemble_trains_saves_and_loads(held_out, tmp_path):
     model = st.model.SCCLIP(train, annotation="mm10", preset="tiny", n_members=2, n_output=16)
     model.train(max_steps=20, steps_per_epoch=10, enable_progress_bar=False)
     z = model.get_latent_representation(held_out, modality="atac")
-    assert z.shape == (held_out.n_obs, 32)
+    assert z.shape == (held_out.n_obs, 32 + model.linear_member_.n_axes)  # two members of 16, the linear member
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
     model.save(tmp_path / "ensemble")
     alone = st.model.SCCLIP.load(tmp_path / "ensemble")

@@ -8,6 +8,7 @@ import torch
 
 import sctransfer as st
 from sctransfer.model import CanonicalAlignment
+from sctransfer.model._scclip import DEFAULT_LINEAR_WEIGHT
 
 TRAIN_LIBRARIES = ("09D", "09E", "09F", "09G", "09H", "09I", "09J", "09K", "09L")
 TEST_LIBRARIES = ("09A", "09B", "09C")
@@ -78,7 +79,7 @@ def test_alignment_errors():
 def trained():
     train = st.datasets.mop_snareseq(TRAIN_LIBRARIES)
     st.model.SCCLIP.setup_mudata(train)
-    model = st.model.SCCLIP(train, annotation="mm10", preset="tiny")
+    model = st.model.SCCLIP(train, annotation="mm10", preset="tiny", linear_weight=0.0)  # the alignment alone
     model.train(max_steps=150, enable_progress_bar=False)
     return model
 
@@ -108,10 +109,34 @@ def test_scclip_joint_embedding_mixes_the_modalities_on_mop(trained, tmp_path):
     np.testing.assert_array_equal(loaded.get_latent_representation(held_out, modality="atac"), aligned["atac"])
 
 
+def test_the_default_linear_member_ranks_held_out_partners_better(trained):
+    """The default joins a linear member, fitted on the same training pairs, to the aligned network embedding.
+
+    On this short training (tiny, 150 steps) the network ranks held-out partners poorly, and the member more than
+    makes up for it (measured: FOSCTTM 0.32 aligned network alone, 0.23 with the member at weight 0.3).
+    """
+    held_out = st.datasets.mop_snareseq(TEST_LIBRARIES)
+    alone = {m: trained.get_latent_representation(held_out, modality=m) for m in ("rna", "atac")}
+    trained.linear_weight = DEFAULT_LINEAR_WEIGHT
+    try:
+        trained._fit_after_training(random_state=0)
+        joined = {m: trained.get_latent_representation(held_out, modality=m) for m in ("rna", "atac")}
+    finally:
+        trained.linear_weight, trained.linear_member_ = 0.0, None
+    assert joined["rna"].shape[1] > alone["rna"].shape[1]
+    np.testing.assert_allclose(joined["rna"][:, : alone["rna"].shape[1]] / alone["rna"], np.sqrt(0.7), rtol=1e-4)
+    before = st.metrics.foscttm(alone["rna"], alone["atac"]).mean
+    after = st.metrics.foscttm(joined["rna"], joined["atac"]).mean
+    print(f"tiny, 150 steps: FOSCTTM {before:.3f} -> {after:.3f} with the linear member")
+    assert after < before - 0.05
+
+
 def test_align_modalities_false_keeps_the_raw_embedding():
     train = st.datasets.mop_snareseq(("09D", "09E"))
     st.model.SCCLIP.setup_mudata(train)
-    model = st.model.SCCLIP(train, annotation="mm10", preset="tiny", align_modalities=False, n_output=8)
+    model = st.model.SCCLIP(
+        train, annotation="mm10", preset="tiny", align_modalities=False, n_output=8, linear_weight=0.0
+    )
     model.train(max_steps=10, enable_progress_bar=False)
     assert model.alignment_ is None
     z = model.get_latent_representation(modality="rna", indices=[3, 1])
@@ -123,7 +148,13 @@ def test_embedding_averages_thinned_copies_independently_of_the_other_cells(tmp_
     train = st.datasets.mop_snareseq(("09D", "09E"))
     st.model.SCCLIP.setup_mudata(train)
     model = st.model.SCCLIP(
-        train, annotation="mm10", preset="tiny", align_modalities=False, embedding_samples=4, n_output=8
+        train,
+        annotation="mm10",
+        preset="tiny",
+        align_modalities=False,
+        embedding_samples=4,
+        n_output=8,
+        linear_weight=0.0,
     )
     model.train(max_steps=10, enable_progress_bar=False)
     averaged = model.get_latent_representation(modality="atac")

@@ -343,7 +343,9 @@ def test_scclip_files_saved_before_sizes_were_recorded_load_with_their_presets(t
     # as that model, with identical output.
     paired = st.datasets.mop_snareseq(("09A",))
     st.model.SCCLIP.setup_mudata(paired)
-    old = st.model.SCCLIP(paired, annotation="mm10", preset="small", n_layers=2, n_members=2, align_modalities=False)
+    old = st.model.SCCLIP(
+        paired, annotation="mm10", preset="small", n_layers=2, n_members=2, align_modalities=False, linear_weight=0.0
+    )
     old.train(max_steps=2, batch_size=32, accelerator="cpu", enable_progress_bar=False)
     old.save(tmp_path / "old")
     description = json.loads((tmp_path / "old" / "model.json").read_text())

@@ -94,7 +94,8 @@ def test_weight_zero_is_the_network_embedding_alone(paired, query):
     assert model.linear_member_ is None
     z = model.get_latent_representation(query, modality="atac")
     raw = model._network_embedding(model._scaled_counts(query, "atac"), "atac", 1024)
-    np.testing.assert_array_equal(z, model.alignment_.transform(raw, "atac"))  # as before the option existed
+    # as before the option existed (the alignment maps each block of 1,024 cells as it maps all at once)
+    np.testing.assert_allclose(z, model.alignment_.transform(raw, "atac"), rtol=0, atol=1e-6)
     assert z.shape[1] == raw.shape[1]
 
 

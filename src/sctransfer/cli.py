@@ -170,8 +170,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--linear-weight",
         type=_weight,
         metavar="W",
-        help="join a linear member (CCA of gene PCs and peak LSI) to the joint embedding with this weight (0 to below "
-        "1; default 0: the network's embedding alone; 0.3 lowered FOSCTTM on MOp, see the benchmarks)",
+        help="weight of the linear member (CCA of gene PCs and peak LSI) joined to the joint embedding (0 to below "
+        "1; default 0.3, measured on MOp, see the benchmarks; 0: the network's embedding alone)",
     )
     match.add_argument(
         "--one-to-one", action="store_true", help="match cells one to one instead of each to its most similar cell"

@@ -60,7 +60,11 @@ class ScaledCounts:
 
     def batch(self, rows: np.ndarray | slice) -> torch.Tensor:
         """Scaled network input of the given cells (sorted positions or a slice), sparse COO (not densified)."""
-        scaled = self.scaling.sparse(self.model_counts(rows)).tocoo()
+        return self.network_input(self.model_counts(rows))
+
+    def network_input(self, block: sp.csr_matrix) -> torch.Tensor:
+        """Scaled network input of a block of :meth:`model_counts`, sparse COO (not densified)."""
+        scaled = self.scaling.sparse(block).tocoo()
         indices = torch.from_numpy(np.vstack([scaled.row, scaled.col]).astype(np.int64))
         return torch.sparse_coo_tensor(
             indices, torch.from_numpy(scaled.data), size=scaled.shape, is_coalesced=True, check_invariants=False

@@ -7,11 +7,12 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from anndata import AnnData
@@ -49,6 +50,11 @@ MIN_ZERO_SHOT_COVERAGE = 0.1
 #: A model is trained on at least this many paired cells: the contrastive loss contrasts each cell with
 #: the other cells of its batch (its negatives), and needs enough of them to learn anything.
 MIN_PAIRED_CELLS = 32
+#: Weight of the linear member in the joint embedding (``linear_weight``). Measured on MOp (zero-shot, seeds 0-2,
+#: ``benchmarks/cross_modal_match.py``): w = 0.3 lowered FOSCTTM from 0.110 to 0.099 (libraries 09A-09C held out) and
+#: from 0.111 to 0.100 (09J-09L); 0.4 ranked alike with less mixing of the modalities; BMMC (221 training pairs): 0.435
+#: -> 0.398; a small training (1,723 pairs): 0.286 -> 0.213.
+DEFAULT_LINEAR_WEIGHT = 0.3
 #: Seed of the feature masks that thin the copies (one mask per copy, the same for every cell).
 THINNING_SEED = 0
 #: ``get_latent_representation(progress_bar=None)`` shows a progress bar from this many cells on.
@@ -123,16 +129,18 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         modality-specific clouds; partner rankings (FOSCTTM) are essentially unchanged. ``False`` keeps the
         contrastive encoders' raw output.
     linear_weight
-        Weight ``w`` in ``[0, 1)`` of a linear member of the joint embedding. ``0`` (default): the network's
-        embedding alone. ``w > 0``: after training, a linear member (``linear_member_``: regularised CCA, ridge
-        0.3, of the genes' 49 leading principal components of log-normalised counts and the peaks' TF-IDF LSI
-        components 2-50, fitted on the training pairs the alignment is fitted on) joins the embedding: each cell's
-        row becomes ``[sqrt(1 - w) * network, sqrt(w) * linear]``, both parts L2-normalised (cosine similarities
-        are the weighted mean of the two members'), ``n_axes`` (at most 49) columns wider. New data sets go
-        through the model's feature mapping first, so genes in another order and re-called peaks work. Measured
-        end to end (``benchmarks/cross_modal_match.py --linear-weight 0.3``, seeds 0-2, zero-shot on MOp
-        libraries held out from training): FOSCTTM 0.110 -> 0.099 (09A-09C) and 0.111 -> 0.100 (09J-09L),
-        cell-type silhouette 0.489 / 0.505, neighbour mixing 0.78 / 0.80 (:doc:`/benchmarks`).
+        Weight ``w`` in ``[0, 1)`` of a linear member of the joint embedding (default 0.3,
+        ``DEFAULT_LINEAR_WEIGHT``; ``0``: the network's embedding alone). After training, a linear member
+        (``linear_member_``: regularised CCA, ridge 0.3, of the genes' 49 leading principal components of
+        log-normalised counts and the peaks' TF-IDF LSI components 2-50, fitted on the training pairs the
+        alignment is fitted on) joins the embedding: each cell's row becomes ``[sqrt(1 - w) * network, sqrt(w) *
+        linear]``, both parts L2-normalised (cosine similarities are the weighted mean of the two members'),
+        ``n_axes`` (at most 49) columns wider. New data sets go through the model's feature mapping first, so
+        genes in another order and re-called peaks work. Measured end to end (``benchmarks/cross_modal_match.py``,
+        seeds 0-2, zero-shot on MOp libraries held out from training), against ``w = 0``: FOSCTTM 0.110 -> 0.099
+        (09A-09C) and 0.111 -> 0.100 (09J-09L), cell-type silhouette 0.489 / 0.505, neighbour mixing 0.78 / 0.80
+        (:doc:`/benchmarks`). Models saved before the linear member existed (no ``linear_weight`` in their file)
+        load with ``w = 0``, as they were trained.
     embedding_samples
         ``1`` (default): a cell's embedding is the encoders' output for its profile. ``K > 1``: the mean of the
         outputs for ``K`` thinned copies of its profile, as the encoders saw profiles in training (input dropout:
@@ -198,7 +206,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         preset: Preset = "small",
         random_state: int = 0,
         align_modalities: bool = True,
-        linear_weight: float = 0.0,
+        linear_weight: float = DEFAULT_LINEAR_WEIGHT,
         embedding_samples: int = 1,
         feature_layouts: dict | None = None,
         **module_kwargs,
@@ -270,8 +278,9 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
 
         Models saved before sizes were recorded (no ``n_patches`` in their ``module_kwargs``) were built from
         the presets of their time: ``"small"`` was then an ensemble of two encoder pairs of two transformer layers,
-        without alignment.
+        without alignment. Models saved before the linear member (no ``linear_weight``) have none.
         """
+        init_params = {**init_params, "non_kwargs": {"linear_weight": 0.0, **init_params["non_kwargs"]}}
         kwargs = init_params["kwargs"].get("module_kwargs", {})
         if "n_patches" in kwargs or init_params["non_kwargs"].get("preset") != "small":
             return init_params
@@ -731,10 +740,10 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         for name, positions in rows.items():
             sample = np.sort(rng.choice(positions, n, replace=False)) if len(positions) > n else positions
             raw, joint = {}, {}
-            for m in (RNA, ATAC):
+            for m in (RNA, ATAC):  # at most VALIDATION_MAX_PAIRS cells: reading them twice costs little
                 scaled = self._scaled_counts(None, m, sample)
                 raw[m] = self._network_embedding(scaled, m, INFERENCE_BATCH_SIZE)
-                joint[m] = self._joint(raw[m], scaled, m, INFERENCE_BATCH_SIZE)
+                joint[m] = self._embedding(scaled, m, INFERENCE_BATCH_SIZE)
             raw_scores[name] = float(foscttm(raw[RNA], raw[ATAC]).mean)
             scores[name] = float(foscttm(joint[RNA], joint[ATAC]).mean)
         epoch = pd.Index([math.ceil(self.train_params_["max_steps"] / self.train_params_["steps_per_epoch"]) - 1])
@@ -776,21 +785,22 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         """Fit the :class:`CanonicalAlignment` (``align_modalities``) and the :class:`LinearMember` (``linear_weight``).
 
         Both are fitted on (at most ``BASIS_MAX_CELLS``) training pairs: the alignment on their raw embeddings, the
-        linear member on their counts (only these rows are read, a backed matrix stays on disk).
+        linear member on their counts. These rows are read once, into memory (a backed matrix stays on disk).
         """
         rows = self.train_indices  # the pairs trained on (all of them without a held-out check)
         if rows is None:  # interrupted before the trainer recorded them
             rows = np.arange(self.adata.mod[self._modalities["rna_layer"]].n_obs)
         if len(rows) > BASIS_MAX_CELLS:
             rows = np.sort(np.random.default_rng(random_state).choice(rows, BASIS_MAX_CELLS, replace=False))
+        counts = {m: row_block(self._training_counts(m, check=False), rows) for m in (RNA, ATAC)}
         if self.align_modalities:
+            scaling = {RNA: self.rna_scaling_, ATAC: self.atac_scaling_}
             raw = {
-                m: self._network_embedding(self._scaled_counts(None, m, rows), m, INFERENCE_BATCH_SIZE)
+                m: self._network_embedding(ScaledCounts(counts[m], scaling[m]), m, INFERENCE_BATCH_SIZE)
                 for m in (RNA, ATAC)
             }
             self.alignment_ = CanonicalAlignment.fit(raw[RNA], raw[ATAC])
         if self.linear_weight > 0:
-            counts = {m: row_block(self._training_counts(m, check=False), rows) for m in (RNA, ATAC)}
             self.linear_member_ = LinearMember.fit(counts[RNA], counts[ATAC], random_state=random_state)
 
     def _plan_defaults(self, n_steps: int) -> dict:
@@ -880,26 +890,29 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         progress = n_cells >= PROGRESS_MIN_CELLS if progress_bar is None else progress_bar
         batch_size = batch_size or INFERENCE_BATCH_SIZE
         scaled = self._scaled_counts(cells, modality, rows, feature_mapping)
-        z = self._joint(
-            self._network_embedding(scaled, modality, batch_size, progress=progress), scaled, modality, batch_size
-        )
+        z = self._embedding(scaled, modality, batch_size, progress=progress)
         return z if order is None else z[order]
 
-    def _joint(self, raw: np.ndarray, scaled: ScaledCounts, modality: str, batch_size: int) -> np.ndarray:
-        """The embedding users get from the network's ``raw`` embedding of the cells of ``scaled``.
+    def _embedding(self, scaled: ScaledCounts, modality: str, batch_size: int, *, progress: bool = False) -> np.ndarray:
+        """The embedding users get of the cells of ``scaled``, ``(n_cells, width)`` float32, built block by block.
 
-        Mapped by the :attr:`alignment_` when there is one, and joined with the :attr:`linear_member_`'s embedding of
-        the same cells (their counts in the model's feature order, read ``batch_size`` cells at a time) when there is
-        one.
+        Each block of counts is read once: the network embeds it, the :attr:`alignment_` (when there is one) maps that
+        embedding, and the :attr:`linear_member_`'s embedding of the same counts (when there is one) joins it. Only
+        the output is held whole, so that memory grows with its width alone.
         """
-        z = raw if self.alignment_ is None else self.alignment_.transform(raw, modality)
-        if self.linear_member_ is None:
-            return z
-        blocks = (
-            scaled.model_counts(slice(lo, min(lo + batch_size, scaled.n_cells)))
-            for lo in range(0, scaled.n_cells, batch_size)
-        )
-        return fuse(z, self.linear_member_.transform(blocks, modality), self.linear_weight)
+        out = None
+        for lo, raw, counts in self._network_blocks(scaled, modality, batch_size, progress=progress):
+            z = raw if self.alignment_ is None else self.alignment_.transform(raw, modality)
+            if self.linear_member_ is not None:
+                z = fuse(z, self.linear_member_.transform([counts], modality), self.linear_weight)
+            if out is None:
+                out = np.empty((scaled.n_cells, z.shape[1]), dtype=np.float32)
+            out[lo : lo + len(z)] = z
+        return out
+
+    def _network_embedding(self, scaled: ScaledCounts, modality: str, batch_size: int) -> np.ndarray:
+        """The module's embedding of the cells of ``scaled`` before the alignment, ``(n_cells, n_output * members)``."""
+        return np.concatenate([raw for _, raw, _ in self._network_blocks(scaled, modality, batch_size)])
 
     def _thinning_masks(self, modality: str, n_samples: int) -> torch.Tensor | None:
         """Features kept in each thinned copy, ``(n_samples, n_features)`` float (``None``: the full profile once).
@@ -915,26 +928,27 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         keep = rng.random((n_samples, n_features)) >= rate
         return torch.from_numpy(keep / (1.0 - rate)).float()
 
-    def _network_embedding(
+    def _network_blocks(
         self, scaled: ScaledCounts, modality: str, batch_size: int, *, progress: bool = False
-    ) -> np.ndarray:
+    ) -> Iterator[tuple[int, np.ndarray, sp.csr_matrix]]:
         """The module's embedding (before the alignment) of the cells of ``scaled``, ``batch_size`` at a time.
 
-        With ``embedding_samples > 1``, the mean of the embeddings of that many thinned copies of each cell
-        (:meth:`_thinning_masks`), each member's part renormalised to length ``1 / sqrt(n_members)``. ``progress``
-        shows a bar over the batches.
+        Yields, per block, the position of its first cell, its embedding (float32) and its counts in the model's
+        feature order (read once, for what else embeds them). With ``embedding_samples > 1``, the embedding is the
+        mean of the embeddings of that many thinned copies of each cell (:meth:`_thinning_masks`), each member's
+        part renormalised to length ``1 / sqrt(n_members)``. ``progress`` shows a bar over the batches.
         """
         masks = self._thinning_masks(modality, self.embedding_samples)
         was_training = self.module.training
         self.module.eval()
         device = next(self.module.parameters()).device
-        out = []
         try:
             starts = range(0, scaled.n_cells, batch_size)
             for lo in track(starts, description=f"Embedding {modality.upper()} cells", disable=not progress):
-                x = scaled.batch(slice(lo, min(lo + batch_size, scaled.n_cells)))
+                counts = scaled.model_counts(slice(lo, min(lo + batch_size, scaled.n_cells)))
+                x = scaled.network_input(counts)
                 if masks is None:
-                    out.append(self.module.embed(x.to(device), modality).cpu().numpy())
+                    yield lo, self.module.embed(x.to(device), modality).cpu().numpy().astype(np.float32), counts
                     continue
                 features, values = x.indices()[1], x.values()
                 total = sum(
@@ -951,7 +965,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                     for keep in masks
                 ).cpu()
                 members = total.view(len(total), self.module.n_members, -1)
-                out.append((F.normalize(members, dim=-1) / np.sqrt(self.module.n_members)).flatten(1).numpy())
+                mean = (F.normalize(members, dim=-1) / np.sqrt(self.module.n_members)).flatten(1)
+                yield lo, mean.numpy().astype(np.float32), counts
         finally:
             self.module.train(was_training)
-        return np.concatenate(out).astype(np.float32)

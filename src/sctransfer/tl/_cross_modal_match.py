@@ -259,8 +259,8 @@ def cross_modal_match(
 
     - ``mdata[rna_key].obsm["X_scclip"]``, ``mdata[atac_key].obsm["X_scclip"]``: the joint embedding,
       rows of unit length, after the model's :class:`~sctransfer.model.CanonicalAlignment` (the default), so
-      that both modalities share one space for joint UMAPs, clustering and neighbours; with the model's
-      ``linear_weight > 0``, followed by the linear member's columns (``model_kwargs={"linear_weight": 0.3}``)
+      that both modalities share one space for joint UMAPs, clustering and neighbours, followed by the linear
+      member's columns (the default ``linear_weight`` 0.3; none with ``model_kwargs={"linear_weight": 0.0}``)
       (``"X_scclip_{key_added}"`` when ``key_added`` is not ``"sctransfer"``);
     - ``mdata[rna_key].obs[f"{key_added}_match"]``: obs_name of the matched ATAC cell (categorical; NaN for
       a cell left unassigned by a one-to-one match between modalities of different sizes), and
