@@ -1,4 +1,4 @@
-"""SCCLIP's opt-in linear member (``linear_weight``): width, fusion, fit, save/load, zero-shot, backed, refusals."""
+"""SCCLIP's linear member (``linear_weight``, on by default): width, fusion, fit, save/load, zero-shot, refusals."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def query():
 
 @pytest.fixture(scope="module")
 def trained(paired):
-    model = st.model.SCCLIP(paired, annotation="mm10", preset="tiny", linear_weight=WEIGHT)
+    model = st.model.SCCLIP(paired, annotation="mm10", preset="tiny")  # the default weight
+    assert model.linear_weight == WEIGHT
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a held-out check on a short training may warn
         model.train(max_steps=40, batch_size=128, train_size=0.8, enable_progress_bar=False)
@@ -97,6 +98,43 @@ def test_weight_zero_is_the_network_embedding_alone(paired, query):
     # as before the option existed (the alignment maps each block of 1,024 cells as it maps all at once)
     np.testing.assert_allclose(z, model.alignment_.transform(raw, "atac"), rtol=0, atol=1e-6)
     assert z.shape[1] == raw.shape[1]
+
+
+def test_the_weight_of_a_trained_member_can_be_changed_and_is_saved_and_recorded(trained, query, tmp_path):
+    network = _network_part(trained, query, "atac")
+    try:
+        trained.linear_weight = 0.5
+        z = trained.get_latent_representation(query, modality="atac")
+        np.testing.assert_allclose(z[:, : network.shape[1]], np.sqrt(0.5) * network, atol=1e-6)
+        trained.save(tmp_path / "model")
+        loaded = st.model.SCCLIP.load(tmp_path / "model")
+        assert loaded.linear_weight == 0.5
+        np.testing.assert_array_equal(loaded.get_latent_representation(query, modality="atac"), z)
+        recorded = query.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            st.tl.cross_modal_match(recorded, model=trained)
+        assert recorded.uns["sctransfer_match"]["params"]["model"]["linear_weight"] == 0.5
+        trained.linear_weight = 0  # the member left out: the network's columns alone
+        np.testing.assert_allclose(trained.get_latent_representation(query, modality="atac"), network, atol=1e-6)
+        for bad in (1.0, -0.1, float("nan"), "0.3", True):
+            with pytest.raises(ValueError, match=r"linear_weight must be a number in \[0, 1\)"):
+                trained.linear_weight = bad
+        assert trained.linear_weight == 0.0  # unchanged by the refused values
+    finally:
+        trained.linear_weight = WEIGHT
+
+
+def test_a_model_trained_without_a_member_refuses_a_weight(paired):
+    model = st.model.SCCLIP(paired, annotation="mm10", preset="tiny", linear_weight=0.0)
+    model.linear_weight = 0.3  # before training: the member is fitted when it trains
+    model.linear_weight = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.train(max_steps=5, batch_size=128, enable_progress_bar=False)
+    with pytest.raises(ValueError, match=r"trained without a linear member .*=\{'linear_weight': 0\.3\}"):
+        model.linear_weight = 0.3
+    assert model.linear_weight == 0.0 and model.init_params_["non_kwargs"]["linear_weight"] == 0.0
 
 
 def test_save_load_keeps_the_member_and_the_embedding(trained, query, tmp_path):

@@ -628,9 +628,7 @@ _LIBRARY_HINTS = {
     "label_transfer(mdata, model=...)": "sctransfer label-transfer --model DIR",
     "train(train_size=0.9) (tl.cross_modal_match: train_kwargs={'train_size': 0.9})": "--train-size 0.9",
     "fewer steps (max_steps)": "fewer steps (--max-steps)",
-    ", or keep the network's embedding: model_kwargs={'align_modalities': False}.": (
-        " (in Python, model_kwargs={'align_modalities': False} keeps the network's embedding)."
-    ),
+    "model_kwargs={'align_modalities': False}.": "model_kwargs={'align_modalities': False} (Python only).",
     "model_kwargs={'align_modalities': False, 'linear_weight': 0.0}.": (
         "--linear-weight 0 (in Python, model_kwargs={'align_modalities': False} also leaves out the alignment)."
     ),
