@@ -195,3 +195,7 @@ def test_too_few_peaks_for_the_member_are_refused_before_training():
     st.model.SCCLIP.setup_mudata(mdata)
     with pytest.raises(ValueError, match=r"needs at least 3 peaks for its LSI, got 2\. Pass linear_weight=0\.0"):
         st.model.SCCLIP(mdata, annotation="mm10", preset="tiny", linear_weight=WEIGHT)
+    model = st.model.SCCLIP(mdata, annotation="mm10", preset="tiny", linear_weight=0.0)
+    with pytest.raises(ValueError, match=r"needs at least 3 peaks for its LSI, got 2"):
+        model.linear_weight = WEIGHT  # nor set before training
+    assert model.linear_weight == 0.0

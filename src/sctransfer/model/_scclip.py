@@ -241,12 +241,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                     "samples), or embed these cells with a model trained on a larger data set: "
                     "sctransfer.tl.cross_modal_match(mdata, model=...)."
                 )
-            n_peaks = mdata.mod[self._modalities["atac_layer"]].n_vars
-            if linear_weight > 0 and n_peaks < MIN_LINEAR_PEAKS:
-                raise ValueError(
-                    f"The linear member (linear_weight={linear_weight:g}) needs at least {MIN_LINEAR_PEAKS} peaks for "
-                    f"its LSI, got {n_peaks}. Pass linear_weight=0.0 to leave the linear member out."
-                )
+            self._check_member_can_be_fitted(linear_weight)
         n_patches = size.pop("n_patches")
         if feature_layouts is None:
             if mdata is None:
@@ -771,7 +766,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             smaller = "" if self._on_tiny() else " or with a smaller preset ('tiny')"
             fix = f"Train on more cells, for fewer steps (max_steps){smaller}."
         else:  # the network ranks both alike: what is fitted on the training pairs after it favours them
-            fix = "Train on more cells (the alignment and the linear member are fitted on the training pairs)."
+            fitted = " and ".join(p for p, on in (("the alignment", own[0]), ("the linear member", own[1] > 0)) if on)
+            fix = f"Train on more cells ({fitted} {'are' if ' and ' in fitted else 'is'} fitted on the training pairs)."
         best = min(variants, key=lambda variant: scores[variant]["validation"])
         if scores[best]["validation"] < used["validation"] - HELD_OUT_BETTER:
             left_out = [
@@ -843,6 +839,15 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
     # ------------------------------------------------------------------------------------
     # results
     # ------------------------------------------------------------------------------------
+    def _check_member_can_be_fitted(self, weight: float) -> None:
+        """Refuse a weight above 0 for training data of fewer peaks than the linear member's LSI needs."""
+        n_peaks = self.adata.mod[self._modalities["atac_layer"]].n_vars
+        if weight > 0 and n_peaks < MIN_LINEAR_PEAKS:
+            raise ValueError(
+                f"The linear member (linear_weight={weight:g}) needs at least {MIN_LINEAR_PEAKS} peaks for its LSI, "
+                f"got {n_peaks}. Pass linear_weight=0.0 to leave the linear member out."
+            )
+
     @property
     def linear_weight(self) -> float:
         """Weight of the linear member in the joint embedding (``linear_weight`` of :class:`SCCLIP`).
@@ -853,7 +858,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         Raises
         ------
         ValueError
-            Not a number in ``[0, 1)``, or above 0 on a model trained without a linear member.
+            Not a number in ``[0, 1)``, above 0 on a model trained without a linear member, or above 0 before
+            training on data of fewer than 3 peaks.
         """
         return self._linear_weight
 
@@ -865,6 +871,8 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
                 "This model was trained without a linear member (linear_weight=0), so it has none to weigh. Build "
                 f"and train a new model with model_kwargs={{'linear_weight': {value:g}}}."
             )
+        if value > 0 and not self.is_trained_ and self.adata is not None:
+            self._check_member_can_be_fitted(value)
         self._linear_weight = float(value)
         self.init_params_["non_kwargs"]["linear_weight"] = self._linear_weight  # saved and recorded as used
 
