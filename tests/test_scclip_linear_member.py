@@ -62,14 +62,14 @@ def test_the_member_widens_the_embedding_and_joins_it_with_its_weight(trained, q
         np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
         # the network's part is the embedding without the member, scaled; the member's part its own embedding
         np.testing.assert_allclose(z[:, :width], np.sqrt(1 - WEIGHT) * network, atol=1e-6)
-        linear = member.transform([sp.csr_matrix(query[modality].X)], modality)
+        linear = member.transform(sp.csr_matrix(query[modality].X), modality)
         np.testing.assert_allclose(z[:, width:], np.sqrt(WEIGHT) * linear, atol=1e-6)
         # indices: the same rows, in the order asked
         np.testing.assert_array_equal(
             trained.get_latent_representation(query, modality=modality, indices=[5, 2]), z[[5, 2]]
         )
     # the member alone, fitted on 651 pairs, ranks new partners better than chance (0.5)
-    linear = {m: member.transform([sp.csr_matrix(query[m].X)], m) for m in ("rna", "atac")}
+    linear = {m: member.transform(sp.csr_matrix(query[m].X), m) for m in ("rna", "atac")}
     assert st.metrics.foscttm(linear["rna"], linear["atac"]).mean < 0.4
 
 
@@ -162,7 +162,7 @@ def test_zero_shot_maps_reordered_genes_and_recalled_peaks_onto_the_model(traine
     recalled = st.datasets.recall_peaks(query["atac"], drop_fraction=0.1, random_state=0)
     mapping = trained.feature_mapping(recalled, "atac")
     z_atac = trained.get_latent_representation(recalled, modality="atac", feature_mapping=mapping)
-    expected = trained.linear_member_.transform([mapping.apply(sp.csr_matrix(recalled.X))], "atac")
+    expected = trained.linear_member_.transform(mapping.apply(sp.csr_matrix(recalled.X)), "atac")
     np.testing.assert_allclose(z_atac[:, width:], np.sqrt(WEIGHT) * expected, atol=1e-6)
     original = trained.get_latent_representation(query, modality="atac")
     # partners still ranked about as well as with the original peaks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -114,28 +113,25 @@ class LinearMember:
             correlations=alignment.correlations,
         )
 
-    def transform(self, blocks: Iterable[sp.csr_matrix], modality: Literal["rna", "atac"]) -> np.ndarray:
-        """The L2-normalised embedding, ``(n_cells, n_axes)`` float32, of blocks of counts in the model's feature order.
+    def transform(self, counts: sp.csr_matrix, modality: Literal["rna", "atac"]) -> np.ndarray:
+        """The L2-normalised embedding, ``(n_cells, n_axes)`` float32, of counts in the model's feature order.
 
         Raises
         ------
         ValueError
-            An unknown ``modality``, or blocks of another number of features than the model's.
+            An unknown ``modality``, or counts of another number of features than the model's.
         """
         if modality not in (RNA, ATAC):
             raise ValueError(f"modality must be 'rna' or 'atac', got {modality!r}.")
         projection, offset = (
             (self.rna_projection, self.rna_offset) if modality == RNA else (self.atac_projection, self.atac_offset)
         )
-        out = [np.zeros((0, self.n_axes), dtype=np.float32)]
-        for block in blocks:
-            if block.shape[1] != len(projection):
-                raise ValueError(
-                    f"The linear member reads the model's {len(projection)} {modality} features, got {block.shape[1]}."
-                )
-            values = _LOG.sparse(block) if modality == RNA else tfidf(block, idf=self.atac_idf)
-            out.append(np.asarray(values @ projection, dtype=np.float32) - offset)
-        return unit_rows(np.concatenate(out))
+        if counts.shape[1] != len(projection):
+            raise ValueError(
+                f"The linear member reads the model's {len(projection)} {modality} features, got {counts.shape[1]}."
+            )
+        values = _LOG.sparse(counts) if modality == RNA else tfidf(counts, idf=self.atac_idf)
+        return unit_rows(np.asarray(values @ projection, dtype=np.float32) - offset)
 
 
 def fuse(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:

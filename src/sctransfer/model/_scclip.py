@@ -744,7 +744,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             for m in (RNA, ATAC):  # at most VALIDATION_MAX_PAIRS cells, read once into memory
                 counts = self._scaled_counts(None, m, sample).model_counts(slice(None))
                 raw = self._network_embedding(ScaledCounts(counts, self._scaling(m)), m, INFERENCE_BATCH_SIZE)
-                parts[m] = (raw, None if self.linear_member_ is None else self.linear_member_.transform([counts], m))
+                parts[m] = (raw, None if self.linear_member_ is None else self.linear_member_.transform(counts, m))
             for align, weight in variants:
                 z = {m: self._compose(*parts[m], m, align=align, weight=weight) for m in (RNA, ATAC)}
                 scores[align, weight][name] = float(foscttm(z[RNA], z[ATAC]).mean)
@@ -966,7 +966,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
         member = self.linear_member_ if self.linear_weight > 0 else None
         out = None
         for lo, raw, counts in self._network_blocks(scaled, modality, batch_size, progress=progress):
-            linear = None if member is None else member.transform([counts], modality)
+            linear = None if member is None else member.transform(counts, modality)
             z = self._compose(raw, linear, modality, align=True, weight=self.linear_weight)
             if out is None:
                 out = np.empty((scaled.n_cells, z.shape[1]), dtype=np.float32)
