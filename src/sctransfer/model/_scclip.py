@@ -742,7 +742,7 @@ class SCCLIP(StepTrainingMixin, SaveLoadMixin, BaseModelClass):
             sample = np.sort(rng.choice(positions, n, replace=False)) if len(positions) > n else positions
             parts = {}
             for m in (RNA, ATAC):  # at most VALIDATION_MAX_PAIRS cells, read once into memory
-                counts = self._scaled_counts(None, m, sample).model_counts(slice(None))
+                counts = row_block(self._training_counts(m, check=False), sample)
                 raw = self._network_embedding(ScaledCounts(counts, self._scaling(m)), m, INFERENCE_BATCH_SIZE)
                 parts[m] = (raw, None if self.linear_member_ is None else self.linear_member_.transform(counts, m))
             for align, weight in variants:
